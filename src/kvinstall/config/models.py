@@ -1,0 +1,534 @@
+"""The typed configuration: `apiVersion: kvinstall.io/v1alpha1`, `kind: VirtualizationCluster`.
+
+YAML keys are camelCase (Kubernetes style); Python attributes are snake_case. Unknown keys are
+errors everywhere. Field-level validation lives here; checks that span fields live in checks.py,
+so that they can report every problem at once with positions.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+from kvinstall.config.secrets import Secret
+
+API_VERSION = "kvinstall.io/v1alpha1"
+KIND = "VirtualizationCluster"
+
+# DNS-1123 label: what Kubernetes accepts for namespace and node names.
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|Pi|Ei|M|G|T|P|E)?$")
+_VERSION = re.compile(r"^v?[0-9]+\.[0-9]+\.[0-9]+$")
+_PCI_SELECTOR = re.compile(r"^[0-9A-Fa-f]{4}:[0-9A-Fa-f]{4}$")
+_RESOURCE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+
+
+def _dns_label(v: str) -> str:
+    if len(v) > 63 or not _DNS_LABEL.match(v):
+        raise ValueError(f"{v!r} is not a valid name: lower-case letters, digits and '-', at most 63 characters")
+    return v
+
+
+def _hostname(v: str) -> str:
+    if len(v) > 253 or not _DNS_SUBDOMAIN.match(v):
+        raise ValueError(f"{v!r} is not a valid hostname (lower-case letters, digits, '-' and '.')")
+    return v
+
+
+def _address(v: str) -> str:
+    # An IP address or a DNS name; never anything a shell or YAML could misread.
+    try:
+        ipaddress.ip_address(v)
+        return v
+    except ValueError:
+        pass
+    if len(v) > 253 or not _DNS_SUBDOMAIN.match(v.lower()):
+        raise ValueError(f"{v!r} is neither an IP address nor a DNS name")
+    return v
+
+
+def _ip(v: str) -> str:
+    try:
+        return str(ipaddress.ip_address(v))
+    except ValueError:
+        raise ValueError(f"{v!r} is not an IP address") from None
+
+
+def _cidr(v: str) -> str:
+    try:
+        net = ipaddress.ip_network(v, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{v!r} is not a network in CIDR form (e.g. 10.16.0.0/16): {exc}") from None
+    return str(net)
+
+
+def _version(v: str) -> str:
+    if not _VERSION.match(v):
+        raise ValueError(f"{v!r} is not a version like v1.2.3")
+    return v if v.startswith("v") else f"v{v}"
+
+
+def _quantity(v: str | int) -> str:
+    s = str(v)
+    if not _QUANTITY.match(s):
+        raise ValueError(f"{s!r} is not a Kubernetes quantity (e.g. 500m, 4, 16Gi)")
+    return s
+
+
+DNSLabel = Annotated[str, AfterValidator(_dns_label)]
+Hostname = Annotated[str, AfterValidator(_hostname)]
+Address = Annotated[str, AfterValidator(_address)]
+IPAddress = Annotated[str, AfterValidator(_ip)]
+CIDR = Annotated[str, AfterValidator(_cidr)]
+Version = Annotated[str, AfterValidator(_version)]
+Quantity = Annotated[str | int, AfterValidator(_quantity)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class Model(BaseModel):
+    """Base of every config section: camelCase keys, unknown keys rejected, defaults validated."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        validate_default=True,
+        frozen=True,
+    )
+
+
+def _check_labels(labels: dict[str, str]) -> dict[str, str]:
+    for key, value in labels.items():
+        if not _LABEL_KEY.match(key) or len(key) > 317:
+            raise ValueError(f"label key {key!r} is not a valid Kubernetes label key")
+        if len(value) > 63 or not _LABEL_VALUE.match(value):
+            raise ValueError(f"label value {value!r} (key {key!r}) is not a valid Kubernetes label value")
+    return labels
+
+
+Labels = Annotated[dict[str, str], AfterValidator(_check_labels)]
+
+
+# --- hosts and SSH -------------------------------------------------------------------------------
+
+
+class Bastion(Model):
+    """A jump host: connections to the cluster hosts are forwarded through it."""
+
+    address: Address = Field(description="Address of the jump host, as reached from where kvinstall runs.")
+    port: Port = Field(default=22, description="SSH port of the jump host.")
+    user: str | None = Field(default=None, description="SSH user on the jump host (default: the host's user).")
+    private_key_file: str | None = Field(default=None, description="Key for the jump host (default: the host's).")
+    host_public_key: str | None = Field(
+        default=None, description="Pinned host key of the jump host ('ssh-ed25519 AAAA...')."
+    )
+
+
+class SSHSettings(Model):
+    """SSH defaults for every host; each host can override them."""
+
+    user: str = Field(default="root", description="Login user; a non-root user needs passwordless sudo.")
+    port: Port = Field(default=22, description="SSH port.")
+    private_key_file: str | None = Field(
+        default=None, description="Private key file (ed25519, ecdsa or rsa). Empty: the SSH agent and ~/.ssh."
+    )
+    use_agent: bool = Field(default=True, description="Offer keys from the SSH agent (SSH_AUTH_SOCK).")
+    bastion: Bastion | None = Field(default=None, description="Jump host for every host (a host may set its own).")
+    connect_timeout: float = Field(default=10.0, gt=0, le=600, description="Seconds to wait for a connection.")
+    command_timeout: float = Field(default=300.0, gt=0, le=86400, description="Seconds one remote command may run.")
+    parallelism: int = Field(default=30, ge=1, le=512, description="Hosts contacted at once.")
+
+
+class Taint(Model):
+    key: str = Field(description="Taint key.")
+    value: str = Field(default="", description="Taint value.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = Field(description="Taint effect.")
+
+
+class Host(Model):
+    """A bare-metal machine of the cluster."""
+
+    address: Address = Field(description="Address kvinstall connects to over SSH (public or management).")
+    private_address: IPAddress | None = Field(
+        default=None, description="Address the hosts use between themselves (default: address)."
+    )
+    role: Literal["controlPlane", "worker"] = Field(description="controlPlane or worker.")
+    hostname: Hostname | None = Field(default=None, description="Node name (default: the host's `hostname -f`).")
+    user: str | None = Field(default=None, description="SSH user (default: ssh.user).")
+    port: Port | None = Field(default=None, description="SSH port (default: ssh.port).")
+    private_key_file: str | None = Field(default=None, description="SSH key (default: ssh.privateKeyFile).")
+    bastion: Bastion | None = Field(default=None, description="Jump host for this host (default: ssh.bastion).")
+    host_public_key: str | None = Field(
+        default=None, description="Pinned SSH host key ('ssh-ed25519 AAAA...'); checked instead of known_hosts."
+    )
+    labels: Labels = Field(default_factory=dict, description="Node labels.")
+    taints: list[Taint] | None = Field(
+        default=None, description="Node taints. Unset on a control-plane host: the default NoSchedule taint."
+    )
+    tunnel_interface: str | None = Field(
+        default=None, description="Interface for the Kube-OVN tunnel on this host (default: network.tunnelInterface)."
+    )
+    pci_passthrough: bool = Field(
+        default=False, description="This host passes PCI devices (GPUs) to VMs: IOMMU and vfio-pci are checked."
+    )
+
+    @field_validator("host_public_key")
+    @classmethod
+    def _key_shape(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+$", v):
+            raise ValueError("expected an OpenSSH public key line such as 'ssh-ed25519 AAAAC3Nza...'")
+        return v
+
+    @property
+    def internal_address(self) -> str:
+        return self.private_address or self.address
+
+
+class APIEndpoint(Model):
+    host: Address = Field(description="Address of the Kubernetes API (a load balancer or the first control plane).")
+    port: Port = Field(default=6443, description="Port of the Kubernetes API.")
+    alternative_names: list[str] = Field(default_factory=list, description="Extra names for the API certificate.")
+
+
+class KubernetesSettings(Model):
+    version: Version = Field(default="v1.34.4", description="Kubernetes version (one in the release catalog).")
+
+
+class Network(Model):
+    pod_cidr: CIDR = Field(default="10.16.0.0/16", alias="podCIDR", description="Pod network (Kube-OVN default subnet).")
+    service_cidr: CIDR = Field(default="10.96.0.0/12", alias="serviceCIDR", description="Service network.")
+    join_cidr: CIDR = Field(default="100.64.0.0/16", alias="joinCIDR", description="Kube-OVN node-to-pod join network.")
+    gateway: IPAddress | None = Field(default=None, description="Gateway of the pod network (default: its first address).")
+    dns_server: IPAddress | None = Field(
+        default=None, description="Cluster DNS service address (default: the tenth address of serviceCIDR)."
+    )
+    tunnel_interface: str | None = Field(
+        default=None, description="Interface (name, comma list or regex) for the overlay tunnel; default: the default route's."
+    )
+    tunnel_type: Literal["geneve", "vxlan"] = Field(default="geneve", description="Overlay encapsulation.")
+    mtu: int | None = Field(default=None, ge=576, le=9000, description="Pod interface MTU (default: detected).")
+
+    def effective_gateway(self) -> str:
+        return self.gateway or str(next(ipaddress.ip_network(self.pod_cidr).hosts()))
+
+    def effective_dns_server(self) -> str:
+        return self.dns_server or str(ipaddress.ip_network(self.service_cidr)[10])
+
+
+class Storage(Model):
+    default_class: str | None = Field(default=None, description="StorageClass for VM disks (CDI default).")
+    rwx_class: str | None = Field(
+        default=None, alias="rwxClass", description="A ReadWriteMany StorageClass; live migration of VMs needs one."
+    )
+
+
+# --- components ----------------------------------------------------------------------------------
+
+
+class KubeOVN(Model):
+    version: Version = Field(default="v1.16.2", description="Kube-OVN version (from the release catalog).")
+    enable_nat_gateway: bool = Field(default=False, description="Enable VPC NAT gateways.")
+    enable_load_balancer: bool = Field(default=True, description="Kube-OVN service load balancing (ENABLE_LB).")
+    enable_network_policy: bool = Field(default=True, description="Kube-OVN NetworkPolicy enforcement (ENABLE_NP).")
+
+
+class Migrations(Model):
+    parallel_migrations_per_cluster: int = Field(default=5, ge=1, description="Migrations at once in the cluster.")
+    parallel_outbound_migrations_per_node: int = Field(default=2, ge=1, description="Outbound migrations per node.")
+    bandwidth_per_migration: Quantity = Field(default="0Mi", description="Bandwidth cap per migration (0Mi: none).")
+    completion_timeout_per_gib: int = Field(
+        default=150, ge=1, alias="completionTimeoutPerGiB", description="Seconds per GiB before a migration is aborted."
+    )
+    progress_timeout: int = Field(default=150, ge=1, description="Seconds without progress before aborting.")
+    allow_auto_converge: bool = Field(default=False, description="Throttle the guest CPU to converge.")
+    allow_post_copy: bool = Field(default=False, description="Allow post-copy migration.")
+
+
+class PCIHostDevice(Model):
+    pci_vendor_selector: str = Field(description="vendor:device id, e.g. 10DE:1EB8.")
+    resource_name: str = Field(description="Resource name VMs request, e.g. nvidia.com/TU104GL_Tesla_T4.")
+    external_resource_provider: bool = Field(default=False, description="A device plugin other than KubeVirt's serves it.")
+
+    @field_validator("pci_vendor_selector")
+    @classmethod
+    def _sel(cls, v: str) -> str:
+        if not _PCI_SELECTOR.match(v):
+            raise ValueError(f"{v!r} is not a PCI vendor:device selector like 10DE:1EB8")
+        return v.upper()
+
+    @field_validator("resource_name")
+    @classmethod
+    def _res(cls, v: str) -> str:
+        if not _RESOURCE_NAME.match(v):
+            raise ValueError(f"{v!r} is not a resource name like nvidia.com/GRID_T4-1Q")
+        return v
+
+
+class MediatedDevice(Model):
+    mdev_name_selector: str = Field(description="mdev type name, e.g. GRID T4-1Q.")
+    resource_name: str = Field(description="Resource name VMs request.")
+    external_resource_provider: bool = Field(default=False, description="A device plugin other than KubeVirt's serves it.")
+
+    @field_validator("resource_name")
+    @classmethod
+    def _res(cls, v: str) -> str:
+        if not _RESOURCE_NAME.match(v):
+            raise ValueError(f"{v!r} is not a resource name like nvidia.com/GRID_T4-1Q")
+        return v
+
+
+class PermittedHostDevices(Model):
+    pci_host_devices: list[PCIHostDevice] = Field(default_factory=list, description="PCI passthrough devices.")
+    mediated_devices: list[MediatedDevice] = Field(default_factory=list, description="Mediated devices (vGPU).")
+
+
+class NodeMediatedDeviceTypes(Model):
+    node_selector: dict[str, str] = Field(description="Nodes this entry applies to.")
+    mediated_device_types: list[str] = Field(description="mdev types to create on them, e.g. nvidia-222.")
+
+
+class MediatedDevicesConfiguration(Model):
+    mediated_device_types: list[str] = Field(default_factory=list, description="mdev types to create on every node.")
+    node_mediated_device_types: list[NodeMediatedDeviceTypes] = Field(
+        default_factory=list, description="Per-node mdev types."
+    )
+
+
+class KubeVirt(Model):
+    version: Version = Field(default="v1.8.4", description="KubeVirt version (from the release catalog).")
+    feature_gates: list[str] = Field(default_factory=list, description="Feature gates to enable (checked per version).")
+    use_emulation: bool = Field(default=False, description="Run VMs without /dev/kvm (software emulation; slow).")
+    eviction_strategy: Literal["LiveMigrate", "LiveMigrateIfPossible", "None", "External"] = Field(
+        default="LiveMigrateIfPossible", description="What happens to VMs when a node is drained."
+    )
+    live_migration: bool = Field(default=True, description="Allow live migration (needs a ReadWriteMany class).")
+    migrations: Migrations = Field(default_factory=Migrations, description="Live migration tuning.")
+    permitted_host_devices: PermittedHostDevices = Field(
+        default_factory=PermittedHostDevices, description="Devices VMs may use (PCI passthrough and vGPU)."
+    )
+    mediated_devices_configuration: MediatedDevicesConfiguration | None = Field(
+        default=None, description="mdev (vGPU) types KubeVirt creates on the nodes."
+    )
+    cpu_allocation_ratio: int | None = Field(default=None, ge=1, le=100, description="vCPUs per physical CPU request.")
+
+
+class FilesystemOverhead(Model):
+    global_: str = Field(default="0.06", alias="global", description="Share of a filesystem PVC kept free.")
+    storage_class: dict[str, str] = Field(default_factory=dict, description="Per StorageClass overrides.")
+
+    @field_validator("global_")
+    @classmethod
+    def _ratio(cls, v: str) -> str:
+        if not re.match(r"^(0(?:\.\d{1,3})?|1)$", v):
+            raise ValueError(f"{v!r} is not a ratio between 0 and 1 with at most 3 decimals")
+        return v
+
+
+class CDI(Model):
+    enabled: bool = Field(default=True, description="Deploy the Containerized Data Importer.")
+    version: Version = Field(default="v1.65.0", description="CDI version (from the release catalog).")
+    upload_proxy_url: str | None = Field(
+        default=None, alias="uploadProxyURL", description="External URL of the upload proxy (uploadProxyURLOverride)."
+    )
+    filesystem_overhead: FilesystemOverhead = Field(
+        default_factory=FilesystemOverhead, description="Filesystem overhead ratios."
+    )
+    feature_gates: list[str] = Field(default_factory=list, description="Extra CDI feature gates.")
+
+
+class Connector(Model):
+    type: str = Field(description="Dex connector type: oidc, github, ldap, gitlab, saml, ...")
+    id: DNSLabel = Field(description="Connector id.")
+    name: str = Field(description="Name shown on the login page.")
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Connector settings as Dex documents them; secrets (clientSecret, bindPW) as {valueFrom: ...}.",
+    )
+    client_secret: Secret | None = Field(
+        default=None, description="The connector's client secret (written into config.clientSecret)."
+    )
+
+
+class StaticClient(Model):
+    id: str = Field(description="OAuth2 client id.")
+    name: str = Field(description="Client name.")
+    secret: Secret | None = Field(default=None, description="Client secret (not for public clients).")
+    redirect_uris: list[str] = Field(default_factory=list, alias="redirectURIs", description="Allowed redirect URIs.")
+    public: bool = Field(default=False, description="A public client (no secret, e.g. kubectl oidc-login).")
+
+
+class BasicAuth(Model):
+    admin_email: str = Field(default="admin@kvinstall.local", description="Login of the generated admin user.")
+    password: Secret | None = Field(
+        default=None, description="Admin password; unset: generated and written to a 0600 credentials file."
+    )
+
+
+class OIDCAuth(Model):
+    connectors: list[Connector] = Field(default_factory=list, description="Upstream identity providers.")
+
+
+class Auth(Model):
+    mode: Literal["none", "basic", "oidc"] = Field(default="none", description="none, basic (Dex password DB) or oidc.")
+    issuer: str | None = Field(default=None, description="Dex issuer URL (https), e.g. https://dex.example.com/dex.")
+    namespace: DNSLabel = Field(default="dex", description="Namespace of Dex.")
+    client_id: str = Field(default="kubernetes", description="Client id the kube-apiserver trusts.")
+    username_claim: str = Field(default="email", description="ID token claim used as the user name.")
+    groups_claim: str = Field(default="groups", description="ID token claim holding groups.")
+    static_clients: list[StaticClient] = Field(default_factory=list, description="OAuth2 clients Dex knows.")
+    basic: BasicAuth = Field(default_factory=BasicAuth, description="Settings of mode basic.")
+    oidc: OIDCAuth = Field(default_factory=OIDCAuth, description="Settings of mode oidc.")
+
+
+class Dex(Model):
+    version: Version = Field(default="v2.44.0", description="Dex version (from the release catalog).")
+
+
+class Policies(Model):
+    mode: Literal["Audit", "Enforce"] = Field(default="Audit", description="Audit reports violations; Enforce denies.")
+    host_devices_namespaces: list[DNSLabel] = Field(
+        default_factory=list, description="Namespaces whose VMs may use host devices and GPUs."
+    )
+    disabled: list[str] = Field(default_factory=list, description="Ids of baseline policies not to install.")
+
+
+class Kyverno(Model):
+    enabled: bool = Field(default=True, description="Deploy Kyverno and the baseline VM policies.")
+    version: Version = Field(default="v1.18.2", description="Kyverno version (from the release catalog).")
+    policies: Policies = Field(default_factory=Policies, description="Baseline VM policies.")
+
+
+class Components(Model):
+    kube_ovn: KubeOVN = Field(default_factory=KubeOVN, alias="kubeOVN", description="Kube-OVN (the CNI; always on).")
+    kubevirt: KubeVirt = Field(default_factory=KubeVirt, description="KubeVirt.")
+    cdi: CDI = Field(default_factory=CDI, description="Containerized Data Importer.")
+    dex: Dex = Field(default_factory=Dex, description="Dex (deployed when auth.mode is not none).")
+    kyverno: Kyverno = Field(default_factory=Kyverno, description="Kyverno and the baseline VM policies.")
+
+
+# --- workspaces, offline, kubeone -----------------------------------------------------------------
+
+
+class Member(Model):
+    user: str | None = Field(default=None, description="A user name (as the OIDC username claim gives it).")
+    group: str | None = Field(default=None, description="A group name.")
+    role: Literal["view", "edit", "admin"] = Field(description="kubevirt.io:view, :edit or :admin in the workspace.")
+
+    def subject(self) -> tuple[str, str]:
+        return ("User", self.user) if self.user is not None else ("Group", self.group or "")
+
+
+class Quota(Model):
+    cpu: Quantity | None = Field(default=None, description="Total CPU requests (e.g. 32).")
+    memory: Quantity | None = Field(default=None, description="Total memory requests (e.g. 128Gi).")
+    storage: Quantity | None = Field(default=None, description="Total requested storage (e.g. 2Ti).")
+    pods: int | None = Field(default=None, ge=0, description="Number of pods (each VM runs in one).")
+    persistent_volume_claims: int | None = Field(default=None, ge=0, description="Number of PVCs.")
+
+
+class Workspace(Model):
+    name: DNSLabel = Field(description="Workspace name; also its namespace.")
+    members: list[Member] = Field(default_factory=list, description="Users and groups with their role.")
+    quota: Quota = Field(default_factory=Quota, description="ResourceQuota of the workspace.")
+    vpc_cidr: CIDR | None = Field(default=None, alias="vpcCIDR", description="CIDR of the workspace's own Kube-OVN VPC.")
+    labels: Labels = Field(default_factory=dict, description="Labels on the workspace namespace.")
+
+
+class RegistryCredentials(Model):
+    username: str = Field(description="Registry user.")
+    password: Secret = Field(description="Registry password, as {valueFrom: {env: NAME}} or {valueFrom: {file: PATH}}.")
+
+
+class Offline(Model):
+    enabled: bool = Field(default=False, description="Install from the site registry only; nothing from the internet.")
+    registry: str | None = Field(default=None, description="Site registry HOST[:PORT] holding the pushed bundle.")
+    credentials: RegistryCredentials | None = Field(default=None, description="Login for the site registry.")
+    ca_file: str | None = Field(default=None, description="CA bundle that signed the registry's certificate.")
+    insecure: bool = Field(default=False, description="Plain HTTP registry (no TLS).")
+
+    @field_validator("registry")
+    @classmethod
+    def _registry(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if "://" in v or "/" in v.rstrip("/"):
+            raise ValueError(f"{v!r}: give HOST[:PORT] only, without scheme or path")
+        host, _, port = v.partition(":")
+        _address(host)
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError(f"{v!r}: the port is not a number between 1 and 65535")
+        return v
+
+
+class KubeOneSettings(Model):
+    binary: str = Field(default="kubeone", description="kubeone executable (name on PATH or path).")
+    version: Version = Field(default="v1.11.1", description="KubeOne version the manifest targets.")
+    extra_args: list[str] = Field(default_factory=list, description="Extra arguments for `kubeone apply`.")
+
+
+class Metadata(Model):
+    name: DNSLabel = Field(description="Cluster name.")
+
+
+class Config(Model):
+    """A kvinstall configuration file."""
+
+    api_version: Literal["kvinstall.io/v1alpha1"] = Field(description="Always kvinstall.io/v1alpha1.")
+    kind: Literal["VirtualizationCluster"] = Field(description="Always VirtualizationCluster.")
+    metadata: Metadata = Field(description="Cluster name.")
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings, description="Kubernetes version.")
+    ssh: SSHSettings = Field(default_factory=SSHSettings, description="SSH defaults for every host.")
+    hosts: list[Host] = Field(min_length=1, description="The bare-metal machines: control plane and workers.")
+    api_endpoint: APIEndpoint | None = Field(
+        default=None, alias="apiEndpoint", description="Kubernetes API address (default: the first control plane)."
+    )
+    network: Network = Field(default_factory=Network, description="Pod, service and join networks.")
+    storage: Storage = Field(default_factory=Storage, description="Storage classes for VM disks.")
+    components: Components = Field(default_factory=Components, description="Platform components and versions.")
+    auth: Auth = Field(default_factory=Auth, description="How users log in (Dex).")
+    workspaces: list[Workspace] = Field(default_factory=list, description="Tenant workspaces.")
+    offline: Offline = Field(default_factory=Offline, description="Air-gapped installation from a site registry.")
+    kubeone: KubeOneSettings = Field(default_factory=KubeOneSettings, description="The KubeOne binary.")
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def control_plane(self) -> list[Host]:
+        return [h for h in self.hosts if h.role == "controlPlane"]
+
+    @property
+    def workers(self) -> list[Host]:
+        return [h for h in self.hosts if h.role == "worker"]
+
+    def endpoint(self) -> APIEndpoint:
+        if self.api_endpoint is not None:
+            return self.api_endpoint
+        cps = self.control_plane
+        return APIEndpoint(host=(cps[0] if cps else self.hosts[0]).address)
+
+    def dex_enabled(self) -> bool:
+        return self.auth.mode != "none"
+
+    def secrets(self) -> list[tuple[str, Secret]]:
+        """Every secret of the config, with its field path (for resolvability checks)."""
+        found: list[tuple[str, Secret]] = []
+        if self.offline.credentials is not None:
+            found.append(("offline.credentials.password", self.offline.credentials.password))
+        if self.auth.basic.password is not None:
+            found.append(("auth.basic.password", self.auth.basic.password))
+        for i, client in enumerate(self.auth.static_clients):
+            if client.secret is not None:
+                found.append((f"auth.staticClients[{i}].secret", client.secret))
+        for i, conn in enumerate(self.auth.oidc.connectors):
+            if conn.client_secret is not None:
+                found.append((f"auth.oidc.connectors[{i}].clientSecret", conn.client_secret))
+        return found
