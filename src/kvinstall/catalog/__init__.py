@@ -1,0 +1,120 @@
+"""The release catalog: pinned versions and, per version, artifacts, images and feature gates.
+
+The data lives in catalog.yaml beside this module; this module only reads it into plain values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from kvinstall.components.base import Artifact
+
+
+@dataclass(frozen=True)
+class FeatureGates:
+    ga: frozenset[str] = frozenset()
+    beta: frozenset[str] = frozenset()
+    alpha: frozenset[str] = frozenset()
+    discontinued: frozenset[str] = frozenset()
+
+    @property
+    def known(self) -> frozenset[str]:
+        return self.ga | self.beta | self.alpha | self.discontinued
+
+
+@dataclass(frozen=True)
+class Release:
+    """One version of one thing (a component, Kubernetes, KubeOne, helm)."""
+
+    name: str
+    version: str
+    namespace: str | None = None
+    artifacts: tuple[Artifact, ...] = ()
+    images: tuple[str, ...] = ()
+    gate_images: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    feature_gates: FeatureGates = FeatureGates()
+    cdi_feature_gates: tuple[str, ...] = ()
+    kubernetes: tuple[str, ...] = ()  # for KubeOne: the Kubernetes versions it supports
+
+
+@dataclass(frozen=True)
+class Product:
+    name: str
+    default: str
+    releases: dict[str, Release]
+
+    def get(self, version: str) -> Release | None:
+        return self.releases.get(version)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    kubernetes: Product
+    kubeone: Product
+    helm: Product
+    components: dict[str, Product]
+
+    def component(self, name: str, version: str) -> Release:
+        """The release of a component; KeyError names what is missing (config checks catch it first)."""
+        product = self.components[name]
+        release = product.get(version)
+        if release is None:
+            raise KeyError(f"{name} {version} is not in the release catalog (known: {', '.join(product.releases)})")
+        return release
+
+    def versions(self, name: str) -> list[str]:
+        products = {"kubernetes": self.kubernetes, "kubeone": self.kubeone, "helm": self.helm, **self.components}
+        return list(products[name].releases)
+
+
+def _artifact(raw: dict[str, Any], version: str) -> Artifact:
+    return Artifact(
+        name=raw["name"],
+        kind=raw["kind"],
+        source=raw["source"].replace("{v}", version),
+        version=str(raw.get("version", version)),
+        sha256=raw.get("sha256"),
+        chart=raw.get("chart"),
+        media_type=raw.get("mediaType"),
+    )
+
+
+def _product(name: str, raw: dict[str, Any]) -> Product:
+    releases: dict[str, Release] = {}
+    for version, spec in raw["versions"].items():
+        gates = spec.get("featureGates")
+        releases[version] = Release(
+            name=name,
+            version=version,
+            namespace=spec.get("namespace"),
+            artifacts=tuple(_artifact(a, version) for a in spec.get("artifacts", [])),
+            images=tuple(i.replace("{v}", version) for i in spec.get("images", [])),
+            gate_images={k: tuple(v) for k, v in spec.get("gateImages", {}).items()},
+            feature_gates=(
+                FeatureGates(**{k: frozenset(v) for k, v in gates.items()}) if isinstance(gates, dict) else FeatureGates()
+            ),
+            cdi_feature_gates=tuple(gates) if isinstance(gates, list) else (),
+            kubernetes=tuple(spec.get("kubernetes", [])),
+        )
+    return Product(name=name, default=raw["default"], releases=releases)
+
+
+def parse_catalog(data: dict[str, Any]) -> Catalog:
+    return Catalog(
+        kubernetes=_product("kubernetes", data["kubernetes"]),
+        kubeone=_product("kubeone", data["kubeone"]),
+        helm=_product("helm", data["helm"]),
+        components={name: _product(name, raw) for name, raw in data["components"].items()},
+    )
+
+
+@lru_cache(maxsize=1)
+def load_catalog() -> Catalog:
+    """The catalog shipped with this kvinstall."""
+    from ruamel.yaml import YAML
+
+    text = resources.files("kvinstall.catalog").joinpath("catalog.yaml").read_text()
+    return parse_catalog(YAML(typ="safe").load(text))
