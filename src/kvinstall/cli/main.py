@@ -1,0 +1,89 @@
+"""The `kvinstall` command: the typer app, its sub-commands, and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+
+from kvinstall import __version__
+from kvinstall.cli import output
+from kvinstall.errors import EXIT_CODES, KvError, exit_code
+
+_EXIT_TABLE = "\n".join(f"  {e.code:>3}  {e.meaning}" for e in EXIT_CODES)
+
+app = typer.Typer(
+    name="kvinstall",
+    help=(
+        "Install a Kubernetes-native virtualization platform (Kube-OVN, KubeVirt, CDI, Dex, Kyverno) on bare "
+        "metal, declaratively, from one YAML file.\n\n"
+        f"Exit codes:\n\n{_EXIT_TABLE}"
+    ),
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _register() -> None:
+    # Each command lives in its own module; the modules import heavy libraries only inside the
+    # command body so that `kvinstall --help` and `validate` stay fast.
+    from kvinstall.cli import convert, init, mirror, plan, preflight, render, schema, validate, version
+    from kvinstall.cli import apply as apply_cmd
+
+    for mod in (init, validate, plan, apply_cmd, render, preflight, convert, schema, version):
+        mod.register(app)
+    app.add_typer(mirror.app, name="mirror")
+    for extra in ("status", "reset"):
+        try:
+            module = __import__(f"kvinstall.cli.{extra}", fromlist=["register"])
+        except ImportError:
+            continue
+        module.register(app)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    _register()
+    try:
+        app(standalone_mode=False)
+    except KvError as exc:
+        _report(exc)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        output.err("interrupted")
+        sys.exit(exit_code("interrupted"))
+    except KeyboardInterrupt:
+        output.err("interrupted")
+        sys.exit(exit_code("interrupted"))
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        exc.show()
+        sys.exit(exit_code("usage"))
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exit_code("usage"))
+    except Exception as exc:  # a bug: say so plainly, traceback only on request
+        if os.environ.get("KVINSTALL_DEBUG"):
+            raise
+        output.err(f"internal error: {type(exc).__name__}: {exc}\n(set KVINSTALL_DEBUG=1 for a traceback)")
+        sys.exit(exit_code("internal"))
+    sys.exit(0)
+
+
+def _report(exc: KvError) -> None:
+    if output.mode() is output.Output.json:
+        data = exc.to_dict()
+        problems = getattr(exc, "problems", None)
+        if problems is not None:
+            data["problems"] = [p.to_dict() for p in problems]
+        output.emit_json(data)
+    else:
+        output.err(f"error: {exc}" if not getattr(exc, "problems", None) else str(exc))
+
+
+__all__ = ["app", "run", "__version__"]

@@ -1,0 +1,316 @@
+"""Semantic checks that span fields. Pure: Config + catalog -> problems (errors and warnings)."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+from kvinstall.catalog import Catalog
+from kvinstall.config.models import Config
+from kvinstall.config.problems import Problem
+
+Check = Callable[[Config, Catalog], Iterator[Problem]]
+
+_SECRETISH_KEYS = {"clientsecret", "bindpw", "password", "secret", "token"}
+
+
+def _err(msg: str, *loc: str | int, hint: str | None = None, code: str = "invalid") -> Problem:
+    return Problem(message=msg, loc=tuple(loc), severity="error", hint=hint, code=code)
+
+
+def _warn(msg: str, *loc: str | int, hint: str | None = None, code: str = "warning") -> Problem:
+    return Problem(message=msg, loc=tuple(loc), severity="warning", hint=hint, code=code)
+
+
+def check_cidrs(cfg: Config, _: Catalog) -> Iterator[Problem]:
+    nets = [
+        (("network", "podCIDR"), cfg.network.pod_cidr),
+        (("network", "serviceCIDR"), cfg.network.service_cidr),
+        (("network", "joinCIDR"), cfg.network.join_cidr),
+    ]
+    nets += [(("workspaces", i, "vpcCIDR"), ws.vpc_cidr) for i, ws in enumerate(cfg.workspaces) if ws.vpc_cidr]
+    parsed = [(loc, ipaddress.ip_network(c)) for loc, c in nets]
+    for i, (loc_a, a) in enumerate(parsed):
+        for loc_b, b in parsed[i + 1 :]:
+            if a.version == b.version and a.overlaps(b):
+                # Workspace VPCs are isolated from each other but not from the cluster networks.
+                if loc_a[0] == "workspaces" and loc_b[0] == "workspaces":
+                    continue
+                yield _err(
+                    f"{b} overlaps {a} ({'.'.join(str(p) for p in loc_a)})",
+                    *loc_b,
+                    hint="every network must be disjoint",
+                    code="cidr-overlap",
+                )
+    for i, host in enumerate(cfg.hosts):
+        for addr_field, addr in (("address", host.address), ("privateAddress", host.private_address)):
+            try:
+                ip = ipaddress.ip_address(addr) if addr else None
+            except ValueError:
+                continue
+            if ip is None:
+                continue
+            for loc, net in parsed[:3]:
+                if ip.version == net.version and ip in net:
+                    yield _err(
+                        f"host address {ip} lies inside {net} ({'.'.join(map(str, loc))})",
+                        "hosts",
+                        i,
+                        addr_field,
+                        hint="pod, service and join networks must not contain host addresses",
+                        code="cidr-overlap",
+                    )
+
+
+def check_gateway_and_dns(cfg: Config, _: Catalog) -> Iterator[Problem]:
+    net = cfg.network
+    if net.gateway is not None:
+        pod = ipaddress.ip_network(net.pod_cidr)
+        gw = ipaddress.ip_address(net.gateway)
+        if gw not in pod:
+            yield _err(f"gateway {gw} is outside podCIDR {pod}", "network", "gateway", code="gateway-outside")
+        elif gw in (pod.network_address, pod.broadcast_address):
+            yield _err(f"gateway {gw} is the network or broadcast address of {pod}", "network", "gateway")
+    if net.dns_server is not None:
+        svc = ipaddress.ip_network(net.service_cidr)
+        if ipaddress.ip_address(net.dns_server) not in svc:
+            yield _err(
+                f"dnsServer {net.dns_server} is outside serviceCIDR {svc}", "network", "dnsServer", code="dns-outside"
+            )
+
+
+def check_hosts(cfg: Config, _: Catalog) -> Iterator[Problem]:
+    for field, key in (("address", lambda h: h.address), ("hostname", lambda h: h.hostname)):
+        seen: dict[str, int] = {}
+        for i, host in enumerate(cfg.hosts):
+            value = key(host)
+            if value is None:
+                continue
+            if value in seen:
+                yield _err(
+                    f"duplicate {field} {value!r} (also hosts[{seen[value]}])", "hosts", i, field, code="duplicate"
+                )
+            else:
+                seen[value] = i
+    priv: dict[str, int] = {}
+    for i, host in enumerate(cfg.hosts):
+        if host.private_address is None:
+            continue
+        if host.private_address in priv:
+            yield _err(
+                f"duplicate privateAddress {host.private_address!r} (also hosts[{priv[host.private_address]}])",
+                "hosts",
+                i,
+                "privateAddress",
+                code="duplicate",
+            )
+        priv[host.private_address] = i
+    cps = cfg.control_plane
+    if not cps:
+        yield _err(
+            "no host has role controlPlane", "hosts", hint="mark one or three hosts role: controlPlane", code="no-cp"
+        )
+    elif len(cps) % 2 == 0:
+        yield _warn(
+            f"{len(cps)} control-plane hosts: an even count adds no etcd quorum tolerance over {len(cps) - 1}",
+            "hosts",
+            hint="use 1, 3 or 5 control-plane hosts",
+            code="even-cp",
+        )
+    if cfg.ssh.bastion is None:
+        return
+    for i, host in enumerate(cfg.hosts):
+        if host.address == cfg.ssh.bastion.address:
+            yield _err("a host cannot be its own bastion", "hosts", i, "address")
+
+
+def check_versions(cfg: Config, cat: Catalog) -> Iterator[Problem]:
+    pairs = [
+        (("kubernetes", "version"), "kubernetes", cfg.kubernetes.version),
+        (("kubeone", "version"), "kubeone", cfg.kubeone.version),
+        (("components", "kubeOVN", "version"), "kubeovn", cfg.components.kube_ovn.version),
+        (("components", "kubevirt", "version"), "kubevirt", cfg.components.kubevirt.version),
+        (("components", "cdi", "version"), "cdi", cfg.components.cdi.version),
+        (("components", "dex", "version"), "dex", cfg.components.dex.version),
+        (("components", "kyverno", "version"), "kyverno", cfg.components.kyverno.version),
+    ]
+    for loc, name, version in pairs:
+        known = cat.versions(name)
+        if version not in known:
+            yield _err(
+                f"{name} {version} is not in the release catalog",
+                *loc,
+                hint=f"known versions: {', '.join(known)}",
+                code="unknown-version",
+            )
+    k1 = cat.kubeone.get(cfg.kubeone.version)
+    if k1 is not None and k1.kubernetes and cfg.kubernetes.version not in k1.kubernetes:
+        yield _err(
+            f"KubeOne {cfg.kubeone.version} does not support Kubernetes {cfg.kubernetes.version}",
+            "kubernetes",
+            "version",
+            hint=f"supported: {', '.join(k1.kubernetes)}",
+        )
+
+
+def check_kubevirt(cfg: Config, cat: Catalog) -> Iterator[Problem]:
+    kv = cfg.components.kubevirt
+    release = cat.components["kubevirt"].get(kv.version)
+    if release is not None:
+        gates = release.feature_gates
+        for i, gate in enumerate(kv.feature_gates):
+            loc = ("components", "kubevirt", "featureGates", i)
+            if gate in gates.discontinued:
+                yield _err(f"feature gate {gate} is discontinued in KubeVirt {kv.version}", *loc)
+            elif gate in gates.ga:
+                yield _warn(f"feature gate {gate} is GA in KubeVirt {kv.version}: listing it has no effect", *loc)
+            elif gate not in gates.known:
+                from difflib import get_close_matches
+
+                close = get_close_matches(gate, sorted(gates.known), n=1)
+                yield _err(
+                    f"unknown feature gate {gate!r} for KubeVirt {kv.version}",
+                    *loc,
+                    hint=f"did you mean {close[0]!r}?" if close else None,
+                    code="unknown-gate",
+                )
+    for dup, n in Counter(kv.feature_gates).items():
+        if n > 1:
+            yield _warn(f"feature gate {dup} listed {n} times", "components", "kubevirt", "featureGates")
+    devices = kv.permitted_host_devices
+    if (devices.pci_host_devices or devices.mediated_devices) and "HostDevices" not in kv.feature_gates:
+        yield _err(
+            "permittedHostDevices are declared but the HostDevices feature gate is not enabled",
+            "components",
+            "kubevirt",
+            "permittedHostDevices",
+            hint="add HostDevices to components.kubevirt.featureGates",
+            code="hostdevices-gate",
+        )
+    if devices.pci_host_devices and not any(h.pci_passthrough for h in cfg.hosts):
+        yield _warn(
+            "PCI host devices are permitted but no host has pciPassthrough: true (IOMMU/vfio are not checked)",
+            "components",
+            "kubevirt",
+            "permittedHostDevices",
+            "pciHostDevices",
+        )
+    names = Counter(d.resource_name for d in [*devices.pci_host_devices, *devices.mediated_devices])
+    for name, n in names.items():
+        if n > 1:
+            yield _err(
+                f"resourceName {name} is declared {n} times", "components", "kubevirt", "permittedHostDevices"
+            )
+    if kv.live_migration and not cfg.storage.rwx_class:
+        yield _warn(
+            "live migration is on but storage.rwxClass is not set: VMs on ReadWriteOnce volumes cannot migrate",
+            "storage",
+            "rwxClass",
+            hint="name a ReadWriteMany StorageClass, or set components.kubevirt.liveMigration: false",
+            code="migration-rwx",
+        )
+
+
+def check_auth(cfg: Config, _: Catalog) -> Iterator[Problem]:
+    auth = cfg.auth
+    if auth.mode == "none":
+        return
+    if not auth.issuer:
+        yield _err(f"auth.mode {auth.mode} needs an issuer URL", "auth", "issuer", code="issuer-missing")
+    elif not auth.issuer.startswith("https://"):
+        yield _err(
+            f"issuer {auth.issuer!r} is not https: the kube-apiserver only trusts https issuers",
+            "auth",
+            "issuer",
+            code="issuer-not-https",
+        )
+    if auth.mode == "oidc" and not auth.oidc.connectors:
+        yield _err("auth.mode oidc needs at least one connector", "auth", "oidc", "connectors")
+    ids = Counter(c.id for c in auth.oidc.connectors)
+    for cid, n in ids.items():
+        if n > 1:
+            yield _err(f"connector id {cid!r} is used {n} times", "auth", "oidc", "connectors")
+    for i, conn in enumerate(auth.oidc.connectors):
+        for key, value in conn.config.items():
+            if key.lower() in _SECRETISH_KEYS and isinstance(value, str):
+                yield _err(
+                    f"connector config key {key!r} holds a secret in clear text",
+                    "auth",
+                    "oidc",
+                    "connectors",
+                    i,
+                    "config",
+                    key,
+                    hint="move it to connectors[].clientSecret with valueFrom: {env: NAME} or {file: PATH}",
+                    code="inline-secret",
+                )
+    for i, client in enumerate(auth.static_clients):
+        if client.public and client.secret is not None:
+            yield _err("a public client has no secret", "auth", "staticClients", i, "secret")
+        if not client.public and client.secret is None:
+            yield _err("a confidential client needs a secret (or public: true)", "auth", "staticClients", i)
+
+
+def check_offline(cfg: Config, _: Catalog) -> Iterator[Problem]:
+    off = cfg.offline
+    if off.enabled and not off.registry:
+        yield _err(
+            "offline mode needs a registry", "offline", "registry", hint="set offline.registry: HOST[:PORT]",
+            code="offline-registry",
+        )
+    if off.insecure and off.ca_file:
+        yield _err("insecure (plain HTTP) and caFile exclude each other", "offline", "insecure")
+
+
+def check_workspaces(cfg: Config, _: Catalog) -> Iterator[Problem]:
+    reserved = {"default", "kube-system", "kube-public", "kube-node-lease", "kubevirt", "cdi", "kyverno",
+                cfg.auth.namespace, "kvinstall-system"}
+    seen: dict[str, int] = {}
+    for i, ws in enumerate(cfg.workspaces):
+        if ws.name in seen:
+            yield _err(f"duplicate workspace {ws.name!r} (also workspaces[{seen[ws.name]}])", "workspaces", i, "name",
+                       code="duplicate")
+        seen[ws.name] = i
+        if ws.name in reserved:
+            yield _err(f"workspace name {ws.name!r} is a system namespace", "workspaces", i, "name")
+        for j, member in enumerate(ws.members):
+            if (member.user is None) == (member.group is None):
+                yield _err("give exactly one of user or group", "workspaces", i, "members", j)
+
+
+def check_storage(cfg: Config, _: Catalog) -> Iterator[Problem]:
+    for key in cfg.components.cdi.filesystem_overhead.storage_class.values():
+        import re
+
+        if not re.match(r"^(0(?:\.\d{1,3})?|1)$", key):
+            yield _err(f"{key!r} is not a ratio between 0 and 1", "components", "cdi", "filesystemOverhead")
+
+
+def check_emulation(cfg: Config, _: Catalog) -> Iterator[Problem]:
+    kv = cfg.components.kubevirt
+    if kv.use_emulation and (kv.permitted_host_devices.pci_host_devices or kv.permitted_host_devices.mediated_devices):
+        yield _warn(
+            "useEmulation with host devices: emulated VMs are slow; passthrough still needs IOMMU hosts",
+            "components",
+            "kubevirt",
+            "useEmulation",
+        )
+
+
+CHECKS: tuple[Check, ...] = (
+    check_cidrs,
+    check_gateway_and_dns,
+    check_hosts,
+    check_versions,
+    check_kubevirt,
+    check_auth,
+    check_offline,
+    check_workspaces,
+    check_storage,
+    check_emulation,
+)
+
+
+def run_checks(cfg: Config, catalog: Catalog) -> list[Problem]:
+    return [p for check in CHECKS for p in check(cfg, catalog)]

@@ -1,0 +1,31 @@
+"""Local files written atomically (temp file, fsync, rename): never a half-written config or state."""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+
+from kvinstall.errors import LocalIOError
+
+
+def write_atomic(path: str | Path, data: str | bytes, *, mode: int = 0o644) -> None:
+    p = Path(path)
+    raw = data.encode() if isinstance(data, str) else data
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        try:
+            os.fchmod(fd, mode)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(raw)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, p)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        reason = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        raise LocalIOError(f"cannot write: {reason}", where=str(p)) from None
