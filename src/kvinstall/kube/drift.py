@@ -20,8 +20,8 @@ import base64
 import copy
 import json
 import re
-from decimal import Decimal, InvalidOperation
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 MANAGER = "kvinstall"
