@@ -1,0 +1,165 @@
+"""Image references in rendered objects: find them all, and point them at the site registry (pure).
+
+Where images live: the containers, initContainers and ephemeralContainers of every pod template
+(Deployment, DaemonSet, StatefulSet, ReplicaSet, Job, CronJob, Pod), env vars whose name ends with
+`_IMAGE` (operators such as virt-operator and cdi-operator read their operand images from those),
+and a few known fields (Kube-OVN's ConfigMap `ovn-vpc-nat-config` `.data.image`).
+
+The rewrite keeps the repository path, tag and digest and drops the upstream host, the same mapping
+the mirror uses when it pushes a bundle: docker.io/kubeovn/kube-ovn:v1.16.2 -> SITE/kubeovn/kube-ovn:v1.16.2,
+nginx -> SITE/library/nginx.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from kvinstall.components.base import KubeObject
+
+DOCKER_HUB = "docker.io"
+_HUB_ALIASES = ("index.docker.io", "registry-1.docker.io")
+
+_POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
+    "Pod": ("spec",),
+    "Deployment": ("spec", "template", "spec"),
+    "DaemonSet": ("spec", "template", "spec"),
+    "StatefulSet": ("spec", "template", "spec"),
+    "ReplicaSet": ("spec", "template", "spec"),
+    "Job": ("spec", "template", "spec"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+_CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
+# ConfigMaps whose data holds an image: (name, key).
+_CONFIGMAP_IMAGES = {("ovn-vpc-nat-config", "image")}
+
+
+class ImageRefError(ValueError):
+    """A string that is not an image reference."""
+
+
+def split_image(ref: str) -> tuple[str, str, str]:
+    """(registry, repository, suffix) with suffix = ':tag', '@digest', ':tag@digest' or ''.
+
+    Docker's rule: the first path component is a registry host only if it has a '.' or ':' or is
+    'localhost'; otherwise the host is docker.io, and a one-component name lives under library/.
+    """
+    s = ref.strip()
+    if not s or any(c.isspace() for c in s) or s.startswith("/") or s.endswith("/"):
+        raise ImageRefError(f"invalid image reference {ref!r}")
+    digest = ""
+    if "@" in s:
+        s, d = s.split("@", 1)
+        if not d.startswith("sha256:") or "@" in d:
+            raise ImageRefError(f"invalid digest in image reference {ref!r}")
+        digest = "@" + d
+    first, sep, rest = s.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        registry, path = first, rest
+    else:
+        registry, path = DOCKER_HUB, s
+    tag = ""
+    colon = path.rfind(":")
+    if colon > path.rfind("/"):
+        path, tag = path[:colon], ":" + path[colon + 1 :]
+        if tag == ":":
+            raise ImageRefError(f"empty tag in image reference {ref!r}")
+    if not path:
+        raise ImageRefError(f"invalid image reference {ref!r}")
+    if registry in _HUB_ALIASES:
+        registry = DOCKER_HUB
+    if registry == DOCKER_HUB and "/" not in path:
+        path = f"library/{path}"
+    return registry, path, tag + digest
+
+
+def normalize_image(ref: str) -> str:
+    """The fully qualified form: nginx -> docker.io/library/nginx."""
+    registry, path, suffix = split_image(ref)
+    return f"{registry}/{path}{suffix}"
+
+
+def rewrite_image(ref: str, site: str) -> str:
+    """Point `ref` at the site registry HOST[:PORT], keeping repository path, tag and digest."""
+    site = site.strip().rstrip("/")
+    for scheme in ("https://", "http://"):
+        if site.startswith(scheme):
+            site = site[len(scheme) :]
+    if not site:
+        raise ImageRefError("empty site registry")
+    _, path, suffix = split_image(ref)
+    return f"{site}/{path}{suffix}"
+
+
+def image_registry(ref: str) -> str:
+    return split_image(ref)[0]
+
+
+def _pod_spec(obj: KubeObject) -> dict[str, Any] | None:
+    path = _POD_SPEC_PATHS.get(str(obj.get("kind", "")))
+    if path is None:
+        return None
+    node: Any = obj
+    for key in path:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node if isinstance(node, dict) else None
+
+
+def _visit(obj: KubeObject, fn: Callable[[str], str]) -> None:
+    """Call fn on every image reference of obj, in place (fn's result replaces the reference)."""
+    spec = _pod_spec(obj)
+    if spec is not None:
+        for list_name in _CONTAINER_LISTS:
+            for container in spec.get(list_name) or []:
+                if not isinstance(container, dict):
+                    continue
+                if isinstance(container.get("image"), str):
+                    container["image"] = fn(container["image"])
+                for env in container.get("env") or []:
+                    if (
+                        isinstance(env, dict)
+                        and str(env.get("name", "")).endswith("_IMAGE")
+                        and isinstance(env.get("value"), str)
+                        and env["value"]
+                    ):
+                        env["value"] = fn(env["value"])
+    if obj.get("kind") == "ConfigMap":
+        name = (obj.get("metadata") or {}).get("name")
+        data = obj.get("data") or {}
+        for cm_name, key in _CONFIGMAP_IMAGES:
+            if name == cm_name and isinstance(data.get(key), str):
+                data[key] = fn(data[key])
+
+
+def _iter_images(objects: list[KubeObject]) -> Iterator[str]:
+    found: list[str] = []
+
+    def record(ref: str) -> str:
+        found.append(ref)
+        return ref
+
+    for obj in objects:
+        _visit(obj, record)
+    yield from found
+
+
+def images_in(objects: list[KubeObject]) -> set[str]:
+    """Every image reference in the objects, as written."""
+    return set(_iter_images(objects))
+
+
+def rewrite_objects(objects: list[KubeObject], site_registry: str) -> list[KubeObject]:
+    """Copies of the objects with every image reference pointing at the site registry."""
+    out = copy.deepcopy(objects)
+    for obj in out:
+        _visit(obj, lambda ref: rewrite_image(ref, site_registry))
+    return out
+
+
+def images_outside(objects: list[KubeObject], site_registry: str) -> set[str]:
+    """Image references not served by the site registry (empty when an offline render is complete)."""
+    site = site_registry.strip().rstrip("/")
+    return {ref for ref in images_in(objects) if image_registry(ref) != site}
