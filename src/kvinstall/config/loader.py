@@ -80,9 +80,17 @@ def load_text(text: str, *, source: str = "<config>", catalog: Catalog | None = 
     tree = parse_yaml(text, source)
     if not isinstance(tree, dict):
         raise ConfigError(
-            [Problem(f"expected a mapping at the top, found {type(tree).__name__}", file=source, line=1, column=1)]
+            [Problem(f"expected a mapping at the top, found {_kind_of(tree)}", file=source, line=1, column=1)]
         )
     return load_tree(tree, source=source, catalog=catalog)
+
+
+def _kind_of(node: Any) -> str:
+    if isinstance(node, list):
+        return "a list"
+    if isinstance(node, str):
+        return "a string"
+    return f"a {type(node).__name__}"
 
 
 def load_tree(tree: Any, *, source: str, catalog: Catalog) -> Loaded:
@@ -167,11 +175,29 @@ def _place(p: Problem, tree: Any, source: str, pathmap: dict[Loc, Loc]) -> Probl
     if p.line is not None:
         return p
     loc = _map_loc(p.loc, pathmap)
-    pos = value_position(tree, loc) if p.code == "type" else position(tree, loc)
+    # Scalars point at the value (what is wrong), containers at their key (where to look).
+    pos = (
+        value_position(tree, loc)
+        if _is_scalar_at(tree, loc) and p.code != "unknown-field"
+        else position(tree, loc)
+    )
     line, col = pos if pos else (None, None)
     from dataclasses import replace
 
-    return replace(p, file=source, line=line, column=col)
+    # A converted (KubeV) file: name the field as the user wrote it.
+    return replace(p, file=source, line=line, column=col, loc=loc)
+
+
+def _is_scalar_at(tree: Any, loc: Loc) -> bool:
+    node = tree
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            return False
+    return bool(loc) and not isinstance(node, (dict, list))
 
 
 def _map_loc(loc: Loc, pathmap: dict[Loc, Loc]) -> Loc:

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: system packages, the real test servers' binaries
+# (built once and cached), the Python package, then lint, types and every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash hack/ci-setup.sh
+python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
+ruff check src tests bench
+mypy
+# pytest exits 5 when it collects nothing: that is a failure here, as is any skip (see conftest).
+python3 -m pytest -q "$@"
