@@ -6,4 +6,6 @@
 pytest_plugins = [
     "substrate.registries",
     "substrate.oci_images",
+    "substrate.kube_api",
+    "substrate.operator_sim",
 ]
