@@ -448,16 +448,21 @@ CHECKS_BY_ID: Mapping[str, Check] = {c.id: c for c in CHECKS}
 
 
 def applies(check: Check, h: HostContext, config: Config) -> bool:
+    return applies_to_host(check, h.host, h.user, config)
+
+
+def applies_to_host(check: Check, host: Host, user: str, config: Config) -> bool:
+    """Whether a check runs on a host; needs no facts, so the plan can list checks per host."""
     a = check.applies_to
     if a == "all":
         return True
     if a in ("controlPlane", "worker"):
-        return h.host.role == a
+        return host.role == a
     if a == "pciPassthrough":
-        return h.host.pci_passthrough
+        return host.pci_passthrough
     if a == "hardwareVirtualization":
         return not config.components.kubevirt.use_emulation
-    return h.user != "root"  # nonRoot
+    return user != "root"  # nonRoot
 
 
 def unknown_check_ids(ids: set[str]) -> list[str]:
