@@ -72,7 +72,9 @@ def _rbac(name: str, namespace: str, group: str) -> list[dict[str, Any]]:
     ]
 
 
-def _deployment(name: str, namespace: str, image: str, env: list[dict[str, str]], replicas: int) -> dict[str, Any]:
+def _deployment(
+    name: str, namespace: str, image: str, env: list[dict[str, str]], replicas: int
+) -> dict[str, Any]:
     labels = {"name": name}
     return {
         "apiVersion": "apps/v1",
@@ -85,7 +87,9 @@ def _deployment(name: str, namespace: str, image: str, env: list[dict[str, str]]
                 "metadata": {"labels": labels},
                 "spec": {
                     "serviceAccountName": name,
-                    "containers": [{"name": name, "image": image, "imagePullPolicy": "IfNotPresent", "env": env}],
+                    "containers": [
+                        {"name": name, "image": image, "imagePullPolicy": "IfNotPresent", "env": env}
+                    ],
                 },
             },
         },
@@ -141,7 +145,11 @@ def cdi_operator_objects(version: str = CDI_VERSION) -> list[dict[str, Any]]:
         {"name": "PULL_POLICY", "value": "IfNotPresent"},
     ]
     return [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "cdi", "labels": {"cdi.kubevirt.io": ""}}},
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": "cdi", "labels": {"cdi.kubevirt.io": ""}},
+        },
         _crd("cdi.kubevirt.io", "CDI", "cdis", "Cluster", "v1beta1"),
         *_rbac("cdi-operator", "cdi", "cdi.kubevirt.io"),
         _deployment("cdi-operator", "cdi", img("cdi-operator"), env, replicas=1),
@@ -162,7 +170,8 @@ def catalog_with(component: str, version: str, url: str, data: bytes, base: Cata
     product = catalog.components[component]
     release = product.releases[version]
     artifacts = tuple(
-        dataclasses.replace(a, source=url, sha256=sha256(data)) if a.kind == "url" else a for a in release.artifacts
+        dataclasses.replace(a, source=url, sha256=sha256(data)) if a.kind == "url" else a
+        for a in release.artifacts
     )
     releases = {**product.releases, version: dataclasses.replace(release, artifacts=artifacts)}
     components = {**catalog.components, component: dataclasses.replace(product, releases=releases)}

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from operator_standins import KV_VERSION, MemorySource, catalog_with, kubevirt_operator_objects, manifest_bytes
 
 from kvinstall.catalog import load_catalog
 from kvinstall.components.base import KubeObject
@@ -20,6 +19,13 @@ from kvinstall.components.kubevirt import (
 from kvinstall.config.models import Config
 from kvinstall.errors import ArtifactError, ConfigError, IntegrityError
 from kvinstall.render.images import images_in, images_outside
+from operator_standins import (
+    KV_VERSION,
+    MemorySource,
+    catalog_with,
+    kubevirt_operator_objects,
+    manifest_bytes,
+)
 
 URL = "https://artifacts.test/kubevirt-operator.yaml"
 SITE = "registry.site.test:5000"
@@ -88,16 +94,26 @@ def test_config_knobs_reach_the_cr() -> None:
                 useEmulation=True,
                 cpuAllocationRatio=4,
                 evictionStrategy="LiveMigrate",
-                migrations={"parallelMigrationsPerCluster": 9, "bandwidthPerMigration": "64Mi", "allowPostCopy": True},
+                migrations={
+                    "parallelMigrationsPerCluster": 9,
+                    "bandwidthPerMigration": "64Mi",
+                    "allowPostCopy": True,
+                },
                 mediatedDevicesConfiguration={
                     "mediatedDeviceTypes": ["nvidia-222"],
-                    "nodeMediatedDeviceTypes": [{"nodeSelector": {"gpu": "t4"}, "mediatedDeviceTypes": ["nvidia-223"]}],
+                    "nodeMediatedDeviceTypes": [
+                        {"nodeSelector": {"gpu": "t4"}, "mediatedDeviceTypes": ["nvidia-223"]}
+                    ],
                 },
             )
         )
     )
     conf = cr(objects)["spec"]["configuration"]
-    assert conf["developerConfiguration"] == {"featureGates": [], "useEmulation": True, "cpuAllocationRatio": 4}
+    assert conf["developerConfiguration"] == {
+        "featureGates": [],
+        "useEmulation": True,
+        "cpuAllocationRatio": 4,
+    }
     assert conf["evictionStrategy"] == "LiveMigrate"
     assert conf["migrations"]["parallelMigrationsPerCluster"] == 9
     assert conf["migrations"]["bandwidthPerMigration"] == "64Mi"
@@ -115,8 +131,12 @@ def test_host_devices_add_the_gate_and_gpu_needs_none() -> None:
             **kv(
                 featureGates=["Snapshot"],
                 permittedHostDevices={
-                    "pciHostDevices": [{"pciVendorSelector": "10de:1eb8", "resourceName": "nvidia.com/TU104GL_Tesla_T4"}],
-                    "mediatedDevices": [{"mdevNameSelector": "GRID T4-1Q", "resourceName": "nvidia.com/GRID_T4-1Q"}],
+                    "pciHostDevices": [
+                        {"pciVendorSelector": "10de:1eb8", "resourceName": "nvidia.com/TU104GL_Tesla_T4"}
+                    ],
+                    "mediatedDevices": [
+                        {"mdevNameSelector": "GRID T4-1Q", "resourceName": "nvidia.com/GRID_T4-1Q"}
+                    ],
                 },
             )
         )
@@ -138,7 +158,9 @@ def test_host_devices_gate_not_duplicated() -> None:
     config = cfg(
         **kv(
             featureGates=["HostDevices"],
-            permittedHostDevices={"pciHostDevices": [{"pciVendorSelector": "10DE:1EB8", "resourceName": "a.io/b"}]},
+            permittedHostDevices={
+                "pciHostDevices": [{"pciVendorSelector": "10DE:1EB8", "resourceName": "a.io/b"}]
+            },
         )
     )
     assert effective_feature_gates(config, CATALOG) == ["HostDevices"]
@@ -175,11 +197,16 @@ def test_ga_gates_warn_and_are_left_out() -> None:
 
 def test_images_include_gate_images_of_enabled_gates_only() -> None:
     base = COMPONENT.images(cfg(), CATALOG)
-    assert base == [f"quay.io/kubevirt/{n}:{KV_VERSION}" for n in
-                    ("virt-operator", "virt-api", "virt-controller", "virt-handler", "virt-launcher")]
+    assert base == [
+        f"quay.io/kubevirt/{n}:{KV_VERSION}"
+        for n in ("virt-operator", "virt-api", "virt-controller", "virt-handler", "virt-launcher")
+    ]
     with_export = COMPONENT.images(cfg(**kv(featureGates=["VMExport", "Snapshot"])), CATALOG)
-    assert with_export == [*base, f"quay.io/kubevirt/virt-exportproxy:{KV_VERSION}",
-                           f"quay.io/kubevirt/virt-exportserver:{KV_VERSION}"]
+    assert with_export == [
+        *base,
+        f"quay.io/kubevirt/virt-exportproxy:{KV_VERSION}",
+        f"quay.io/kubevirt/virt-exportserver:{KV_VERSION}",
+    ]
 
 
 def test_offline_rewrites_operator_image_and_env_keeps_version() -> None:

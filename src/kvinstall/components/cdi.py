@@ -107,10 +107,14 @@ class CDIComponent:
         return [
             ReadinessRule(CRD_API, "CustomResourceDefinition", "cdis.cdi.kubevirt.io"),
             ReadinessRule("apps/v1", "Deployment", "cdi-operator", namespace=ns),
-            ReadinessRule("cdi.kubevirt.io/v1beta1", "CDI", "cdi", phase="Deployed", conditions=READY_CONDITIONS),
+            ReadinessRule(
+                "cdi.kubevirt.io/v1beta1", "CDI", "cdi", phase="Deployed", conditions=READY_CONDITIONS
+            ),
         ]
 
-    def remove(self, config: Config, catalog: Catalog, cluster: Cluster, delete_all: Callable[[], None]) -> None:
+    def remove(
+        self, config: Config, catalog: Catalog, cluster: Cluster, delete_all: Callable[[], None]
+    ) -> None:
         cluster.delete("cdi.kubevirt.io/v1beta1", "CDI", "cdi")
         cluster.wait_deleted("cdi.kubevirt.io/v1beta1", "CDI", "cdi")
         delete_all()

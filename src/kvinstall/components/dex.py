@@ -2,9 +2,9 @@
 
 Dex is rendered from our own templates (templates/dex.yaml.j2: Namespace, ServiceAccount, RBAC,
 config Secret, Service, Deployment) rather than the upstream chart: the chart's objects are few and
-simple, and this way `plan` needs neither the helm binary nor the chart archive. The Dex configuration (issuer, Kubernetes storage, connectors, static clients, the
-password DB) is built here as a plain dict and goes into the Secret `dex-config`, never a ConfigMap,
-because it holds client secrets and the admin's bcrypt hash.
+simple, and this way `plan` needs neither the helm binary nor the chart archive. The Dex
+configuration (issuer, Kubernetes storage, connectors, static clients, the password DB) is built
+here as a plain dict and goes into the Secret `dex-config`, never a ConfigMap, because it holds client secrets and the admin's bcrypt hash.
 
 Mode basic needs an admin credential: configured (auth.basic.password) or generated once. Both the
 clear password and its bcrypt hash live in a 0600 credentials file in the local state directory, so
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import bcrypt
 
-from kvinstall.components.base import Artifact, ArtifactSource, Cluster, KubeObject, ReadinessRule, Rendered
+from kvinstall.components.base import Artifact, ArtifactSource, Cluster, ReadinessRule, Rendered
 from kvinstall.components.kubevirt import offline_rewrite
 from kvinstall.config.problems import Problem
 from kvinstall.config.secrets import Secret
@@ -84,12 +84,16 @@ def _read_credentials(path: Path) -> dict[str, str] | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise LocalIOError(f"cannot read the admin credentials: {exc.strerror or exc}", where=str(path)) from None
+        raise LocalIOError(
+            f"cannot read the admin credentials: {exc.strerror or exc}", where=str(path)
+        ) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
         data = None
-    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("email", "password", "bcryptHash")):
+    if not isinstance(data, dict) or not all(
+        isinstance(data.get(k), str) for k in ("email", "password", "bcryptHash")
+    ):
         raise LocalIOError(
             "the admin credentials file is not in the expected form",
             where=str(path),
@@ -99,7 +103,9 @@ def _read_credentials(path: Path) -> dict[str, str] | None:
 
 
 def _write_credentials(path: Path, creds: AdminCredentials) -> None:
-    data = json.dumps({"email": creds.email, "password": creds.password, "bcryptHash": creds.bcrypt_hash}, indent=2)
+    data = json.dumps(
+        {"email": creds.email, "password": creds.password, "bcryptHash": creds.bcrypt_hash}, indent=2
+    )
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -111,7 +117,9 @@ def _write_credentials(path: Path, creds: AdminCredentials) -> None:
             f.write(data + "\n")
         os.replace(tmp, path)
     except OSError as exc:
-        raise LocalIOError(f"cannot write the admin credentials: {exc.strerror or exc}", where=str(path)) from None
+        raise LocalIOError(
+            f"cannot write the admin credentials: {exc.strerror or exc}", where=str(path)
+        ) from None
 
 
 def load_admin_credentials(state_dir: Path, config: Config) -> AdminCredentials:
@@ -132,7 +140,11 @@ def load_admin_credentials(state_dir: Path, config: Config) -> AdminCredentials:
         password = stored["password"]
     else:
         password = secrets.token_urlsafe(18)
-    if stored is not None and stored["password"] == password and _hash_matches(password, stored["bcryptHash"]):
+    if (
+        stored is not None
+        and stored["password"] == password
+        and _hash_matches(password, stored["bcryptHash"])
+    ):
         hashed = stored["bcryptHash"]
     else:
         hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()
@@ -148,12 +160,16 @@ def load_admin_credentials(state_dir: Path, config: Config) -> AdminCredentials:
         try:
             path.chmod(0o600)
         except OSError as exc:
-            raise LocalIOError(f"cannot restrict the credentials file: {exc.strerror or exc}", where=str(path)) from None
+            raise LocalIOError(
+                f"cannot restrict the credentials file: {exc.strerror or exc}", where=str(path)
+            ) from None
     return creds
 
 
 def ensure_admin_credentials(state_dir: Path, config: Config) -> tuple[Path, str]:
-    """(path of the 0600 credentials file, the admin password). The caller prints the path, never the password."""
+    """(path of the 0600 credentials file, the admin password).
+
+    The caller prints the path, never the password."""
     creds = load_admin_credentials(state_dir, config)
     assert creds.path is not None
     return creds.path, creds.password
@@ -198,8 +214,13 @@ def dex_config(config: Config, admin: AdminCredentials | None) -> dict[str, Any]
     auth = config.auth
     if not auth.issuer:
         raise ConfigError(
-            [Problem(f"auth.mode {auth.mode} needs the Dex issuer URL", loc=("auth", "issuer"),
-                     hint="e.g. https://dex.example.com/dex")]
+            [
+                Problem(
+                    f"auth.mode {auth.mode} needs the Dex issuer URL",
+                    loc=("auth", "issuer"),
+                    hint="e.g. https://dex.example.com/dex",
+                )
+            ]
         )
     clients: list[dict[str, Any]] = []
     for i, c in enumerate(auth.static_clients):
@@ -213,7 +234,12 @@ def dex_config(config: Config, admin: AdminCredentials | None) -> dict[str, Any]
         # The client the kube-apiserver trusts (its audience); kubectl oidc-login logs in with it.
         clients.insert(
             0,
-            {"id": auth.client_id, "name": "Kubernetes", "public": True, "redirectURIs": list(KUBECTL_REDIRECT_URIS)},
+            {
+                "id": auth.client_id,
+                "name": "Kubernetes",
+                "public": True,
+                "redirectURIs": list(KUBECTL_REDIRECT_URIS),
+            },
         )
     out: dict[str, Any] = {
         "issuer": auth.issuer,
@@ -309,10 +335,11 @@ class DexComponent:
     def readiness(self, config: Config, catalog: Catalog) -> list[ReadinessRule]:
         return [ReadinessRule("apps/v1", "Deployment", "dex", namespace=config.auth.namespace)]
 
-    def remove(self, config: Config, catalog: Catalog, cluster: Cluster, delete_all: Callable[[], None]) -> None:
+    def remove(
+        self, config: Config, catalog: Catalog, cluster: Cluster, delete_all: Callable[[], None]
+    ) -> None:
         # Dex's own CRDs (*.dex.coreos.com) are created by Dex at start, outside our inventory; they stay.
         delete_all()
 
 
 COMPONENT = DexComponent()
-

@@ -36,7 +36,11 @@ OWNS_ANNOTATION = "kvinstall.io/own"  # what kvinstall.kube.apply reads (OWN_ANN
 OWNS_SPEC = "spec"
 
 CRD_API = "apiextensions.k8s.io/v1"
-READY_CONDITIONS: tuple[tuple[str, str], ...] = (("Available", "True"), ("Progressing", "False"), ("Degraded", "False"))
+READY_CONDITIONS: tuple[tuple[str, str], ...] = (
+    ("Available", "True"),
+    ("Progressing", "False"),
+    ("Degraded", "False"),
+)
 
 
 def mark_operator_cr(obj: KubeObject) -> KubeObject:
@@ -122,11 +126,13 @@ def feature_gate_problems(config: Config, catalog: Catalog) -> list[Problem]:
     for i, gate in enumerate(kv.feature_gates):
         loc = ("components", "kubevirt", "featureGates", i)
         if gate in gates.discontinued:
-            problems.append(Problem(f"feature gate {gate} was discontinued in KubeVirt {kv.version}", loc=loc))
+            problems.append(
+                Problem(f"feature gate {gate} was discontinued in KubeVirt {kv.version}", loc=loc)
+            )
         elif gate in gates.ga:
             problems.append(
                 Problem(
-                    f"feature gate {gate} is GA in KubeVirt {kv.version}: always on, listing it has no effect",
+                    f"feature gate {gate} is GA in KubeVirt {kv.version}: always on, listing it does nothing",
                     loc=loc,
                     severity="warning",
                     code="ga-feature-gate",
@@ -147,7 +153,7 @@ def feature_gate_problems(config: Config, catalog: Catalog) -> list[Problem]:
 def effective_feature_gates(config: Config, catalog: Catalog) -> list[str]:
     """The gates to write into the CR: the configured alpha/beta ones (GA ones dropped, as they are
     on anyway), plus HostDevices when devices are declared. Raises ConfigError on invalid gates."""
-    errors = [p for p in feature_gate_problems(config, catalog) if p.severity == "error"]
+    errors: list[object] = [p for p in feature_gate_problems(config, catalog) if p.severity == "error"]
     if errors:
         raise ConfigError(errors)
     gates = _release(config, catalog).feature_gates
@@ -281,11 +287,19 @@ class KubeVirtComponent:
         return [
             ReadinessRule(CRD_API, "CustomResourceDefinition", "kubevirts.kubevirt.io"),
             ReadinessRule("apps/v1", "Deployment", "virt-operator", namespace=ns),
-            ReadinessRule("kubevirt.io/v1", "KubeVirt", "kubevirt", namespace=ns, phase="Deployed",
-                          conditions=READY_CONDITIONS),
+            ReadinessRule(
+                "kubevirt.io/v1",
+                "KubeVirt",
+                "kubevirt",
+                namespace=ns,
+                phase="Deployed",
+                conditions=READY_CONDITIONS,
+            ),
         ]
 
-    def remove(self, config: Config, catalog: Catalog, cluster: Cluster, delete_all: Callable[[], None]) -> None:
+    def remove(
+        self, config: Config, catalog: Catalog, cluster: Cluster, delete_all: Callable[[], None]
+    ) -> None:
         ns = _release(config, catalog).namespace or "kubevirt"
         # The CR first, while the operator still runs to clear its finalizer (foregroundDeleteKubeVirt).
         cluster.delete("kubevirt.io/v1", "KubeVirt", "kubevirt", namespace=ns)

@@ -58,7 +58,9 @@ def bindings(workspace: Workspace) -> list[dict[str, Any]]:
             if subject not in subjects:
                 subjects.append(subject)
         if subjects:
-            out.append({"name": f"workspace-{role}", "cluster_role": f"kubevirt.io:{role}", "subjects": subjects})
+            out.append(
+                {"name": f"workspace-{role}", "cluster_role": f"kubevirt.io:{role}", "subjects": subjects}
+            )
     return out
 
 
@@ -116,7 +118,9 @@ class WorkspacesComponent:
         # Vpc and Subnet are acted on by Kube-OVN; the namespace existing is what a tenant needs first.
         return [ReadinessRule("v1", "Namespace", ws.name, exists_only=True) for ws in config.workspaces]
 
-    def remove(self, config: Config, catalog: Catalog, cluster: Cluster, delete_all: Callable[[], None]) -> None:
+    def remove(
+        self, config: Config, catalog: Catalog, cluster: Cluster, delete_all: Callable[[], None]
+    ) -> None:
         delete_all()
 
 
