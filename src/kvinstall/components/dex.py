@@ -4,7 +4,8 @@ Dex is rendered from our own templates (templates/dex.yaml.j2: Namespace, Servic
 config Secret, Service, Deployment) rather than the upstream chart: the chart's objects are few and
 simple, and this way `plan` needs neither the helm binary nor the chart archive. The Dex
 configuration (issuer, Kubernetes storage, connectors, static clients, the password DB) is built
-here as a plain dict and goes into the Secret `dex-config`, never a ConfigMap, because it holds client secrets and the admin's bcrypt hash.
+here as a plain dict and goes into the Secret `dex-config`, never a ConfigMap,
+because it holds client secrets and the admin's bcrypt hash.
 
 Mode basic needs an admin credential: configured (auth.basic.password) or generated once. Both the
 clear password and its bcrypt hash live in a 0600 credentials file in the local state directory, so
