@@ -192,7 +192,7 @@ def parse_cpu_list(text: str) -> int | None:
             continue
         a, _, b = part.partition("-")
         try:
-            total += (int(b) - int(a) + 1) if b else 1
+            total += (int(b) - int(a) + 1) if b else (int(a) >= 0)
         except ValueError:
             return None
     return total or None
