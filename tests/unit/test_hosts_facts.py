@@ -28,7 +28,7 @@ SAMPLE = "\n".join(
         "/proc/net/tcp\0  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid",
         "/proc/net/tcp\0   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0",
         "/proc/net/tcp\0   1: 0100007F:1A0B 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0",
-        "/proc/net/udp6\0   0: 00000000000000000000000000000000:17C1 00000000000000000000000000000000:0000 07 0",
+        "/proc/net/udp6\0   0: " + "0" * 32 + ":17C1 " + "0" * 32 + ":0000 07 0",
         "/sys/block/nvme0n1/size\x001875385008",
         "/sys/block/loop0/size\x000",
         "/sys/bus/pci/devices/0000:3b:00.0/class\x000x030200",

@@ -65,7 +65,8 @@ def cfg(**extra: Any) -> Config:
 
 def test_resolve_targets_precedence(tmp_path: Path) -> None:
     ssh_config = paramiko.SSHConfig.from_text(
-        "Host 10.0.0.*\n  User fromconfig\n  Port 2200\n  IdentityFile ~/.ssh/lab_key\n  ProxyJump ops@jump:2022\n"
+        "Host 10.0.0.*\n  User fromconfig\n  Port 2200\n"
+        "  IdentityFile ~/.ssh/lab_key\n  ProxyJump ops@jump:2022\n"
     )
     c = cfg(
         hosts=[
