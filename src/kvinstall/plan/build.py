@@ -1,0 +1,116 @@
+"""diff (pure): DesiredState x what was observed -> Plan.
+
+Observations are optional: with no cluster, every object is "create"; with no host facts, preflight
+is "run". The cluster part comes from the apply engine's per-component ApplyPlan (kvinstall.kube),
+which already compared the desired objects with the LIVE ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kvinstall.components.base import KubeObject
+from kvinstall.plan.desired import DesiredComponent, DesiredState
+from kvinstall.plan.model import Action, Observed, Phase, Plan
+
+if TYPE_CHECKING:
+    from kvinstall.kube.apply import ApplyPlan
+
+
+@dataclass(frozen=True)
+class KubeOneDecision:
+    skip: bool
+    reason: str
+
+
+def describe_object(obj: KubeObject) -> tuple[str, str, str, str | None]:
+    meta = obj.get("metadata") or {}
+    return obj.get("apiVersion", ""), obj.get("kind", ""), meta.get("name", ""), meta.get("namespace")
+
+
+def _target(kind: str, name: str, namespace: str | None) -> str:
+    return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
+
+
+def _object_action(obj: KubeObject, action: str, diff: tuple[dict[str, Any], ...] = ()) -> Action:
+    api, kind, name, ns = describe_object(obj)
+    return Action(action=action, target=_target(kind, name, ns), api_version=api, kind=kind,  # type: ignore[arg-type]
+                  name=name, namespace=ns, diff=diff)
+
+
+def _component_phase(comp: DesiredComponent, live: ApplyPlan | None) -> Phase:
+    phase = Phase(
+        name=f"component/{comp.name}",
+        title=comp.title,
+        version=comp.version,
+        images=list(comp.images),
+        artifacts=[
+            {"name": a.name, "kind": a.kind, "source": a.describe(), "sha256": a.sha256} for a in comp.artifacts
+        ],
+        notes=list(comp.notes),
+    )
+    for art in comp.unavailable:
+        phase.notes.append(
+            f"objects of {art.describe()} are not listed: not in the local cache (apply fetches and verifies it)"
+        )
+    if live is None:
+        phase.actions = [_object_action(o, "create") for o in comp.objects]
+        return phase
+    for item in live.items:
+        diff = tuple(c.to_dict() for c in item.changes)
+        phase.actions.append(_object_action(item.obj, item.action, diff))
+    for p in live.prune:
+        phase.actions.append(
+            Action(action="delete", target=_target(p.kind, p.name, p.namespace), api_version=p.api_version,
+                   kind=p.kind, name=p.name, namespace=p.namespace, reason="no longer in the configuration")
+        )
+    for p in live.prune_blocked:
+        phase.notes.append(f"{p.kind} {p.name} left the configuration; kept (CRDs and namespaces need --prune-all)")
+    return phase
+
+
+def build_plan(
+    desired: DesiredState,
+    *,
+    observed: Observed | None = None,
+    cluster: Mapping[str, ApplyPlan] | None = None,
+    kubeone: KubeOneDecision | None = None,
+    untrusted_host_keys: Mapping[str, str] | None = None,
+    warnings: list[str] | None = None,
+) -> Plan:
+    observed = observed or Observed()
+    phases: list[Phase] = []
+
+    pre = Phase(name="preflight", title="Host preflight")
+    for h in desired.hosts:
+        details: dict[str, Any] = {"role": h.role, "user": h.user, "checks": list(h.checks)}
+        if untrusted_host_keys and h.address in untrusted_host_keys:
+            details["untrustedHostKey"] = untrusted_host_keys[h.address]
+        pre.actions.append(Action(action="run", target=f"host {h.name} ({h.address})", details=details))
+    phases.append(pre)
+
+    k1 = Phase(name="kubeone", title="Kubernetes cluster (KubeOne)")
+    details = {"manifestSha256": desired.kubeone_manifest_sha256,
+               "kubernetesVersion": desired.kubeone_manifest.get("versions", {}).get("kubernetes")}
+    if kubeone is not None and kubeone.skip:
+        k1.actions.append(Action(action="skip", target="kubeone apply", reason=kubeone.reason, details=details))
+    else:
+        reason = kubeone.reason if kubeone else "cluster not observed"
+        k1.actions.append(Action(action="run", target="kubeone apply", reason=reason, details=details))
+    k1.images = list(desired.kubernetes_images)
+    phases.append(k1)
+
+    for comp in desired.components:
+        phases.append(_component_phase(comp, (cluster or {}).get(comp.name)))
+
+    # A component switched off in the config (e.g. Dex with auth none) still has live members:
+    # its removal shows up as deletes under its own name.
+    for name, live in (cluster or {}).items():
+        if desired.component(name) is None and (live.prune or live.prune_blocked):
+            gone = DesiredComponent(name=name, title=f"{name} (removed)", version="-", namespace=None, objects=[],
+                                    images=[], artifacts=[], unavailable=[], readiness=[])
+            phases.append(_component_phase(gone, live))
+
+    return Plan(cluster=desired.cluster, phases=phases, observed=observed, warnings=list(warnings or []))

@@ -1,0 +1,132 @@
+"""desire (pure, no I/O): Config + release catalog -> DesiredState.
+
+The hosts and the checks they get, the KubeOne manifest, every component's rendered objects,
+images and readiness rules, and every artifact an offline site needs. Upstream artifact bytes come
+through an ArtifactSource chosen by the caller (cache only for `plan`, network for `apply`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kvinstall.catalog import Catalog
+from kvinstall.components.base import Artifact, ArtifactSource, Component, KubeObject, ReadinessRule
+from kvinstall.config.models import Config, Host
+
+
+@dataclass(frozen=True)
+class DesiredHost:
+    name: str
+    address: str
+    role: str
+    user: str
+    checks: tuple[str, ...]
+
+
+@dataclass
+class DesiredComponent:
+    name: str
+    title: str
+    version: str
+    namespace: str | None
+    objects: list[KubeObject]
+    images: list[str]
+    artifacts: list[Artifact]
+    unavailable: list[Artifact]
+    readiness: list[ReadinessRule]
+    notes: list[str] = field(default_factory=list)
+    component: Component | None = None  # the module, for removal hooks
+
+
+@dataclass
+class DesiredState:
+    cluster: str
+    hosts: list[DesiredHost]
+    kubeone_manifest: dict[str, Any]
+    kubeone_manifest_sha256: str
+    kubernetes_images: list[str]
+    components: list[DesiredComponent]
+    binaries: list[Artifact]
+
+    def all_images(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for img in self.kubernetes_images:
+            seen.setdefault(img, None)
+        for comp in self.components:
+            for img in comp.images:
+                seen.setdefault(img, None)
+        return list(seen)
+
+    def all_artifacts(self) -> list[Artifact]:
+        return [*(a for c in self.components for a in c.artifacts), *self.binaries]
+
+    def component(self, name: str) -> DesiredComponent | None:
+        return next((c for c in self.components if c.name == name), None)
+
+
+def host_name(host: Host) -> str:
+    return host.hostname or host.address
+
+
+def planned_checks(config: Config, host: Host) -> tuple[str, ...]:
+    from kvinstall.hosts.checks import CHECKS, applies_to_host
+
+    user = host.user or config.ssh.user
+    return tuple(c.id for c in CHECKS if applies_to_host(c, host, user, config))
+
+
+def desire(
+    config: Config,
+    catalog: Catalog,
+    source: ArtifactSource,
+    *,
+    components: list[Component] | None = None,
+    host_keys: dict[str, str] | None = None,
+) -> DesiredState:
+    from kvinstall.components import ALL_COMPONENTS
+    from kvinstall.kubeone.manifest import manifest_hash, render_manifest
+
+    hosts = [
+        DesiredHost(
+            name=host_name(h),
+            address=h.address,
+            role=h.role,
+            user=h.user or config.ssh.user,
+            checks=planned_checks(config, h),
+        )
+        for h in config.hosts
+    ]
+    desired_components = []
+    for comp in components if components is not None else list(ALL_COMPONENTS):
+        if not comp.enabled(config):
+            continue
+        rendered = comp.render(config, catalog, source)
+        desired_components.append(
+            DesiredComponent(
+                name=comp.name,
+                title=comp.title,
+                version=comp.version(config),
+                namespace=comp.namespace,
+                objects=rendered.objects,
+                images=comp.images(config, catalog),
+                artifacts=comp.artifacts(config, catalog),
+                unavailable=rendered.unavailable,
+                readiness=comp.readiness(config, catalog),
+                notes=rendered.notes,
+                component=comp,
+            )
+        )
+    k8s = catalog.kubernetes.get(config.kubernetes.version)
+    kubeone = catalog.kubeone.get(config.kubeone.version)
+    helm = catalog.helm.get(catalog.helm.default)
+    binaries = [*(kubeone.artifacts if kubeone else ()), *(helm.artifacts if helm else ())]
+    return DesiredState(
+        cluster=config.name,
+        hosts=hosts,
+        kubeone_manifest=render_manifest(config, host_keys=host_keys),
+        kubeone_manifest_sha256=manifest_hash(config, host_keys=host_keys),
+        kubernetes_images=list(k8s.images) if k8s else [],
+        components=desired_components,
+        binaries=binaries,
+    )
