@@ -131,6 +131,7 @@ class Kube:
         self._tmpdir = tmpdir
         self._lock = threading.Lock()
         self._discovery: dict[str, dict[str, Resource]] = {}  # api_version -> kind -> Resource
+        self.retries = 0  # transient failures retried so far
         self.requests: Counter[str] = Counter()  # "GET", "PATCH", ..., "dry-run": counted once per request
 
     # ---- construction -------------------------------------------------------------------------
@@ -249,6 +250,8 @@ class Kube:
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
                 if resp.status_code == 404:
                     self.invalidate_discovery()
+            with self._lock:
+                self.retries += 1
             now = time.monotonic()
             if now >= end:
                 raise ClusterError(f"gave up after retrying until the deadline: {last}", where=where or path)

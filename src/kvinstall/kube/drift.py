@@ -382,9 +382,15 @@ def diff_values(path: str, before: Any, after: Any) -> list[FieldChange]:
         out: list[FieldChange] = []
         for k in sorted(set(before) | set(after), key=str):
             if k not in after:
-                out.append(FieldChange(_seg(path, k), "remove", before[k]))
+                if isinstance(before[k], dict) and before[k]:  # one change per leaf, not per map
+                    out.extend(diff_values(_seg(path, k), before[k], {}))
+                else:
+                    out.append(FieldChange(_seg(path, k), "remove", before[k]))
             elif k not in before:
-                out.append(FieldChange(_seg(path, k), "add", None, after[k]))
+                if isinstance(after[k], dict) and after[k]:
+                    out.extend(diff_values(_seg(path, k), {}, after[k]))
+                else:
+                    out.append(FieldChange(_seg(path, k), "add", None, after[k]))
             else:
                 out.extend(diff_values(_seg(path, k), before[k], after[k]))
         return out
