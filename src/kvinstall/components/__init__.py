@@ -1,0 +1,47 @@
+"""Platform components, each a module exposing `COMPONENT` (see base.py for the protocol).
+
+`ALL_COMPONENTS` lists them in install order (removal runs in reverse). The modules are imported
+on first use, so importing kvinstall.components (as the catalog does, for base.Artifact) stays cheap
+and free of import cycles.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kvinstall.components.base import Component
+
+# Install order: the CNI first (nodes stay NotReady without it); KubeVirt, then CDI; Dex; Kyverno
+# last among the controllers (its failurePolicy=Fail webhooks can block other installs); then our
+# policies, which need Kyverno's CRDs; workspaces last (they use Kube-OVN and KubeVirt kinds).
+COMPONENT_MODULES: tuple[str, ...] = (
+    "kubeovn",
+    "kubevirt",
+    "cdi",
+    "dex",
+    "kyverno",
+    "policies",
+    "workspaces",
+)
+
+
+@lru_cache(maxsize=1)
+def all_components() -> tuple[Component, ...]:
+    return tuple(importlib.import_module(f"{__name__}.{m}").COMPONENT for m in COMPONENT_MODULES)
+
+
+def component(name: str) -> Component:
+    """The component whose `name` is `name` (KeyError otherwise)."""
+    for c in all_components():
+        if c.name == name:
+            return c
+    raise KeyError(f"no component named {name!r}")
+
+
+def __getattr__(attr: str) -> Any:
+    if attr == "ALL_COMPONENTS":
+        return list(all_components())
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")

@@ -1,0 +1,148 @@
+"""Kube-OVN: chart values from the config, rendered by the real helm binary from a stand-in chart
+(the upstream chart cannot be fetched here; tests/standins.py builds one with its value names)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import standins
+from kvinstall.catalog import load_catalog
+from kvinstall.components.base import Artifact
+from kvinstall.components.kubeovn import COMPONENT, chart_values
+from kvinstall.config.models import Config
+from kvinstall.render.images import images_in, images_outside
+
+
+class Source:
+    """An ArtifactSource holding bytes by artifact name (the cache is tested in integration)."""
+
+    def __init__(self, **by_name: bytes) -> None:
+        self.by_name = by_name
+        self.asked: list[str] = []
+
+    def get(self, artifact: Artifact) -> bytes | None:
+        self.asked.append(artifact.name)
+        return self.by_name.get(artifact.name.replace("-", "_"))
+
+
+def config(**extra: Any) -> Config:
+    data: dict[str, Any] = {
+        "apiVersion": "kvinstall.io/v1alpha1",
+        "kind": "VirtualizationCluster",
+        "metadata": {"name": "lab"},
+        "hosts": [
+            {"address": "192.0.2.10", "privateAddress": "10.0.0.1", "role": "controlPlane"},
+            {"address": "192.0.2.11", "role": "controlPlane", "tunnelInterface": "bond0"},
+            {"address": "192.0.2.12", "privateAddress": "10.0.0.3", "role": "controlPlane"},
+            {"address": "192.0.2.20", "role": "worker"},
+        ],
+    }
+    data.update(extra)
+    return Config.model_validate(data)
+
+
+CATALOG = load_catalog()
+RELEASE = CATALOG.component("kubeovn", "v1.16.2")
+
+
+def test_values_from_config() -> None:
+    cfg = config(
+        network={
+            "podCIDR": "10.50.0.0/16",
+            "serviceCIDR": "10.60.0.0/16",
+            "joinCIDR": "100.70.0.0/16",
+            "tunnelInterface": "eth1",
+            "tunnelType": "vxlan",
+            "mtu": 1400,
+        },
+        components={"kubeOVN": {"enableNatGateway": True, "enableLoadBalancer": False}},
+    )
+    v = chart_values(cfg, RELEASE)
+    assert v["MASTER_NODES"] == "10.0.0.1,192.0.2.11,10.0.0.3"
+    assert v["replicaCount"] == 3
+    assert v["ipv4"] == {
+        "POD_CIDR": "10.50.0.0/16",
+        "POD_GATEWAY": "10.50.0.1",
+        "SVC_CIDR": "10.60.0.0/16",
+        "JOIN_CIDR": "100.70.0.0/16",
+    }
+    assert v["networking"]["IFACE"] == "bond0,eth1"
+    assert v["networking"]["TUNNEL_TYPE"] == "vxlan"
+    assert v["networking"]["MTU"] == 1400
+    assert (
+        v["func"]["ENABLE_LB"] is False
+        and v["func"]["ENABLE_NP"] is True
+        and v["func"]["ENABLE_NAT_GW"] is True
+    )
+    assert v["global"]["registry"]["address"] == "docker.io/kubeovn"
+    assert v["global"]["images"]["kubeovn"]["tag"] == "v1.16.2"
+
+
+def test_explicit_gateway_and_no_mtu() -> None:
+    v = chart_values(config(network={"gateway": "10.16.0.254"}), RELEASE)
+    assert v["ipv4"]["POD_GATEWAY"] == "10.16.0.254"
+    assert "MTU" not in v["networking"]
+    assert v["networking"]["IFACE"] == "bond0"
+
+
+def test_render_with_real_helm() -> None:
+    rendered = COMPONENT.render(config(), CATALOG, Source(kube_ovn_chart=standins.kubeovn_chart()))
+    objs = {(o["kind"], o["metadata"]["name"]): o for o in rendered.objects}
+    central = objs[("Deployment", "ovn-central")]
+    assert central["spec"]["replicas"] == 3
+    assert (
+        "--node-ips=10.0.0.1,192.0.2.11,10.0.0.3"
+        in central["spec"]["template"]["spec"]["containers"][0]["args"]
+    )
+    assert ("CustomResourceDefinition", "subnets.kubeovn.io") in objs
+    assert not any(o["kind"] == "Job" for o in rendered.objects), "the chart's hooks are not rendered"
+    assert images_in(rendered.objects) == {"docker.io/kubeovn/kube-ovn:v1.16.2"}
+    assert any("kube-ovn/role=master" in n for n in rendered.notes)
+
+
+def test_offline_render_points_every_image_at_the_site() -> None:
+    cfg = config(
+        offline={"enabled": True, "registry": "registry.site:5000"},
+        components={"kubeOVN": {"enableNatGateway": True}},
+    )
+    assert chart_values(cfg, RELEASE)["global"]["registry"]["address"] == "registry.site:5000/kubeovn"
+    rendered = COMPONENT.render(cfg, CATALOG, Source(kube_ovn_chart=standins.kubeovn_chart()))
+    assert images_outside(rendered.objects, "registry.site:5000") == set()
+    assert "registry.site:5000/kubeovn/vpc-nat-gateway:v1.16.2" in images_in(rendered.objects)
+
+
+def test_unavailable_chart_is_reported_not_hidden() -> None:
+    rendered = COMPONENT.render(config(), CATALOG, Source())
+    assert rendered.objects == []
+    assert [a.name for a in rendered.unavailable] == ["kube-ovn-chart"]
+
+
+def test_readiness_in_documented_order() -> None:
+    rules = COMPONENT.readiness(config(), CATALOG)
+    assert [(r.kind, r.name) for r in rules] == [
+        ("Deployment", "ovn-central"),
+        ("DaemonSet", "ovs-ovn"),
+        ("Deployment", "kube-ovn-controller"),
+        ("DaemonSet", "kube-ovn-cni"),
+        ("DaemonSet", "kube-ovn-pinger"),
+        ("Deployment", "kube-ovn-monitor"),
+        ("Subnet", "ovn-default"),
+        ("Subnet", "join"),
+        ("Vpc", "ovn-cluster"),
+    ]
+    assert rules[6].conditions == (("Ready", "True"),)
+    assert rules[8].exists_only
+
+
+def test_artifacts_and_images_come_from_the_catalog() -> None:
+    assert [a.name for a in COMPONENT.artifacts(config(), CATALOG)] == ["kube-ovn-chart"]
+    assert "docker.io/kubeovn/kube-ovn:v1.16.2" in COMPONENT.images(config(), CATALOG)
+
+
+@pytest.mark.parametrize("version", ["v1.14.35"])
+def test_other_catalog_version(version: str) -> None:
+    cfg = config(components={"kubeOVN": {"version": version}})
+    rendered = COMPONENT.render(cfg, CATALOG, Source(kube_ovn_chart=standins.kubeovn_chart(version)))
+    assert images_in(rendered.objects) == {f"docker.io/kubeovn/kube-ovn:{version}"}
