@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
-import click
 import typer
+from typer._click import exceptions as click_exc  # typer vendors click; its exceptions are these
 
 from kvinstall import __version__
 from kvinstall.cli import output
@@ -56,18 +56,18 @@ def run() -> None:
     except KvError as exc:
         _report(exc)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         output.err("interrupted")
         sys.exit(exit_code("interrupted"))
     except KeyboardInterrupt:
         output.err("interrupted")
         sys.exit(exit_code("interrupted"))
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.UsageError as exc:
+    except click_exc.UsageError as exc:
         exc.show()
         sys.exit(exit_code("usage"))
-    except click.ClickException as exc:
+    except click_exc.ClickException as exc:
         exc.show()
         sys.exit(exit_code("usage"))
     except Exception as exc:  # a bug: say so plainly, traceback only on request

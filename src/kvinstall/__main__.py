@@ -1,0 +1,5 @@
+"""`python -m kvinstall`."""
+
+from kvinstall.cli.main import run
+
+run()
