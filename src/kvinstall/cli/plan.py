@@ -25,7 +25,9 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--detailed-exitcode", help="Exit 2 when the plan has changes, 0 when none.")
         ] = False,
         show_unchanged: Annotated[bool, typer.Option("--show-unchanged", help="List unchanged objects too.")] = False,
-        show_manifest: Annotated[bool, typer.Option("--show-manifest", help="Print the KubeOne manifest.")] = False,
+        show_manifest: Annotated[
+            bool, typer.Option("--show-manifest/--hide-manifest", help="Print the KubeOne manifest.")
+        ] = True,
     ) -> None:
         from kvinstall.plan.make import make_plan
 

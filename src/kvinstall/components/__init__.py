@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -45,3 +46,13 @@ def __getattr__(attr: str) -> Any:
     if attr == "ALL_COMPONENTS":
         return list(all_components())
     raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
+
+
+def default_components(state_dir: Path) -> list[Component]:
+    """The components for one cluster: Dex keeps its generated admin credential in the state dir."""
+    from kvinstall.components.dex import DexComponent, state_dir_credentials
+
+    return [
+        DexComponent(credentials=state_dir_credentials(state_dir)) if c.name == "dex" else c
+        for c in all_components()
+    ]

@@ -52,6 +52,8 @@ def _component_phase(comp: DesiredComponent, live: ApplyPlan | None) -> Phase:
         notes=list(comp.notes),
     )
     for art in comp.unavailable:
+        if any(art.source in n for n in phase.notes):
+            continue  # the component said so already
         phase.notes.append(
             f"objects of {art.describe()} are not listed: not in the local cache (apply fetches and verifies it)"
         )

@@ -43,7 +43,7 @@ def render_text(plan: dict[str, Any], *, show_unchanged: bool = False, manifest:
                 out.append(f"      host key not yet trusted: {details['untrustedHostKey']}")
             if "manifestSha256" in details:
                 out.append(
-                    f"      Kubernetes {details.get('kubernetesVersion')}, manifest sha256:{details['manifestSha256'][:16]}"
+                    f"      Kubernetes {details.get('kubernetesVersion')}, manifest {details['manifestSha256'][:23]}"
                 )
             for change in a.get("diff", []):
                 before, after = _value(change.get("before")), _value(change.get("after"))
