@@ -239,7 +239,7 @@ def test_chart_version_missing_from_the_index(tmp_path: Path, server: FileServer
     art = Artifact(
         name="kube-ovn-chart", kind="chart", source=f"{server.url}/repo", version="v9.9.9", chart="kube-ovn"
     )
-    with pytest.raises(ArtifactError, match="v9.9.9 is not in the repository"):
+    with pytest.raises(ArtifactError, match=r"v9\.9\.9 is not in the repository"):
         cache(tmp_path, server).get(art)
 
 
