@@ -10,8 +10,13 @@ the stand-in's pinned sha256, the way the shipped catalog pins upstream files.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import http.server
+import ssl
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import yaml
@@ -194,3 +199,37 @@ class MemorySource:
         if data is not None and artifact.sha256 and sha256(data) != artifact.sha256:
             raise IntegrityError("digest mismatch", where=f"artifact {artifact.name}")
         return data
+
+
+@contextlib.contextmanager
+def serve_https(files: dict[str, bytes], ca: Any) -> Iterator[str]:
+    """Serve `files` (path -> bytes) over HTTPS on 127.0.0.1 with a certificate from the test CA;
+    yields the base URL. Stands in for the upstream release download server."""
+    pair = ca.issue("artifact-server", common_name="127.0.0.1", ips=("127.0.0.1",))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(pair.cert), str(pair.key))
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            data = files.get(self.path)
+            if data is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -344,3 +344,8 @@ class DexComponent:
 
 
 COMPONENT = DexComponent()
+
+
+def for_state_dir(state_dir: Path) -> DexComponent:
+    """Dex with its admin credential kept in `state_dir` (what `plan` and `apply` use)."""
+    return DexComponent(state_dir_credentials(state_dir))
