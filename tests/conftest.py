@@ -8,4 +8,5 @@ pytest_plugins = [
     "substrate.oci_images",
     "substrate.kube_api",
     "substrate.operator_sim",
+    "substrate.host_lab",
 ]

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
+from collections.abc import Callable
 from typing import Any
 
 import oras.client
+import paramiko
 import pytest
 import requests
 from kubernetes import config as k8s_config
 from kubernetes.dynamic import DynamicClient
 
+from substrate.host_lab import DEBIAN_12, SUDO_USER, UBUNTU_2404, ClientKeys, HostSpec, Lab
 from substrate.kube_api import KubeApi
 from substrate.oci_images import (
     OCI_INDEX,
@@ -237,3 +241,111 @@ def test_operator_sim_marks_deployment_available(kube_api: KubeApi, kube_namespa
     obj = operator_sim.deployment_available(kube_namespace, "web")
     assert obj["status"]["readyReplicas"] == 2
     assert {"type": "Available", "status": "True"}.items() <= obj["status"]["conditions"][0].items()
+
+
+# ---------------------------------------------------------------- host_lab
+
+def _lab_specs() -> list[HostSpec]:
+    return [
+        HostSpec("bastion", bastion=True),
+        HostSpec("cp1", os_release=DEBIAN_12),
+        HostSpec("w1", os_release=UBUNTU_2404, kvm=False, cpus=1, sudo="password"),
+        HostSpec("hidden1", behind_bastion=True, authorized_key_types=("ed25519", "rsa", "ecdsa")),
+    ]
+
+
+def test_host_lab_paramiko_on_every_host(host_lab: Callable[..., Lab]) -> None:
+    lab = host_lab(_lab_specs())
+    for host in lab.hosts.values():
+        code, out, err = lab.exec(host, "hostname; id -u")
+        assert code == 0, err
+        assert out.split() == [host.name, "0"]
+    # the host key the client verified is the one the test was given
+    client = lab.ssh("cp1")
+    transport = client.get_transport()
+    assert transport is not None
+    key = transport.get_remote_server_key()
+    assert f"{key.get_name()} {key.get_base64()}" == lab["cp1"].host_key_line
+
+
+def test_host_lab_bastion_is_on_the_path(host_lab: Callable[..., Lab]) -> None:
+    lab = host_lab(_lab_specs())
+    hidden = lab["hidden1"]
+    with pytest.raises(OSError):  # not routable from the client's namespace
+        lab.connect(hidden.ip, 22, timeout=3)
+    code, out, _ = lab.exec(hidden, "echo $SSH_CONNECTION")
+    assert code == 0
+    # the hidden host sees the bastion's inner address as the peer
+    assert out.split()[0] == lab["bastion"].inner_ip
+    lab["bastion"].stop_sshd()
+    with pytest.raises(OSError):
+        lab.exec(hidden, "true")
+
+
+def test_host_lab_sudo_users(host_lab: Callable[..., Lab]) -> None:
+    lab = host_lab(_lab_specs())
+    code, out, err = lab.exec("cp1", "id -un; sudo -n true", user=SUDO_USER)
+    assert (code, out.strip()) == (0, SUDO_USER), err
+    w1 = lab["w1"]
+    code, _, err = lab.exec(w1, "sudo -n true", user=SUDO_USER)
+    assert code != 0 and "password is required" in err
+    assert w1.sudo_password is not None
+    code, out, err = lab.exec(w1, "sudo -S -p '' id -u", user=SUDO_USER,
+                              stdin=(w1.sudo_password + "\n").encode())
+    assert (code, out.strip()) == (0, "0"), err
+
+
+def test_host_lab_host_differences(host_lab: Callable[..., Lab]) -> None:
+    lab = host_lab(_lab_specs())
+    _, cp1, _ = lab.exec("cp1", ". /etc/os-release; echo $ID $VERSION_ID; test -e /dev/kvm && echo kvm")
+    _, w1, _ = lab.exec("w1", ". /etc/os-release; echo $ID $VERSION_ID; nproc; "
+                              "test -e /dev/kvm || echo nokvm")
+    assert cp1.split() == ["debian", "12", "kvm"]
+    assert w1.split() == ["ubuntu", "24.04", "1", "nokvm"]
+
+
+def test_host_lab_client_key_types(host_lab: Callable[..., Lab], ssh_client_keys: ClientKeys) -> None:
+    lab = host_lab(_lab_specs())
+    for kind in ("ed25519", "rsa", "ecdsa"):
+        client = lab.ssh("hidden1", key=ssh_client_keys.path(kind))
+        _, out, _ = client.exec_command("echo ok")
+        assert out.read() == b"ok\n"
+    with pytest.raises(paramiko.AuthenticationException):
+        lab.ssh("cp1", key=ssh_client_keys.rsa)  # cp1 authorises ed25519 only
+
+
+def test_host_lab_faults(host_lab: Callable[..., Lab]) -> None:
+    lab = host_lab(2)
+    h1 = lab["h1"]
+    h1.stop_sshd()
+    with pytest.raises(ConnectionRefusedError):
+        lab.connect(h1.ip, 22, timeout=3)
+    h1.start_sshd()
+    client = lab.ssh(h1)
+    h1.kill_sessions()
+    with pytest.raises((paramiko.SSHException, OSError, EOFError)):
+        client.exec_command("true", timeout=5)[1].read()
+    h1.link_down()
+    with pytest.raises(OSError):
+        lab.connect(h1.ip, 22, timeout=1)
+    h1.link_up()
+    assert lab.exec(h1, "true")[0] == 0
+    assert lab.exec("h2", "true")[0] == 0
+
+
+def test_host_lab_openssh_client_in_lab_namespace(host_lab: Callable[..., Lab],
+                                                  ssh_client_keys: ClientKeys) -> None:
+    lab = host_lab(1)
+    h1 = lab["h1"]
+    cp = lab.run_in_lab(["ssh", "-i", str(ssh_client_keys.ed25519),
+                         "-o", f"UserKnownHostsFile={lab.known_hosts}", "-o", "StrictHostKeyChecking=yes",
+                         "-o", "BatchMode=yes", f"root@{h1.ip}", "hostname"], text=True, timeout=30)
+    assert cp.returncode == 0, cp.stderr
+    assert cp.stdout.strip() == "h1"
+
+
+def test_lab_addresses_are_blackholed_in_root_namespace(host_lab: Callable[..., Lab]) -> None:
+    lab = host_lab(1)
+    with socket.socket() as s, pytest.raises(OSError):
+        s.settimeout(2)
+        s.connect((lab["h1"].ip, 22))
