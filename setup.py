@@ -8,6 +8,7 @@ setup(
     package_data={
         "kvinstall": ["py.typed"],
         "kvinstall.catalog": ["*.yaml"],
+        "kvinstall.plan": ["*.json"],
         "kvinstall.manifests": ["**/*.yaml"],
         "kvinstall.templates": ["**/*.j2", "**/*.yaml"],
     },

@@ -52,7 +52,7 @@ def run() -> None:
     """Console-script entry point."""
     _register()
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)
     except KvError as exc:
         _report(exc)
         sys.exit(exc.exit_code)
@@ -75,7 +75,8 @@ def run() -> None:
             raise
         output.err(f"internal error: {type(exc).__name__}: {exc}\n(set KVINSTALL_DEBUG=1 for a traceback)")
         sys.exit(exit_code("internal"))
-    sys.exit(0)
+    # Without standalone mode click returns typer.Exit's code instead of raising it.
+    sys.exit(rc if isinstance(rc, int) else 0)
 
 
 def _report(exc: KvError) -> None:

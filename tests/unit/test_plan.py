@@ -1,0 +1,122 @@
+"""plan without any cluster or hosts: complete, versioned JSON, detailed exit code, render export.
+
+The CLI runs inside an empty network namespace: the examples name addresses that do not exist here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kvinstall.catalog import load_catalog
+from kvinstall.components import default_components
+from kvinstall.components.artifacts import NoFetch
+from kvinstall.config.loader import load_file
+from kvinstall.plan.build import build_plan
+from kvinstall.plan.desired import desire
+from kvinstall.render.export import REDACTED, export_files
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAN_SCHEMA = json.loads(resources.files("kvinstall.plan").joinpath("plan.schema.json").read_text())
+
+
+def kv(*args: str, state: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    cmd = ["unshare", "-n", sys.executable, "-m", "kvinstall", *args]
+    environ = {**os.environ, "KVINSTALL_STATE_DIR": str(state), "KVINSTALL_CACHE_DIR": str(state / "cache"),
+               **(env or {})}
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=environ, timeout=120)
+
+
+@pytest.mark.parametrize("example", ["minimal", "ha-gpu", "airgapped", "kubev"])
+def test_plan_json_validates_against_its_schema(example: str, tmp_path: Path) -> None:
+    env = {"CORP_SSO_CLIENT_SECRET": "x"}
+    (tmp_path / "pw").write_text("pw")
+    res = kv("plan", "-f", f"examples/{example}.yaml", "-o", "json", state=tmp_path, env=env)
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    jsonschema.validate(data, PLAN_SCHEMA)
+    assert data["observed"]["cluster"] is False
+    names = [p["name"] for p in data["phases"]]
+    assert names[:2] == ["preflight", "kubeone"]
+    assert "component/kubevirt" in names
+    assert data["kubeoneManifest"]["apiVersion"] == "kubeone.k8c.io/v1beta2"
+
+
+def test_plan_text_is_complete_for_minimal(tmp_path: Path) -> None:
+    res = kv("plan", "-f", "examples/minimal.yaml", state=tmp_path)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    for expected in ("host cp-1 (192.0.2.10)", "dev.kvm", "kubeone apply", "KubeOneCluster", "KubeVirt v1.8.4",
+                     "quay.io/kubevirt/virt-operator:v1.8.4", "Namespace team-a", "not observed: cluster",
+                     "Summary:"):
+        assert expected in out, expected
+
+
+def test_detailed_exitcode(tmp_path: Path) -> None:
+    res = kv("plan", "-f", "examples/minimal.yaml", "--detailed-exitcode", state=tmp_path)
+    assert res.returncode == 2
+
+
+def test_render_writes_files_and_redacts_secrets(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    res = kv("render", "-f", "examples/airgapped.yaml", "-o", str(out), state=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert (out / "kubeone.yaml").read_text().startswith("apiVersion: kubeone.k8c.io/v1beta2")
+    files = list(out.rglob("*.yaml"))
+    assert len(files) > 5
+    secrets = [f for f in files if f.name.startswith("Secret_")]
+    assert secrets, "basic auth renders Dex's config Secret"
+    for f in secrets:
+        assert REDACTED in f.read_text()
+    creds = list(tmp_path.rglob("*credentials*"))
+    for c in creds:
+        password = c.read_text()
+        for f in files:
+            assert password not in f.read_text()
+
+
+def _desired(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    cfg = load_file(path).config
+    return desire(cfg, load_catalog(), NoFetch(tmp_path / "cache"), components=default_components(tmp_path))
+
+
+_nasty = st.text(alphabet=st.sampled_from(list("ab:{}\n-#'\"|>&*!%@` ")), min_size=1, max_size=30).map(
+    lambda s: "x" + s
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(value=_nasty)
+def test_config_values_cannot_inject_objects_or_keys(tmp_path: Path, value: str) -> None:
+    """A member name with newlines, `{{`, `: `, `---` ends up as one string value, never as structure."""
+    base = (ROOT / "examples/minimal.yaml").read_text()
+    text = base.replace("user: alice@example.com", f"user: {json.dumps(value + '{{ x }}---: y')}")
+    desired = _desired(tmp_path, text)
+    ws = desired.component("workspaces")
+    assert ws is not None
+    count = len(ws.objects)
+    plain = _desired(tmp_path, base).component("workspaces")
+    assert plain is not None and count == len(plain.objects)
+    binding = next(o for o in ws.objects if o["kind"] == "RoleBinding")
+    assert binding["subjects"][0]["name"] == value + "{{ x }}---: y"
+    assert set(binding) == set(next(o for o in plain.objects if o["kind"] == "RoleBinding"))
+
+
+def test_export_files_layout(tmp_path: Path) -> None:
+    desired = _desired(tmp_path, (ROOT / "examples/minimal.yaml").read_text())
+    files = export_files(desired)
+    assert "kubeone.yaml" in files and "images.txt" in files
+    plan = build_plan(desired).to_dict()
+    jsonschema.validate(plan, PLAN_SCHEMA)
+    assert plan["hasChanges"] is True
