@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Prepares a fresh Debian machine for the test suite: the system packages the substrate fixtures start
+# (sshd, docker-registry, skopeo, ip, sudo, ...) and the Go-built binaries (kube-apiserver, etcd, kubectl,
+# helm, crane), built once and cached. Prints the binary cache directory last.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+
+# sudo: the lab hosts' non-root user; openssl: its password hash; the rest as named in the substrate docs.
+packages=(openssh-server docker-registry skopeo iproute2 tmux apache2-utils sudo openssl util-linux)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+mkdir -p /run/sshd
+
+if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
+  export PATH=$PATH:/usr/local/go/bin
+fi
+command -v go >/dev/null || { echo "ci-setup: Go toolchain not found (needed once to build the test binaries)" >&2; exit 1; }
+
+t0=$SECONDS
+bash "$here/build-binaries.sh" "$@"
+echo "binaries ready in $((SECONDS - t0))s" >&2
