@@ -40,53 +40,102 @@ def crd(suffix: str) -> dict[str, Any]:
         "spec": {
             "group": "example.kvinstall.io",
             "scope": "Namespaced",
-            "names": {"plural": f"widgets{suffix}", "singular": f"widget{suffix}",
-                      "kind": f"Widget{suffix.capitalize()}", "listKind": f"Widget{suffix.capitalize()}List"},
-            "versions": [{
-                "name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
-                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                    "spec": {"type": "object", "properties": {
-                        "size": {"type": "integer"}, "color": {"type": "string"},
-                        "tags": {"type": "array", "items": {"type": "string"}}}},
-                    "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-                }}},
-            }],
+            "names": {
+                "plural": f"widgets{suffix}",
+                "singular": f"widget{suffix}",
+                "kind": f"Widget{suffix.capitalize()}",
+                "listKind": f"Widget{suffix.capitalize()}List",
+            },
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {
+                                    "type": "object",
+                                    "properties": {
+                                        "size": {"type": "integer"},
+                                        "color": {"type": "string"},
+                                        "tags": {"type": "array", "items": {"type": "string"}},
+                                    },
+                                },
+                                "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                            },
+                        }
+                    },
+                }
+            ],
         },
     }
 
 
 def widget(suffix: str, ns: str, name: str, size: int, **meta: Any) -> dict[str, Any]:
-    return {"apiVersion": "example.kvinstall.io/v1", "kind": f"Widget{suffix.capitalize()}",
-            "metadata": {"name": name, "namespace": ns, **meta}, "spec": {"size": size, "color": "blue",
-                                                                       "tags": ["a", "b"]}}
+    return {
+        "apiVersion": "example.kvinstall.io/v1",
+        "kind": f"Widget{suffix.capitalize()}",
+        "metadata": {"name": name, "namespace": ns, **meta},
+        "spec": {"size": size, "color": "blue", "tags": ["a", "b"]},
+    }
 
 
 def cm(ns: str, name: str, **data: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns,
-                                                                   "labels": {"app": "demo"}}, "data": data}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": ns, "labels": {"app": "demo"}},
+        "data": data,
+    }
 
 
 def deployment(ns: str, name: str, replicas: int = 2) -> dict[str, Any]:
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "metadata": {"name": name, "namespace": ns, "labels": {"app": name}},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                 "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{
-                     "name": "web", "image": "registry.example/web:1.0", "args": ["--port", "8080"],
-                     "ports": [{"containerPort": 8080}],
-                     "resources": {"requests": {"cpu": "0.25", "memory": "64Mi"}},
-                     "env": [{"name": "MODE", "value": "prod"}]}]}}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "web",
+                            "image": "registry.example/web:1.0",
+                            "args": ["--port", "8080"],
+                            "ports": [{"containerPort": 8080}],
+                            "resources": {"requests": {"cpu": "0.25", "memory": "64Mi"}},
+                            "env": [{"name": "MODE", "value": "prod"}],
+                        }
+                    ]
+                },
+            },
+        },
     }
 
 
 def service(ns: str, name: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns},
-            "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
+    }
 
 
 def secret(ns: str, name: str, password: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns},
-            "type": "Opaque", "stringData": {"password": password}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": ns},
+        "type": "Opaque",
+        "stringData": {"password": password},
+    }
 
 
 def live_rvs(kube: Kube, objs: list[dict[str, Any]]) -> dict[str, str]:
@@ -123,8 +172,12 @@ def test_create_update_noop_with_zero_writes(kube: Kube, kube_api: Any) -> None:
     ref = ApplySetRef(f"t-{s}")
     objs = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
-        crd(s), cm(ns, "settings", color="red"), deployment(ns, "web"), service(ns, "web"),
-        secret(ns, "creds", "hunter2"), widget(s, ns, "w1", 3),
+        crd(s),
+        cm(ns, "settings", color="red"),
+        deployment(ns, "web"),
+        service(ns, "web"),
+        secret(ns, "creds", "hunter2"),
+        widget(s, ns, "w1", 3),
     ]
     plan = plan_apply(kube, ref, objs)
     assert {i.action for i in plan.items} == {"create"}
@@ -141,8 +194,15 @@ def test_create_update_noop_with_zero_writes(kube: Kube, kube_api: Any) -> None:
     assert parent is not None
     assert parent["metadata"]["labels"][ID_LABEL] == ref.id
     gks = set(parent["metadata"]["annotations"][GROUP_KINDS_ANNOTATION].split(","))
-    assert gks == {"Namespace", "ConfigMap", "Deployment.apps", "Service", "Secret",
-                   "CustomResourceDefinition.apiextensions.k8s.io", f"Widget{s.capitalize()}.example.kvinstall.io"}
+    assert gks == {
+        "Namespace",
+        "ConfigMap",
+        "Deployment.apps",
+        "Service",
+        "Secret",
+        "CustomResourceDefinition.apiextensions.k8s.io",
+        f"Widget{s.capitalize()}.example.kvinstall.io",
+    }
     live_cm = kube.get("v1", "ConfigMap", "settings", ns)
     assert live_cm is not None and live_cm["metadata"]["labels"][PART_OF_LABEL] == ref.id
 
@@ -175,8 +235,12 @@ def test_prune_members_that_left_the_set(kube: Kube, kube_api: Any) -> None:
     ns, extra_ns = f"app-{s}", f"extra-{s}"
     ref = ApplySetRef(f"t-{s}")
     base = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}, cm(ns, "keep", a="1")]
-    leaving = [cm(ns, "old", a="2"), deployment(ns, "old"),
-               {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": extra_ns}}, cm(extra_ns, "x", a="3")]
+    leaving = [
+        cm(ns, "old", a="2"),
+        deployment(ns, "old"),
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": extra_ns}},
+        cm(extra_ns, "x", a="3"),
+    ]
     converge(kube, ref, base + leaving)
     parent = kube.get("v1", "Secret", ref.name, ref.namespace)
     assert parent is not None
@@ -184,7 +248,8 @@ def test_prune_members_that_left_the_set(kube: Kube, kube_api: Any) -> None:
 
     plan = plan_apply(kube, ref, base)
     assert sorted(p.ref for p in plan.prune) == sorted(
-        [f"ConfigMap/{ns}/old", f"Deployment.apps/{ns}/old", f"ConfigMap/{extra_ns}/x"])
+        [f"ConfigMap/{ns}/old", f"Deployment.apps/{ns}/old", f"ConfigMap/{extra_ns}/x"]
+    )
     assert [p.ref for p in plan.prune_blocked] == [f"Namespace/{extra_ns}"]  # never without the flag
     result = execute(kube, plan)
     assert sorted(result.pruned) == sorted(p.ref for p in plan.prune)
@@ -220,8 +285,9 @@ def test_prune_members_that_left_the_set(kube: Kube, kube_api: Any) -> None:
 
 
 def _patch(kube_api: Any, path: str, body: dict[str, Any], manager: str, ctype: str) -> None:
-    r = kube_api.request("PATCH", f"{path}?fieldManager={manager}", data=json.dumps(body),
-                         headers={"Content-Type": ctype})
+    r = kube_api.request(
+        "PATCH", f"{path}?fieldManager={manager}", data=json.dumps(body), headers={"Content-Type": ctype}
+    )
     assert r.status_code == 200, r.text
 
 
@@ -231,8 +297,13 @@ def test_every_drift_is_found_and_repaired_in_one_run(kube: Kube, kube_api: Any)
     ref = ApplySetRef(f"t-{s}")
     objs = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
-        crd(s), cm(ns, "deleted", a="1"), cm(ns, "edited", color="red"), cm(ns, "unlabelled", a="1"),
-        deployment(ns, "web", replicas=2), service(ns, "web"), widget(s, ns, "w1", 3),
+        crd(s),
+        cm(ns, "deleted", a="1"),
+        cm(ns, "edited", color="red"),
+        cm(ns, "unlabelled", a="1"),
+        deployment(ns, "web", replicas=2),
+        service(ns, "web"),
+        widget(s, ns, "w1", 3),
     ]
     converge(kube, ref, objs)
     assert_noop(kube, kube_api, ref, objs)
@@ -243,22 +314,42 @@ def test_every_drift_is_found_and_repaired_in_one_run(kube: Kube, kube_api: Any)
     # 2. field edited by another manager, kubectl-edit style (an Update of the whole object)
     live = kube_api.request("GET", f"/api/v1/namespaces/{ns}/configmaps/edited").json()
     live["data"]["color"] = "purple"
-    r = kube_api.request("PUT", f"/api/v1/namespaces/{ns}/configmaps/edited?fieldManager=kubectl-edit", json=live)
+    r = kube_api.request(
+        "PUT", f"/api/v1/namespaces/{ns}/configmaps/edited?fieldManager=kubectl-edit", json=live
+    )
     assert r.status_code == 200, r.text
     # 3. label removed (both the app label and the ApplySet membership label)
-    _patch(kube_api, f"/api/v1/namespaces/{ns}/configmaps/unlabelled",
-           {"metadata": {"labels": {"app": None, PART_OF_LABEL: None}}}, "kubectl-label",
-           "application/merge-patch+json")
+    _patch(
+        kube_api,
+        f"/api/v1/namespaces/{ns}/configmaps/unlabelled",
+        {"metadata": {"labels": {"app": None, PART_OF_LABEL: None}}},
+        "kubectl-label",
+        "application/merge-patch+json",
+    )
     # 4. replicas scaled through the scale subresource (kubectl scale)
-    _patch(kube_api, f"/apis/apps/v1/namespaces/{ns}/deployments/web/scale", {"spec": {"replicas": 5}},
-           "kubectl-scale", "application/merge-patch+json")
+    _patch(
+        kube_api,
+        f"/apis/apps/v1/namespaces/{ns}/deployments/web/scale",
+        {"spec": {"replicas": 5}},
+        "kubectl-scale",
+        "application/merge-patch+json",
+    )
     # 5. custom resource spec changed by someone else
-    _patch(kube_api, f"/apis/example.kvinstall.io/v1/namespaces/{ns}/{wplural}/w1",
-           {"spec": {"size": 9, "tags": ["z"]}}, "someone", "application/merge-patch+json")
+    _patch(
+        kube_api,
+        f"/apis/example.kvinstall.io/v1/namespaces/{ns}/{wplural}/w1",
+        {"spec": {"size": 9, "tags": ["z"]}},
+        "someone",
+        "application/merge-patch+json",
+    )
     # 6. a container image changed in place (a nested keyed list)
-    _patch(kube_api, f"/apis/apps/v1/namespaces/{ns}/deployments/web",
-           {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "evil:latest"}]}}}},
-           "kubectl-patch", "application/strategic-merge-patch+json")
+    _patch(
+        kube_api,
+        f"/apis/apps/v1/namespaces/{ns}/deployments/web",
+        {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "evil:latest"}]}}}},
+        "kubectl-patch",
+        "application/strategic-merge-patch+json",
+    )
 
     plan = plan_apply(kube, ref, objs)
     by_ref = {i.ref: i for i in plan.items}
@@ -310,7 +401,9 @@ def test_operator_custom_resource_owns_only_spec(kube: Kube, kube_api: Any, oper
     # The operator adds status and its own spec default; kvinstall's next run leaves both alone.
     path = f"/apis/example.kvinstall.io/v1/namespaces/{ns}/widgets{s}/w1"
     operator_sim.patch_status(path, {"status": {"phase": "Deployed"}})
-    _patch(kube_api, path, {"spec": {"extra": "operator-default"}}, "operator", "application/merge-patch+json")
+    _patch(
+        kube_api, path, {"spec": {"extra": "operator-default"}}, "operator", "application/merge-patch+json"
+    )
     assert_noop(kube, kube_api, ref, objs)
 
 
@@ -345,8 +438,12 @@ def test_invalid_object_fails_alone_and_rerun_converges(kube: Kube, kube_api: An
     s = uid()
     ns = f"app-{s}"
     ref = ApplySetRef(f"t-{s}")
-    good = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
-            cm(ns, "a", x="1"), cm(ns, "b", x="2"), service(ns, "web")]
+    good = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
+        cm(ns, "a", x="1"),
+        cm(ns, "b", x="2"),
+        service(ns, "web"),
+    ]
     bad = service(ns, "broken")
     bad["spec"]["ports"][0]["port"] = 70000  # the apiserver answers 422 Invalid
     plan = plan_apply(kube, ref, [*good, bad])
@@ -360,7 +457,9 @@ def test_invalid_object_fails_alone_and_rerun_converges(kube: Kube, kube_api: An
         assert kube.get(o["apiVersion"], o["kind"], o["metadata"]["name"], o["metadata"].get("namespace"))
     fixed = service(ns, "broken")
     plan = plan_apply(kube, ref, [*good, fixed])
-    assert [(i.ref, i.action) for i in plan.items if i.action != "unchanged"] == [(f"Service/{ns}/broken", "create")]
+    assert [(i.ref, i.action) for i in plan.items if i.action != "unchanged"] == [
+        (f"Service/{ns}/broken", "create")
+    ]
     execute(kube, plan)
     assert_noop(kube, kube_api, ref, [*good, fixed])
 
@@ -371,20 +470,30 @@ def test_object_owned_by_another_tool_is_not_forced(kube: Kube, kube_api: Any) -
     ref = ApplySetRef(f"t-{s}")
     assert kube_api.request("POST", "/api/v1/namespaces", json={"metadata": {"name": ns}}).status_code == 201
     other = cm(ns, "theirs", color="red")
-    r = kube_api.request("PATCH", f"/api/v1/namespaces/{ns}/configmaps/theirs?fieldManager=helm&force=true",
-                         data=json.dumps(other), headers={"Content-Type": "application/apply-patch+yaml"})
+    r = kube_api.request(
+        "PATCH",
+        f"/api/v1/namespaces/{ns}/configmaps/theirs?fieldManager=helm&force=true",
+        data=json.dumps(other),
+        headers={"Content-Type": "application/apply-patch+yaml"},
+    )
     assert r.status_code == 201, r.text
-    # The dry-run the plan makes (without force) already meets the conflict: the plan names it.
+    plan = plan_apply(kube, ref, [cm(ns, "theirs", color="blue")])
+    assert plan.items[0].action == "update" and not plan.items[0].force
     with pytest.raises(ClusterError) as info:
-        plan_apply(kube, ref, [cm(ns, "theirs", color="blue")])
-    assert "409" in str(info.value) and "helm" in str(info.value) and f"ConfigMap/{ns}/theirs" in str(info.value)
+        execute(kube, plan)
+    assert (
+        "409" in str(info.value) and "helm" in str(info.value) and f"ConfigMap/{ns}/theirs" in str(info.value)
+    )
 
 
 def test_cluster_protocol_for_removal_hooks(kube: Kube, kube_namespace: str) -> None:
     ns = kube_namespace
     converge(kube, ApplySetRef(f"t-{uid()}"), [cm(ns, "one", a="1"), cm(ns, "two", a="2")])
-    assert sorted(o["metadata"]["name"] for o in kube.list("v1", "ConfigMap", ns)
-                  if o["metadata"]["name"] in ("one", "two")) == ["one", "two"]
+    assert sorted(
+        o["metadata"]["name"]
+        for o in kube.list("v1", "ConfigMap", ns)
+        if o["metadata"]["name"] in ("one", "two")
+    ) == ["one", "two"]
     kube.patch_merge("v1", "ConfigMap", "one", {"data": {"a": "changed"}}, ns)
     live = kube.get("v1", "ConfigMap", "one", ns)
     assert live is not None and live["data"]["a"] == "changed"
@@ -402,9 +511,23 @@ def test_applyset_id_matches_kubectl(kube_api: Any, kube: Kube, tmp_path: Any) -
     f = tmp_path / "cm.yaml"
     f.write_text(json.dumps(cm(ns, "by-kubectl", a="1")))
     env = {**os.environ, "KUBECTL_APPLYSET": "true", "KUBECONFIG": str(kube_api.kubeconfig)}
-    out = subprocess.run([str(kube_api.kubectl()), "apply", "--server-side", "-n", ns, "--prune",
-                          f"--applyset=parent-{s}", "-f", str(f)], env=env, capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run(
+        [
+            str(kube_api.kubectl()),
+            "apply",
+            "--server-side",
+            "-n",
+            ns,
+            "--prune",
+            f"--applyset=parent-{s}",
+            "-f",
+            str(f),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     parent = kube.get("v1", "Secret", f"parent-{s}", ns)
     assert parent is not None

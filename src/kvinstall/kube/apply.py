@@ -287,6 +287,30 @@ def plan_apply(
             m = it["metadata"]
             live[_key(gk, m.get("namespace"), m["name"])] = it
 
+    # Desired objects that are not members yet may still exist (adopted, or their label removed).
+    # Where many are missing in one namespace (a first apply), one unfiltered LIST beats a GET each.
+    missing: dict[tuple[str, str], list[Resource]] = {}
+    for o, _, res in prepared:
+        m = o["metadata"]
+        if res is not None and _key(group_kind(o), m.get("namespace"), m["name"]) not in live:
+            missing.setdefault((group_kind(o), m.get("namespace") or ""), []).append(res)
+    bulk = [(gk, ns, rs[0]) for (gk, ns), rs in missing.items() if len(rs) > 3]
+    with _pool(concurrency) as pool:
+        found = list(pool.map(lambda b: kube.list(b[2].api_version, b[2].kind, b[1] or None), bulk))
+    absent: set[tuple[str, str, str]] = set()
+    for (gk, ns, _), objs in zip(bulk, found, strict=True):
+        names = {it["metadata"]["name"]: it for it in objs}
+        for o, _, _ in prepared:
+            m = o["metadata"]
+            if group_kind(o) == gk and (m.get("namespace") or "") == ns:
+                k = _key(gk, m.get("namespace"), m["name"])
+                if k in live:
+                    continue
+                if m["name"] in names:
+                    live[k] = names[m["name"]]
+                else:
+                    absent.add(k)
+
     crd_kinds = set(crds)
 
     def decide(entry: tuple[KubeObject, bool, Resource | None]) -> PlanItem:
@@ -295,7 +319,7 @@ def plan_apply(
         k = _key(group_kind(o), meta.get("namespace"), meta["name"])
         phase = _phase(o, crd_kinds)
         cur = live.get(k)
-        if cur is None and res is not None:
+        if cur is None and res is not None and k not in absent:
             # Not a member (yet): it may still exist, e.g. its part-of label was removed.
             cur = kube.get(o["apiVersion"], o["kind"], meta["name"], meta.get("namespace"))
         if cur is None:

@@ -227,9 +227,15 @@ class _Walk:
         self.uncertain = False
         self.typed = typed  # a built-in kind: the server normalises quantities
 
-    def differ(self, path: str, before: Any, after: Any) -> None:
-        # A value differs: real drift, or the server's normalisation of the same value. Undecided.
-        self.uncertain = True
+    def differ(self, path: str, before: Any, after: Any, owned: bool = True) -> None:
+        # A value differs. Where kvinstall owns the field this is real drift or the server's
+        # normalisation of the same value: undecided. Where another manager took the field over,
+        # the apply takes it back, a write in any case: decided.
+        if owned:
+            self.uncertain = True
+        if before is MISSING and isinstance(after, dict) and after:
+            self.changes.extend(diff_values(path, {}, after))  # one "add" per leaf
+            return
         op: Literal["add", "change"] = "add" if before is MISSING else "change"
         self.changes.append(FieldChange(path, op, None if before is MISSING else before, after))
 
@@ -256,13 +262,13 @@ class _Walk:
             if live is MISSING and f is not None and _is_zero(d):
                 return  # the server omits zero values it stores as "unset"; the apply writes nothing
             if not _eq(d, live) and not (self.typed and same_quantity(path, d, live)):
-                self.differ(path, live, d)
+                self.differ(path, live, d, owned=f is not None)
 
     def map(self, path: str, d: dict[str, Any], live: Any, f: Any, implied: frozenset[str]) -> None:
         if not isinstance(live, dict):
             if live is MISSING and f is not None and not d:
                 return
-            self.differ(path, live, d)
+            self.differ(path, live, d, owned=f is not None)
             if f is None:
                 self.owner(path)
             return
@@ -280,11 +286,11 @@ class _Walk:
 
     def list(self, path: str, d: list[Any], live: Any, f: Any) -> None:
         if not isinstance(live, list):
-            self.differ(path, MISSING if live is MISSING else live, d)
+            self.differ(path, live, d, owned=f is not None)
             return
         pairs = _match(d, live)
         if pairs is None:
-            self.differ(path, live, d)
+            self.differ(path, live, d, owned=f is not None)
             return
         if not isinstance(f, dict):
             if f is None:
