@@ -23,9 +23,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from substrate.kube_api import KubeApi  # noqa: E402
-
-from kvinstall.kube import ApplySetRef, Kube, execute, plan_apply  # noqa: E402
+from kvinstall.kube import ApplySetRef, Kube, execute, plan_apply
+from substrate.kube_api import KubeApi
 
 
 def crd(tag: str) -> dict[str, Any]:
@@ -259,7 +258,8 @@ def main() -> None:
         print(f"drifted objects found: kvinstall {len(drifted)}, kubectl diff {kc_drifted} files")
 
         print(
-            f"\n{'step':<18}{'kvinstall s':>12}{'kubectl s':>11}{'ratio':>8}{'kv writes':>11}{'kc writes':>11}"
+            f"\n{'step':<18}{'kvinstall s':>12}{'kubectl s':>11}{'ratio':>8}"
+            f"{'kv writes':>11}{'kc writes':>11}"
         )
         for name, a, b, wa, wb in rows:
             print(f"{name:<18}{a:>12.2f}{b:>11.2f}{a / b:>8.2f}{wa:>11}{wb:>11}")
@@ -267,7 +267,8 @@ def main() -> None:
         me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         print(
-            f"peak RSS: kvinstall process {me:.0f} MiB (includes this harness); largest kubectl run {kids:.0f} MiB"
+            f"peak RSS: kvinstall process {me:.0f} MiB (includes this harness); "
+            f"largest kubectl run {kids:.0f} MiB"
         )
     finally:
         api.stop()
