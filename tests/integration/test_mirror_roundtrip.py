@@ -13,18 +13,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from substrate.oci_images import (
-    OCI_INDEX,
-    SeededImages,
-    build_image,
-    build_index,
-    get_manifest,
-    layer,
-    push_image,
-    push_index,
-)
-from substrate.procs import free_port
-from substrate.registries import Registries, Registry
 
 from kvinstall.errors import IntegrityError, RegistryError
 from kvinstall.mirror import (
@@ -41,6 +29,18 @@ from kvinstall.mirror import (
     rewrite_image,
     verify_bundle,
 )
+from substrate.oci_images import (
+    OCI_INDEX,
+    SeededImages,
+    build_image,
+    build_index,
+    get_manifest,
+    layer,
+    push_image,
+    push_index,
+)
+from substrate.procs import free_port
+from substrate.registries import Registries, Registry
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +61,7 @@ def _sha(data: bytes) -> str:
 
 def _chart_tgz(name: str, version: str) -> bytes:
     files = {
-        f"{name}/Chart.yaml": f"apiVersion: v2\nname: {name}\nversion: {version}\ntype: application\n".encode(),
+        f"{name}/Chart.yaml": f"apiVersion: v2\nname: {name}\nversion: {version}\n".encode(),
         f"{name}/values.yaml": b"replicas: 1\n",
         f"{name}/templates/cm.yaml": b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: demo\n",
     }
@@ -84,7 +84,8 @@ def files(tmp_path: Path) -> list[FileItem]:
     manifest.write_bytes(b"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: cdi\n")
     return [
         FileItem("charts/demo", "0.1.0", str(chart), _sha(chart.read_bytes()), HELM_CHART_LAYER),
-        FileItem("kvinstall/binaries/kubeone", "v1.9.0", str(binary), _sha(binary.read_bytes()), KV_BINARY_LAYER),
+        FileItem("kvinstall/binaries/kubeone", "v1.9.0", str(binary), _sha(binary.read_bytes()),
+                 KV_BINARY_LAYER),
         FileItem("kvinstall/manifests/cdi-operator", "v1.60.0", str(manifest), _sha(manifest.read_bytes()),
                  KV_MANIFEST_LAYER),
     ]
@@ -105,7 +106,8 @@ def test_round_trip_keeps_digests(
     done = [d for d, _ in seen]
     assert done == sorted(done) and done[-1] == seen[-1][1] == result.bytes_downloaded
     # the shared base layer is stored once
-    names = tarfile.open(out).getnames()
+    with tarfile.open(out) as tar:
+        names = tar.getnames()
     assert names.count(f"blobs/sha256/{oci_images.base_layer.digest.split(':')[1]}") == 1
 
     prefix = f"rt{uuid.uuid4().hex[:6]}"
@@ -125,7 +127,8 @@ def test_round_trip_keeps_digests(
     helm = subprocess.run(
         [str(HELM), "pull", f"oci://{mirror.host}/{prefix}/charts/demo", "--version", "0.1.0",
          "--plain-http", "-d", str(dest)],
-        check=False, capture_output=True, timeout=60, env={**os.environ, "HELM_CONFIG_HOME": str(tmp_path / "h")},
+        check=False, capture_output=True, timeout=60,
+        env={**os.environ, "HELM_CONFIG_HOME": str(tmp_path / "h")},
     )
     assert helm.returncode == 0, helm.stderr.decode()
     assert (dest / "demo-0.1.0.tgz").read_bytes() == Path(files[0].source).read_bytes()
@@ -364,3 +367,34 @@ def test_missing_bundle_and_unreachable_registry(tmp_path: Path, oci_images: See
     with open(tmp_path / "cut.tar", "r+b") as fh:
         fh.truncate(2048)
     assert verify_bundle(tmp_path / "cut.tar")
+
+
+def test_disk_full_is_clear_and_leaves_no_bundle(registries: Registries, tmp_path: Path) -> None:
+    """create into a 4 MiB tmpfs (mounted in a user+mount namespace: no root needed)."""
+    refs = _big_images(registries.upstream, f"df{uuid.uuid4().hex[:6]}", n_layers=2, size=3 << 20)
+    small = tmp_path / "small"
+    small.mkdir()
+    script = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from kvinstall.errors import KvError\n"
+        "from kvinstall.mirror import create_bundle, RegistryOptions\n"
+        "try:\n"
+        f"    create_bundle({refs!r}, Path({str(small / 'bundle.tar')!r}),"
+        f" registries={{{registries.upstream.host!r}: RegistryOptions(insecure=True)}})\n"
+        "    print(json.dumps({'ok': True}))\n"
+        "except KvError as e:\n"
+        "    print(json.dumps({'ok': False, **e.to_dict()}))\n"
+        "import os\n"
+        f"print(json.dumps(sorted(os.listdir({str(small)!r}))))\n"
+    )
+    proc = subprocess.run(
+        ["unshare", "-Urm", "sh", "-c",
+         f'mount -t tmpfs -o size=4m tmpfs "{small}" && exec "$0" -c "$1"', "python", script],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    outcome, listing = (json.loads(line) for line in proc.stdout.strip().splitlines()[-2:])
+    assert outcome["ok"] is False and outcome["exitCode"] == 13, outcome
+    assert "no space left" in outcome["message"]
+    assert "bundle.tar" not in listing and "bundle.tar.partial" not in listing

@@ -79,7 +79,7 @@ def fetch_file(item: FileItem, layout: Layout, on_position: Any, *, retries: int
                 if resp.status_code not in (200, 206):
                     raise ArtifactError(f"download refused: HTTP {resp.status_code}", where=item.source)
                 resume = resp.status_code == 206
-                with layout.open_partial(digest, resume=resume) as out:
+                with layout.open_partial(digest, resume=resume) as out, io_guard(layout.partial_path(digest)):
                     pos = out.tell()
                     for chunk in resp.iter_content(CHUNK):
                         out.write(chunk)

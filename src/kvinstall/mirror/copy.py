@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, TypeVar
 
 from kvinstall.errors import ArtifactError, IntegrityError
-from kvinstall.mirror.layout import REF_NAME, Layout
+from kvinstall.mirror.layout import REF_NAME, Layout, io_guard
 from kvinstall.mirror.model import LockEntry, ProgressTracker, RegistryOptions
 from kvinstall.mirror.refs import Reference, parse_reference
 from kvinstall.mirror.registry import INDEX_TYPES, MT_OCI_MANIFEST, RegistryClient, sha256_digest
@@ -179,7 +179,7 @@ def pull_blobs(
             offset = layout.partial_size(digest)
             if offset > size:
                 offset = 0
-            with layout.open_partial(digest, resume=offset > 0) as out:
+            with layout.open_partial(digest, resume=offset > 0) as out, io_guard(layout.partial_path(digest)):
                 out.truncate(offset)
                 out.seek(offset)
                 if offset:

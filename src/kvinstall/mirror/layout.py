@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+import requests
+
 from kvinstall.errors import IntegrityError, LocalIOError
 
 OCI_LAYOUT = '{"imageLayoutVersion":"1.0.0"}'
@@ -38,6 +40,8 @@ def local_io_error(exc: OSError, path: Path | str) -> LocalIOError:
 def io_guard(path: Path | str) -> Iterator[None]:
     try:
         yield
+    except requests.RequestException:
+        raise  # an OSError subclass, but a network failure, not a local one
     except OSError as exc:
         raise local_io_error(exc, path) from exc
 
@@ -110,15 +114,14 @@ class Layout:
         path = self.partial_path(digest)
         with io_guard(path):
             fh = open(path, "r+b" if resume and path.exists() else "w+b")  # noqa: SIM115
-        try:
-            with io_guard(path):
+        with io_guard(path):
+            try:
                 fh.seek(0, os.SEEK_END)
-            yield fh
-            with io_guard(path):
+                yield fh
                 fh.flush()
                 os.fsync(fh.fileno())
-        finally:
-            fh.close()
+            finally:
+                fh.close()  # flushes too, so it can be the call that finds the disk full
 
     def commit_partial(self, digest: str, size: int | None, where: str) -> None:
         """Verify the .partial against its digest and size, then rename it into place."""
