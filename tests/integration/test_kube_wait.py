@@ -1,0 +1,119 @@
+"""Readiness waits against the real apiserver; status is played by operator_sim (no controllers run here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kvinstall.components.base import ReadinessRule
+from kvinstall.errors import ReadinessTimeout
+from kvinstall.kube import ApplySetRef, Kube, execute, plan_apply, wait_ready
+
+pytestmark = pytest.mark.integration
+
+
+def test_wait_ready_deployment_crd_and_custom_resource(
+    kube_api: Any, operator_sim: Any, kube_namespace: str
+) -> None:
+    ns = kube_namespace
+    kube = Kube.from_kubeconfig(kube_api.kubeconfig)
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gizmos.example.kvinstall.io"},
+        "spec": {
+            "group": "example.kvinstall.io",
+            "scope": "Namespaced",
+            "names": {"plural": "gizmos", "singular": "gizmo", "kind": "Gizmo"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "schema": {
+                        "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                    },
+                }
+            ],
+        },
+    }
+    dep = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": ns},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "c", "image": "x"}]},
+            },
+        },
+    }
+    giz = {
+        "apiVersion": "example.kvinstall.io/v1",
+        "kind": "Gizmo",
+        "metadata": {"name": "g", "namespace": ns},
+        "spec": {"a": 1},
+    }
+    execute(kube, plan_apply(kube, ApplySetRef(f"wait-{ns}"), [crd, dep, giz]))
+    rules = [
+        ReadinessRule("apiextensions.k8s.io/v1", "CustomResourceDefinition", "gizmos.example.kvinstall.io"),
+        ReadinessRule("apps/v1", "Deployment", "web", ns),
+        ReadinessRule(
+            "example.kvinstall.io/v1",
+            "Gizmo",
+            "g",
+            ns,
+            phase="Deployed",
+            conditions=(("Available", "True"), ("Degraded", "False")),
+        ),
+        ReadinessRule("v1", "ConfigMap", "never", ns, exists_only=True),
+    ]
+    gpath = f"/apis/example.kvinstall.io/v1/namespaces/{ns}/gizmos/g"
+    operator_sim.patch_status(
+        gpath,
+        {
+            "status": {
+                "phase": "Deploying",
+                "conditions": [
+                    {
+                        "type": "Available",
+                        "status": "False",
+                        "reason": "Waiting",
+                        "message": "virt-handler not ready on node-1",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z",
+                    }
+                ],
+            }
+        },
+    )
+    with pytest.raises(ReadinessTimeout) as info:
+        wait_ready(kube, rules, timeout=2, interval=0.5)
+    msg = str(info.value)
+    assert f"Deployment.apps/{ns}/web" in msg and "controller has not reported status yet" in msg
+    assert "virt-handler not ready on node-1" in msg and "phase Deploying" in msg
+    assert f"ConfigMap/{ns}/never: not found" in msg
+    assert "CustomResourceDefinition" not in msg  # the apiserver established it
+    assert info.value.exit_code == 9
+
+    operator_sim.deployment_available(ns, "web")
+    operator_sim.patch_status(
+        gpath,
+        {
+            "status": {
+                "phase": "Deployed",
+                "conditions": [
+                    {"type": "Available", "status": "True"},
+                    {"type": "Degraded", "status": "False"},
+                ],
+            }
+        },
+    )
+    kube_api.request(
+        "POST", f"/api/v1/namespaces/{ns}/configmaps", json={"metadata": {"name": "never"}}
+    ).raise_for_status()
+    wait_ready(kube, rules, timeout=30, interval=0.2)
+    kube.close()
