@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -80,10 +82,14 @@ class Proc:
 
     def start(self) -> Proc:
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        main = threading.current_thread() is threading.main_thread()
         with open(self.log, "ab") as out:
             self.popen = subprocess.Popen(
                 self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=self.env, cwd=self.cwd, start_new_session=True,
+                # only from the main thread: the signal follows the spawning thread, and a server restarted
+                # from a short-lived test thread must not die with it
+                preexec_fn=_die_with_parent if main else None,
             )
         return self
 
@@ -119,6 +125,15 @@ class Proc:
             _signal_all([p.pid, *descendants(p.pid), *kids], signal.SIGKILL)
             p.wait(5)
         self.popen = None
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when the test process dies (even by SIGKILL), so a killed
+    pytest leaves no servers behind."""
+    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _signal_all(pids: list[int], sig: signal.Signals) -> None:
