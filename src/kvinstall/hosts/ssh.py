@@ -394,12 +394,17 @@ class Connection:
             chan.status_event.wait(max(0.0, deadline - time.monotonic()))
             while chan.recv_stderr_ready():
                 err.append(chan.recv_stderr(65536))
-            if not chan.exit_status_ready():
-                if not self.transport.is_active():
-                    raise _dropped(t, command)
-                if time.monotonic() >= deadline:
-                    raise _timeout(t, limit, command)
-            code = chan.recv_exit_status()
+            if not chan.status_event.is_set():
+                raise _dropped(t, command) if not self.transport.is_active() else _timeout(t, limit, command)
+            # status_event is also set when the channel closes; -1 then means no exit status came:
+            # sshd or the session was killed under us (a signal-killed command gives exit-signal).
+            code = chan.exit_status
+            if code == -1:
+                raise SSHError(
+                    "the connection dropped: the session ended without an exit status",
+                    where=t.name,
+                    hint=f"command: {command[:200]}",
+                )
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise SSHError(
                 f"the connection failed while running a command: {exc or type(exc).__name__}", where=t.name
