@@ -169,6 +169,10 @@ def _draft_config(data: Data) -> Config | None:
     d.setdefault("metadata", {"name": "draft"})
     if not d.get("hosts"):
         d["hosts"] = [{"address": "draft.invalid", "role": "controlPlane"}]
+    for h in d["hosts"]:  # the hosts step's explicit "none" markers (see effective())
+        for key in ("privateKeyFile", "bastion"):
+            if h.get(key) in ("", {}):
+                h.pop(key)
     try:
         return Config.model_validate(d)
     except ValidationError:

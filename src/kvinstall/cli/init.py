@@ -16,12 +16,15 @@ def register(app: typer.Typer) -> None:
     def init_cmd(
         out: Annotated[Path, typer.Option("--out", "-o", help="File to write.")] = Path("kvinstall.yaml"),
         from_file: Annotated[
-            Path | None, typer.Option("--from", help="Edit this existing configuration (its values as defaults).")
+            Path | None,
+            typer.Option("--from", help="Edit this existing configuration (its values as defaults)."),
         ] = None,
         defaults: Annotated[
             bool, typer.Option("--defaults", help="Write a valid starter file without asking anything.")
         ] = False,
-        force: Annotated[bool, typer.Option("--force", help="Overwrite the output file if it exists.")] = False,
+        force: Annotated[
+            bool, typer.Option("--force", help="Overwrite the output file if it exists.")
+        ] = False,
     ) -> None:
         # questionary and paramiko load only here, so `kvinstall --help` stays fast.
         from kvinstall import wizard
@@ -32,8 +35,11 @@ def register(app: typer.Typer) -> None:
 
         def refuse_overwrite() -> None:
             if out.exists() and not force and (from_file is None or out.resolve() != from_file.resolve()):
-                raise LocalIOError("exists already; nothing written", where=str(out),
-                                   hint="pass --force to overwrite it, or -o to write elsewhere")
+                raise LocalIOError(
+                    "exists already; nothing written",
+                    where=str(out),
+                    hint="pass --force to overwrite it, or -o to write elsewhere",
+                )
 
         if defaults and from_file is not None:
             raise UsageError("--defaults and --from exclude each other")
@@ -46,8 +52,10 @@ def register(app: typer.Typer) -> None:
             )
         else:
             if not sys.stdin.isatty():
-                raise DeclinedError("the wizard asks questions and needs a terminal",
-                                    hint="use --defaults for a starter file without questions")
+                raise DeclinedError(
+                    "the wizard asks questions and needs a terminal",
+                    hint="use --defaults for a starter file without questions",
+                )
             initial = None
             if from_file is not None:
                 from kvinstall.config.loader import load_file
@@ -57,5 +65,7 @@ def register(app: typer.Typer) -> None:
             header = wizard.STARTER_HEADER
             refuse_overwrite()  # the file may have appeared while the questions ran
         write_atomic(out, to_yaml(config, header=header))
-        output.err(f"wrote {out}: cluster {config.name}, {len(config.control_plane)} control plane, "
-                   f"{len(config.workers)} worker(s); check it with `kvinstall validate -f {out}`")
+        output.err(
+            f"wrote {out}: cluster {config.name}, {len(config.control_plane)} control plane, "
+            f"{len(config.workers)} worker(s); check it with `kvinstall validate -f {out}`"
+        )
