@@ -398,3 +398,17 @@ def test_disk_full_is_clear_and_leaves_no_bundle(registries: Registries, tmp_pat
     assert outcome["ok"] is False and outcome["exitCode"] == 13, outcome
     assert "no space left" in outcome["message"]
     assert "bundle.tar" not in listing and "bundle.tar.partial" not in listing
+
+
+def test_chunked_upload(registries: Registries, tmp_path: Path) -> None:
+    """PATCH-chunked uploads (as some registries require) land the same digests as monolithic PUTs."""
+    refs = _big_images(registries.upstream, f"ch{uuid.uuid4().hex[:6]}", n_layers=2, size=(1 << 20) + 123)
+    out = tmp_path / "b.tar"
+    total = create_bundle(refs, out, registries=_opts(registries.upstream)).bytes_total
+    prefix = f"ch{uuid.uuid4().hex[:6]}"
+    res = push_bundle(out, f"{registries.mirror.host}/{prefix}", insecure=True, chunk_size=256 << 10)
+    assert res.bytes_sent == total and res.blobs_mounted == 1  # each blob once; the shared base mounted
+    for ref in refs:
+        repo = ref.split("/", 1)[1].rsplit(":", 1)[0]
+        assert get_manifest(registries.mirror, f"{prefix}/{repo}", "v1")[0] == get_manifest(
+            registries.upstream, repo, "v1")[0]
