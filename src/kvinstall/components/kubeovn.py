@@ -70,6 +70,9 @@ class KubeOVN:
     title = "Kube-OVN"
     namespace: str | None = "kube-system"
 
+    def __init__(self, cr_timeout: float = 120.0) -> None:
+        self.cr_timeout = cr_timeout  # how long removal waits for the controller to release CRs
+
     def enabled(self, config: Config) -> bool:
         return True  # the CNI: without it no node becomes Ready
 
@@ -126,8 +129,9 @@ class KubeOVN:
         # What the chart's pre-delete hook does: the controller will not come back to release them.
         for kind in _FINALIZED_KINDS:
             clear_finalizers(cluster, KUBEOVN_API, kind)
-        for kind in _CR_DELETE_ORDER:
-            delete_every(cluster, KUBEOVN_API, kind)
+        # While the controller still runs it cleans OVN up for each; whatever it does not release
+        # in time is unfinalized.
+        delete_every(cluster, KUBEOVN_API, _CR_DELETE_ORDER, timeout=self.cr_timeout)
         delete_and_wait(
             cluster,
             [

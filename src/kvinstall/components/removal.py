@@ -7,6 +7,7 @@ A kind the cluster does not serve (its CRD already removed, or never installed) 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from kvinstall.components.base import Cluster, KubeObject
@@ -49,20 +50,31 @@ def clear_finalizers(cluster: Cluster, api_version: str, kind: str) -> int:
     return count
 
 
-def delete_every(cluster: Cluster, api_version: str, kind: str, *, timeout: float = 60) -> None:
-    """Delete every object of a kind and wait until each is gone. Objects still held by a
-    finalizer after `timeout` (their controller no longer runs) get their finalizers cleared."""
-    objs = list_served(cluster, api_version, kind)
-    for obj in objs:
-        name, namespace = _ident(obj)
-        cluster.delete(api_version, kind, name, namespace)
-    for obj in objs:
-        name, namespace = _ident(obj)
-        try:
-            cluster.wait_deleted(api_version, kind, name, namespace, timeout=timeout)
-        except ReadinessTimeout:
-            cluster.patch_merge(api_version, kind, name, {"metadata": {"finalizers": None}}, namespace)
-            cluster.wait_deleted(api_version, kind, name, namespace, timeout=timeout)
+def delete_every(cluster: Cluster, api_version: str, kinds: Sequence[str], *, timeout: float = 120) -> None:
+    """Delete every object of each kind, kind by kind in the order given, waiting for each kind to
+    be gone. One deadline covers all kinds: objects still held by a finalizer after it (their
+    controller no longer runs) get their finalizers cleared instead of waiting again."""
+    deadline = time.monotonic() + timeout
+    for kind in kinds:
+        objs = list_served(cluster, api_version, kind)
+        for obj in objs:
+            name, namespace = _ident(obj)
+            cluster.delete(api_version, kind, name, namespace)
+        for obj in objs:
+            name, namespace = _ident(obj)
+            try:
+                cluster.wait_deleted(
+                    api_version, kind, name, namespace, timeout=max(0.0, deadline - time.monotonic())
+                )
+            except ReadinessTimeout:
+                try:
+                    cluster.patch_merge(
+                        api_version, kind, name, {"metadata": {"finalizers": None}}, namespace
+                    )
+                except ClusterError as exc:
+                    if getattr(exc, "status", None) != 404:  # gone in the meantime
+                        raise
+                cluster.wait_deleted(api_version, kind, name, namespace, timeout=30)
 
 
 def delete_and_wait(
