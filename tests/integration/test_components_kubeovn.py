@@ -102,8 +102,8 @@ def daemonset_ready(api: Any, namespace: str, name: str) -> None:
 
 def controller_creates(api: Any, plural: str, name: str, spec: dict[str, Any], ready: bool = False) -> None:
     """What kube-ovn-controller does at start: the default networks, with its finalizer."""
-    body = {"apiVersion": "kubeovn.io/v1", "kind": plural, "metadata": {"name": name, "finalizers": [FINALIZER]},
-            "spec": spec}  # fmt: skip
+    meta = {"name": name, "finalizers": [FINALIZER]}
+    body = {"apiVersion": "kubeovn.io/v1", "kind": plural, "metadata": meta, "spec": spec}
     body["kind"] = {"subnets": "Subnet", "vpcs": "Vpc", "ips": "IP", "vpc-nat-gateways": "VpcNatGateway",
                     "vips": "Vip", "ippools": "IPPool"}[plural]  # fmt: skip
     r = api.request("POST", f"{OVN}/{plural}", json=body)
