@@ -269,3 +269,8 @@ def test_readiness_order_crd_operator_cr() -> None:
     ]
     assert rules[2].phase == "Deployed"
     assert dict(rules[2].conditions) == {"Available": "True", "Progressing": "False", "Degraded": "False"}
+
+
+def test_workload_updates_live_migrate_only_when_live_migration_is_allowed() -> None:
+    assert cr(render(cfg()))["spec"]["workloadUpdateStrategy"] == {"workloadUpdateMethods": ["LiveMigrate"]}
+    assert cr(render(cfg(**kv(liveMigration=False))))["spec"]["workloadUpdateStrategy"] == {}

@@ -109,7 +109,7 @@ def _write_credentials(path: Path, creds: AdminCredentials) -> None:
     )
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         # Created 0600 from the start: the clear value is never readable by others, not even briefly.

@@ -226,6 +226,8 @@ def _cr_values(config: Config, catalog: Catalog) -> dict[str, Any]:
         "developer": developer,
         "migrations": migrations,
         "eviction_strategy": kv.eviction_strategy,
+        # On upgrades, running VMs move to the new virt-launcher by live migration when allowed.
+        "workload_update_strategy": {"workloadUpdateMethods": ["LiveMigrate"]} if kv.live_migration else {},
         "permitted_host_devices": permitted,
         "mediated_devices_configuration": mdev,
     }
