@@ -286,7 +286,9 @@ def main() -> int:
         print(f"  peak RSS create / push:             {rss_create / 2**20:.0f} / "
               f"{rss_push / 2**20:.0f} MiB"
               "  (target < 200 MiB)")
-        print(f"  throughput push: {total / t_push / 2**20:.0f} MiB/s; create: {total / t_create / 2**20:.0f} MiB/s")
+        mib = 2**20
+        print(f"  throughput push: {total / t_push / mib:.0f} MiB/s; "
+              f"create: {total / t_create / mib:.0f} MiB/s")
         return 0
     finally:
         for r in regs:
