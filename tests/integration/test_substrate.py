@@ -6,6 +6,8 @@ import json
 import socket
 import subprocess
 from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import oras.client
@@ -349,3 +351,20 @@ def test_lab_addresses_are_blackholed_in_root_namespace(host_lab: Callable[..., 
     with socket.socket() as s, pytest.raises(OSError):
         s.settimeout(2)
         s.connect((lab["h1"].ip, 22))
+
+
+def test_host_lab_teardown_removes_everything(tmp_path: Path, ssh_client_keys: ClientKeys) -> None:
+    """What the host_lab fixture does at teardown, driven by hand: a host that fails to start included."""
+    with ExitStack() as stack:
+        lab = Lab(tmp_path, ssh_client_keys, stack)
+        lab.build_network()
+        host = lab.add_host(HostSpec("h1"), 1)
+        broken = HostSpec("broken", extra_sshd_config="NoSuchSshdOption yes")
+        with pytest.raises(RuntimeError, match="exited early"):
+            lab.add_host(broken, 2)
+        pid, netns_names, x = host.proc.pid if host.proc else 0, [lab.netns, host.netns], lab.x
+    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    assert not any(n in listed for n in netns_names)
+    routes = subprocess.run(["ip", "route"], capture_output=True, text=True, check=True).stdout
+    assert f"10.77.{x}.0/24" not in routes and f"10.78.{x}.0/24" not in routes

@@ -263,8 +263,8 @@ class Lab:
                 self._plug(ns, "eth1", f"vb{index}", "br1", f"{host.inner_ip}/24")
         self._prepare_host(host)
         self.hosts[spec.name] = host
+        self._stack.callback(host.stop_sshd)  # before start: a failed start is cleaned up too
         host.start_sshd()
-        self._stack.callback(host.stop_sshd)
         return host
 
     def _prepare_host(self, host: Host) -> None:
