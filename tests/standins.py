@@ -1,4 +1,3 @@
-# ruff: noqa: E501  (chart templates below mirror upstream one-line image expressions)
 """Stand-ins for upstream Helm charts (the real Kube-OVN and Kyverno charts cannot be fetched here).
 
 Each stand-in is a small chart with the upstream chart's value names for what kvinstall sets
