@@ -7,7 +7,9 @@ docs/exit-codes.md and the tests all read it from here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -23,9 +25,13 @@ EXIT_CODES: tuple[ExitCode, ...] = (
     ExitCode(1, "internal", "unexpected internal error (a bug: please report it with the log file)"),
     ExitCode(2, "changes", "plan --detailed-exitcode: the plan has changes"),
     ExitCode(3, "config", "the configuration file is invalid (YAML, fields or cross-field checks)"),
-    ExitCode(4, "declined", "the user declined, or confirmation was needed without a terminal and without --yes"),
+    ExitCode(
+        4, "declined", "the user declined, or confirmation was needed without a terminal and without --yes"
+    ),
     ExitCode(5, "preflight", "a host preflight check failed"),
-    ExitCode(6, "ssh", "a host could not be reached, refused the login, or presented an unknown/changed host key"),
+    ExitCode(
+        6, "ssh", "a host could not be reached, refused the login, or presented an unknown/changed host key"
+    ),
     ExitCode(7, "kubeone", "KubeOne failed (its own exit code is named in the message)"),
     ExitCode(8, "cluster", "the Kubernetes API refused a request or could not be reached"),
     ExitCode(9, "timeout", "a component did not become ready in time"),
@@ -81,8 +87,8 @@ class ConfigError(KvError):
 
     exit_name = "config"
 
-    def __init__(self, problems: list[object], message: str | None = None) -> None:
-        self.problems = problems
+    def __init__(self, problems: Sequence[object], message: str | None = None) -> None:
+        self.problems: list[Any] = list(problems)
         super().__init__(message or f"{len(problems)} problem(s) in the configuration")
 
     def __str__(self) -> str:

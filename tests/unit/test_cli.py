@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def kv(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     cmd = ["unshare", "-n", sys.executable, "-m", "kvinstall", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env={**os.environ, **(env or {})}, timeout=120)
+    return subprocess.run(
+        cmd, capture_output=True, text=True, cwd=cwd, env={**os.environ, **(env or {})}, timeout=120
+    )
 
 
 def test_help_lists_every_exit_code() -> None:

@@ -31,8 +31,12 @@ PLAN_SCHEMA = json.loads(resources.files("kvinstall.plan").joinpath("plan.schema
 
 def kv(*args: str, state: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     cmd = ["unshare", "-n", sys.executable, "-m", "kvinstall", *args]
-    environ = {**os.environ, "KVINSTALL_STATE_DIR": str(state), "KVINSTALL_CACHE_DIR": str(state / "cache"),
-               **(env or {})}
+    environ = {
+        **os.environ,
+        "KVINSTALL_STATE_DIR": str(state),
+        "KVINSTALL_CACHE_DIR": str(state / "cache"),
+        **(env or {}),
+    }
     return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=environ, timeout=120)
 
 
@@ -55,9 +59,17 @@ def test_plan_text_is_complete_for_minimal(tmp_path: Path) -> None:
     res = kv("plan", "-f", "examples/minimal.yaml", state=tmp_path)
     assert res.returncode == 0, res.stderr
     out = res.stdout
-    for expected in ("host cp-1 (192.0.2.10)", "dev.kvm", "kubeone apply", "KubeOneCluster", "KubeVirt v1.8.4",
-                     "quay.io/kubevirt/virt-operator:v1.8.4", "Namespace team-a", "not observed: cluster",
-                     "Summary:"):
+    for expected in (
+        "host cp-1 (192.0.2.10)",
+        "dev.kvm",
+        "kubeone apply",
+        "KubeOneCluster",
+        "KubeVirt v1.8.4",
+        "quay.io/kubevirt/virt-operator:v1.8.4",
+        "Namespace team-a",
+        "not observed: cluster",
+        "Summary:",
+    ):
         assert expected in out, expected
 
 
@@ -96,7 +108,11 @@ _nasty = st.text(alphabet=st.sampled_from(list("ab:{}\n-#'\"|>&*!%@` ")), min_si
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(value=_nasty)
 def test_config_values_cannot_inject_objects_or_keys(tmp_path: Path, value: str) -> None:
     """A member name with newlines, `{{`, `: `, `---` ends up as one string value, never as structure."""

@@ -62,11 +62,18 @@ class Catalog:
         product = self.components[name]
         release = product.get(version)
         if release is None:
-            raise KeyError(f"{name} {version} is not in the release catalog (known: {', '.join(product.releases)})")
+            raise KeyError(
+                f"{name} {version} is not in the release catalog (known: {', '.join(product.releases)})"
+            )
         return release
 
     def versions(self, name: str) -> list[str]:
-        products = {"kubernetes": self.kubernetes, "kubeone": self.kubeone, "helm": self.helm, **self.components}
+        products = {
+            "kubernetes": self.kubernetes,
+            "kubeone": self.kubeone,
+            "helm": self.helm,
+            **self.components,
+        }
         return list(products[name].releases)
 
 
@@ -94,7 +101,9 @@ def _product(name: str, raw: dict[str, Any]) -> Product:
             images=tuple(i.replace("{v}", version) for i in spec.get("images", [])),
             gate_images={k: tuple(v) for k, v in spec.get("gateImages", {}).items()},
             feature_gates=(
-                FeatureGates(**{k: frozenset(v) for k, v in gates.items()}) if isinstance(gates, dict) else FeatureGates()
+                FeatureGates(**{k: frozenset(v) for k, v in gates.items()})
+                if isinstance(gates, dict)
+                else FeatureGates()
             ),
             cdi_feature_gates=tuple(gates) if isinstance(gates, list) else (),
             kubernetes=tuple(spec.get("kubernetes", [])),

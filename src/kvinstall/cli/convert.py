@@ -12,7 +12,9 @@ from kvinstall.cli.options import ConfigFile
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("convert", help="Convert a Kubermatic Virtualization (KubeVCluster) file to a kvinstall file.")
+    @app.command(
+        "convert", help="Convert a Kubermatic Virtualization (KubeVCluster) file to a kvinstall file."
+    )
     def convert_cmd(
         file: ConfigFile,
         out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here (default: stdout).")] = None,
@@ -28,4 +30,6 @@ def register(app: typer.Typer) -> None:
             from kvinstall.fsutil import write_atomic
 
             write_atomic(out, text)
-            output.err(f"wrote {out}" + (f" ({len(dropped)} field(s) dropped, listed above)" if dropped else ""))
+            output.err(
+                f"wrote {out}" + (f" ({len(dropped)} field(s) dropped, listed above)" if dropped else "")
+            )

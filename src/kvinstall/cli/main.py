@@ -19,7 +19,7 @@ app = typer.Typer(
     help=(
         "Install a Kubernetes-native virtualization platform (Kube-OVN, KubeVirt, CDI, Dex, Kyverno) on bare "
         "metal, declaratively, from one YAML file.\n\n"
-        f"Exit codes:\n\n{_EXIT_TABLE}"
+        f"Exit codes (docs/exit-codes.md):\n\n\b\n{_EXIT_TABLE}"
     ),
     no_args_is_help=True,
     add_completion=True,
@@ -29,8 +29,20 @@ app = typer.Typer(
 
 
 # One module per command, in the order `--help` lists them.
-COMMANDS = ("init", "validate", "plan", "apply", "render", "preflight", "status", "reset", "mirror", "convert",
-            "schema", "version")
+COMMANDS = (
+    "init",
+    "validate",
+    "plan",
+    "apply",
+    "render",
+    "preflight",
+    "status",
+    "reset",
+    "mirror",
+    "convert",
+    "schema",
+    "version",
+)
 
 
 def _register() -> None:
@@ -39,13 +51,7 @@ def _register() -> None:
     import importlib
 
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"kvinstall.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"kvinstall.cli.{name}":
-                raise
-            continue  # TODO(integration): every command module exists once the issues land
-        module.register(app)
+        importlib.import_module(f"kvinstall.cli.{name}").register(app)
 
 
 def run() -> None:
@@ -90,4 +96,4 @@ def _report(exc: KvError) -> None:
         output.err(f"error: {exc}" if not getattr(exc, "problems", None) else str(exc))
 
 
-__all__ = ["app", "run", "__version__"]
+__all__ = ["__version__", "app", "run"]

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class Output(str, Enum):
+class Output(StrEnum):
     text = "text"
     json = "json"
 
@@ -31,8 +31,13 @@ def console(stderr: bool = False) -> Any:
     from rich.console import Console
 
     no_color = bool(os.environ.get("NO_COLOR")) or not (sys.stderr if stderr else sys.stdout).isatty()
-    return Console(stderr=stderr, no_color=no_color, highlight=False, soft_wrap=True,
-                   force_terminal=None if not no_color else False)
+    return Console(
+        stderr=stderr,
+        no_color=no_color,
+        highlight=False,
+        soft_wrap=True,
+        force_terminal=None if not no_color else False,
+    )
 
 
 def emit_json(data: Any) -> None:

@@ -18,13 +18,16 @@ def register(app: typer.Typer) -> None:
         file: ConfigFile,
         out: OutputOpt = Output.text,
         kubeconfig: Annotated[
-            Path | None, typer.Option("--kubeconfig", help="Observe this cluster (default: the state's kubeconfig).")
+            Path | None,
+            typer.Option("--kubeconfig", help="Observe this cluster (default: the state's kubeconfig)."),
         ] = None,
         state_dir: Annotated[Path | None, typer.Option("--state-dir", help="Local state directory.")] = None,
         detailed_exitcode: Annotated[
             bool, typer.Option("--detailed-exitcode", help="Exit 2 when the plan has changes, 0 when none.")
         ] = False,
-        show_unchanged: Annotated[bool, typer.Option("--show-unchanged", help="List unchanged objects too.")] = False,
+        show_unchanged: Annotated[
+            bool, typer.Option("--show-unchanged", help="List unchanged objects too.")
+        ] = False,
         show_manifest: Annotated[
             bool, typer.Option("--show-manifest/--hide-manifest", help="Print the KubeOne manifest.")
         ] = True,

@@ -13,7 +13,9 @@ from kvinstall.cli.output import Output
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("render", help="Write the KubeOne manifest and every rendered object to a directory (GitOps).")
+    @app.command(
+        "render", help="Write the KubeOne manifest and every rendered object to a directory (GitOps)."
+    )
     def render_cmd(
         file: ConfigFile,
         out_dir: Annotated[Path, typer.Option("--out-dir", "-o", help="Directory to write into.")],
@@ -38,7 +40,9 @@ def register(app: typer.Typer) -> None:
         written = write_export(desired, out_dir, include_secrets=include_secrets)
         missing = [a.describe() for c in desired.components for a in c.unavailable]
         if out is Output.json:
-            output.emit_json({"directory": str(out_dir), "files": [str(p) for p in written], "notCached": missing})
+            output.emit_json(
+                {"directory": str(out_dir), "files": [str(p) for p in written], "notCached": missing}
+            )
             return
         for w in loaded.warnings:
             output.err(str(w))

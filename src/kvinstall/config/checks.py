@@ -24,12 +24,14 @@ def _warn(msg: str, *loc: str | int, hint: str | None = None, code: str = "warni
 
 
 def check_cidrs(cfg: Config, _: Catalog) -> Iterator[Problem]:
-    nets = [
+    nets: list[tuple[tuple[str | int, ...], str]] = [
         (("network", "podCIDR"), cfg.network.pod_cidr),
         (("network", "serviceCIDR"), cfg.network.service_cidr),
         (("network", "joinCIDR"), cfg.network.join_cidr),
     ]
-    nets += [(("workspaces", i, "vpcCIDR"), ws.vpc_cidr) for i, ws in enumerate(cfg.workspaces) if ws.vpc_cidr]
+    nets += [
+        (("workspaces", i, "vpcCIDR"), ws.vpc_cidr) for i, ws in enumerate(cfg.workspaces) if ws.vpc_cidr
+    ]
     parsed = [(loc, ipaddress.ip_network(c)) for loc, c in nets]
     for i, (loc_a, a) in enumerate(parsed):
         for loc_b, b in parsed[i + 1 :]:
@@ -76,7 +78,10 @@ def check_gateway_and_dns(cfg: Config, _: Catalog) -> Iterator[Problem]:
         svc = ipaddress.ip_network(net.service_cidr)
         if ipaddress.ip_address(net.dns_server) not in svc:
             yield _err(
-                f"dnsServer {net.dns_server} is outside serviceCIDR {svc}", "network", "dnsServer", code="dns-outside"
+                f"dnsServer {net.dns_server} is outside serviceCIDR {svc}",
+                "network",
+                "dnsServer",
+                code="dns-outside",
             )
 
 
@@ -89,7 +94,11 @@ def check_hosts(cfg: Config, _: Catalog) -> Iterator[Problem]:
                 continue
             if value in seen:
                 yield _err(
-                    f"duplicate {field} {value!r} (also hosts[{seen[value]}])", "hosts", i, field, code="duplicate"
+                    f"duplicate {field} {value!r} (also hosts[{seen[value]}])",
+                    "hosts",
+                    i,
+                    field,
+                    code="duplicate",
                 )
             else:
                 seen[value] = i
@@ -109,7 +118,10 @@ def check_hosts(cfg: Config, _: Catalog) -> Iterator[Problem]:
     cps = cfg.control_plane
     if not cps:
         yield _err(
-            "no host has role controlPlane", "hosts", hint="mark one or three hosts role: controlPlane", code="no-cp"
+            "no host has role controlPlane",
+            "hosts",
+            hint="mark one or three hosts role: controlPlane",
+            code="no-cp",
         )
     elif len(cps) % 2 == 0:
         yield _warn(
@@ -164,7 +176,9 @@ def check_kubevirt(cfg: Config, cat: Catalog) -> Iterator[Problem]:
             if gate in gates.discontinued:
                 yield _err(f"feature gate {gate} is discontinued in KubeVirt {kv.version}", *loc)
             elif gate in gates.ga:
-                yield _warn(f"feature gate {gate} is GA in KubeVirt {kv.version}: listing it has no effect", *loc)
+                yield _warn(
+                    f"feature gate {gate} is GA in KubeVirt {kv.version}: listing it has no effect", *loc
+                )
             elif gate not in gates.known:
                 from difflib import get_close_matches
 
@@ -196,7 +210,9 @@ def check_kubevirt(cfg: Config, cat: Catalog) -> Iterator[Problem]:
             "permittedHostDevices",
             "pciHostDevices",
         )
-    names = Counter(d.resource_name for d in [*devices.pci_host_devices, *devices.mediated_devices])
+    names = Counter(
+        [d.resource_name for d in devices.pci_host_devices] + [d.resource_name for d in devices.mediated_devices]
+    )
     for name, n in names.items():
         if n > 1:
             yield _err(
@@ -256,7 +272,10 @@ def check_offline(cfg: Config, _: Catalog) -> Iterator[Problem]:
     off = cfg.offline
     if off.enabled and not off.registry:
         yield _err(
-            "offline mode needs a registry", "offline", "registry", hint="set offline.registry: HOST[:PORT]",
+            "offline mode needs a registry",
+            "offline",
+            "registry",
+            hint="set offline.registry: HOST[:PORT]",
             code="offline-registry",
         )
     if off.insecure and off.ca_file:
@@ -264,13 +283,27 @@ def check_offline(cfg: Config, _: Catalog) -> Iterator[Problem]:
 
 
 def check_workspaces(cfg: Config, _: Catalog) -> Iterator[Problem]:
-    reserved = {"default", "kube-system", "kube-public", "kube-node-lease", "kubevirt", "cdi", "kyverno",
-                cfg.auth.namespace, "kvinstall-system"}
+    reserved = {
+        "default",
+        "kube-system",
+        "kube-public",
+        "kube-node-lease",
+        "kubevirt",
+        "cdi",
+        "kyverno",
+        cfg.auth.namespace,
+        "kvinstall-system",
+    }
     seen: dict[str, int] = {}
     for i, ws in enumerate(cfg.workspaces):
         if ws.name in seen:
-            yield _err(f"duplicate workspace {ws.name!r} (also workspaces[{seen[ws.name]}])", "workspaces", i, "name",
-                       code="duplicate")
+            yield _err(
+                f"duplicate workspace {ws.name!r} (also workspaces[{seen[ws.name]}])",
+                "workspaces",
+                i,
+                "name",
+                code="duplicate",
+            )
         seen[ws.name] = i
         if ws.name in reserved:
             yield _err(f"workspace name {ws.name!r} is a system namespace", "workspaces", i, "name")
@@ -289,7 +322,9 @@ def check_storage(cfg: Config, _: Catalog) -> Iterator[Problem]:
 
 def check_emulation(cfg: Config, _: Catalog) -> Iterator[Problem]:
     kv = cfg.components.kubevirt
-    if kv.use_emulation and (kv.permitted_host_devices.pci_host_devices or kv.permitted_host_devices.mediated_devices):
+    if kv.use_emulation and (
+        kv.permitted_host_devices.pci_host_devices or kv.permitted_host_devices.mediated_devices
+    ):
         yield _warn(
             "useEmulation with host devices: emulated VMs are slow; passthrough still needs IOMMU hosts",
             "components",

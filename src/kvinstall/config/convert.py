@@ -23,8 +23,17 @@ def convert_file(path: Path) -> tuple[str, list[Problem]]:
         raise LocalIOError(f"cannot read: {exc.strerror or exc}", where=str(path)) from None
     tree = parse_yaml(text, str(path))
     if not kubev.is_kubev(tree):
-        raise ConfigError([Problem(f"not a KubeV file ({kubev.API_VERSION} {kubev.KIND})", loc=("apiVersion",),
-                                   file=str(path), line=1, column=1)])
+        raise ConfigError(
+            [
+                Problem(
+                    f"not a KubeV file ({kubev.API_VERSION} {kubev.KIND})",
+                    loc=("apiVersion",),
+                    file=str(path),
+                    line=1,
+                    column=1,
+                )
+            ]
+        )
     result = kubev.convert(tree)
     dropped = [_place(p, tree, str(path), {}) for p in result.problems]
     data: dict[str, Any] = result.data
@@ -35,7 +44,9 @@ def convert_file(path: Path) -> tuple[str, list[Problem]]:
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, dict) and isinstance(node.get(loc[-1]), str):
             node[loc[-1]] = {"valueFrom": {"env": env}}
-            notes.append(f"{'.'.join(loc)} now reads environment variable {env} (the clear value was not copied)")
+            notes.append(
+                f"{'.'.join(loc)} now reads environment variable {env} (the clear value was not copied)"
+            )
     loaded = load_tree(data, source=str(path), catalog=load_catalog())
     header = f"Converted by `kvinstall convert` from {path.name}."
     if notes:

@@ -32,8 +32,11 @@ def _table(name: str, schema: dict[str, Any], defs: dict[str, Any]) -> list[str]
     lines += ["| field | type | default | description |", "|---|---|---|---|"]
     required = set(schema.get("required", []))
     for key, prop in schema.get("properties", {}).items():
-        default = "required" if key in required else (
-            f"`{json.dumps(prop['default'])}`" if "default" in prop else "")
+        default = (
+            "required"
+            if key in required
+            else (f"`{json.dumps(prop['default'])}`" if "default" in prop else "")
+        )
         desc = (prop.get("description") or "").replace("|", "\\|").replace("\n", " ")
         lines.append(f"| `{key}` | {_type(prop, defs)} | {default} | {desc} |")
     return [*lines, ""]

@@ -37,7 +37,12 @@ def convert(tree: dict[str, Any]) -> Converted:
 
     def unsupported(loc: Loc, what: str, hint: str | None = None) -> None:
         out.problems.append(
-            Problem(f"KubeV field not supported by kvinstall: {what}", loc=loc, hint=hint, code="kubev-unsupported")
+            Problem(
+                f"KubeV field not supported by kvinstall: {what}",
+                loc=loc,
+                hint=hint,
+                code="kubev-unsupported",
+            )
         )
 
     def put(new: Loc, old: Loc, value: Any) -> None:
@@ -47,9 +52,23 @@ def convert(tree: dict[str, Any]) -> Converted:
         node[new[-1]] = value
         out.pathmap[new] = old
 
-    known_top = {"apiVersion", "kind", "name", "metadata", "controlPlane", "staticWorkers", "networkConfiguration",
-                 "apiEndpoint", "loadBalancer", "storage", "kubevirt", "offlineSettings", "idp", "dashboard",
-                 "versions"}
+    known_top = {
+        "apiVersion",
+        "kind",
+        "name",
+        "metadata",
+        "controlPlane",
+        "staticWorkers",
+        "networkConfiguration",
+        "apiEndpoint",
+        "loadBalancer",
+        "storage",
+        "kubevirt",
+        "offlineSettings",
+        "idp",
+        "dashboard",
+        "versions",
+    }
     for key in tree:
         if key not in known_top:
             unsupported((key,), f"unknown KubeV field {key!r}")
@@ -70,7 +89,7 @@ def convert(tree: dict[str, Any]) -> Converted:
             unsupported((section,), f"{section} must be a mapping with a hosts list")
             continue
         for i, h in enumerate(sec.get("hosts") or []):
-            old = (section, "hosts", i)
+            old: Loc = (section, "hosts", i)
             if not isinstance(h, dict):
                 unsupported(old, "a host must be a mapping")
                 continue
@@ -93,16 +112,26 @@ def convert(tree: dict[str, Any]) -> Converted:
             idx = len(hosts)
             hosts.append(host)
             out.pathmap[("hosts", idx)] = old
-            for key, src in (("address", "address"), ("user", "sshUsername"), ("privateKeyFile", "sshPrivateKeyFile"),
-                             ("labels", "labels"), ("tunnelInterface", "tunnelInterface")):
+            for key, src in (
+                ("address", "address"),
+                ("user", "sshUsername"),
+                ("privateKeyFile", "sshPrivateKeyFile"),
+                ("labels", "labels"),
+                ("tunnelInterface", "tunnelInterface"),
+            ):
                 out.pathmap[("hosts", idx, key)] = (*old, src)
     d["hosts"] = hosts
     out.pathmap[("hosts",)] = ("controlPlane",)
 
     net = tree.get("networkConfiguration")
     if isinstance(net, dict):
-        mapping = {"networkCIDR": "podCIDR", "serviceCIDR": "serviceCIDR", "gatewayIP": "gateway",
-                   "dnsServerIP": "dnsServer", "tunnelInterface": "tunnelInterface"}
+        mapping = {
+            "networkCIDR": "podCIDR",
+            "serviceCIDR": "serviceCIDR",
+            "gatewayIP": "gateway",
+            "dnsServerIP": "dnsServer",
+            "tunnelInterface": "tunnelInterface",
+        }
         for key, value in net.items():
             if key in mapping:
                 put(("network", mapping[key]), ("networkConfiguration", key), value)
@@ -156,8 +185,11 @@ def convert(tree: dict[str, Any]) -> Converted:
                     hold = (*old, hkey)
                     if hkey == "address":
                         if off.get("containerRegistry") not in (None, hval):
-                            unsupported(hold, "a helm registry separate from the container registry",
-                                        hint="kvinstall keeps charts in the container registry")
+                            unsupported(
+                                hold,
+                                "a helm registry separate from the container registry",
+                                hint="kvinstall keeps charts in the container registry",
+                            )
                     elif hkey == "username":
                         put(("offline", "credentials", "username"), hold, hval)
                     elif hkey == "password":
@@ -167,8 +199,11 @@ def convert(tree: dict[str, Any]) -> Converted:
                     else:
                         unsupported(hold, f"helmRegistry.{hkey}")
             else:
-                unsupported(old, f"offlineSettings.{key}",
-                            hint="OS packages must come from the hosts' own repository mirror")
+                unsupported(
+                    old,
+                    f"offlineSettings.{key}",
+                    hint="OS packages must come from the hosts' own repository mirror",
+                )
 
     idp = tree.get("idp")
     if isinstance(idp, dict):

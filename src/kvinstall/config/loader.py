@@ -19,7 +19,7 @@ from kvinstall.catalog import Catalog, load_catalog
 from kvinstall.config import kubev
 from kvinstall.config.checks import run_checks
 from kvinstall.config.models import API_VERSION, KIND, Config
-from kvinstall.config.positions import position, value_position
+from kvinstall.config.positions import position, value_position, walk
 from kvinstall.config.problems import Loc, Problem
 from kvinstall.errors import ConfigError, LocalIOError
 
@@ -70,7 +70,11 @@ def parse_yaml(text: str, source: str) -> Any:
         raise ConfigError([Problem("the file is empty", file=source, line=1, column=1, code="empty")])
     if len(docs) > 1:
         raise ConfigError(
-            [Problem("the file holds several YAML documents; give exactly one", file=source, code="multi-doc")]
+            [
+                Problem(
+                    "the file holds several YAML documents; give exactly one", file=source, code="multi-doc"
+                )
+            ]
         )
     return docs[0]
 
@@ -102,16 +106,20 @@ def load_tree(tree: Any, *, source: str, catalog: Catalog) -> Loaded:
         result = kubev.convert(tree)
         data, pathmap, pre_problems = result.data, result.pathmap, result.problems
         converted_from = kubev.KIND
-    elif isinstance(tree, dict) and (tree.get("apiVersion"), tree.get("kind")) != (API_VERSION, KIND):
-        if "apiVersion" in tree and "kind" in tree:
-            pre_problems.append(
-                Problem(
-                    f"unsupported apiVersion/kind {tree.get('apiVersion')}/{tree.get('kind')}",
-                    loc=("apiVersion",),
-                    hint=f"expected {API_VERSION} {KIND} (or a KubeV file: {kubev.API_VERSION} {kubev.KIND})",
-                    code="kind",
-                )
+    elif (
+        isinstance(tree, dict)
+        and (tree.get("apiVersion"), tree.get("kind")) != (API_VERSION, KIND)
+        and "apiVersion" in tree
+        and "kind" in tree
+    ):
+        pre_problems.append(
+            Problem(
+                f"unsupported apiVersion/kind {tree.get('apiVersion')}/{tree.get('kind')}",
+                loc=("apiVersion",),
+                hint=f"expected {API_VERSION} {KIND} (or a KubeV file: {kubev.API_VERSION} {kubev.KIND})",
+                code="kind",
             )
+        )
 
     problems = [_place(p, tree, source, pathmap) for p in pre_problems]
     config: Config | None = None
@@ -136,8 +144,19 @@ def _unresolvable_secrets(config: Config, tree: Any, source: str, pathmap: dict[
         reason = secret.is_resolvable()
         if reason is not None:
             loc = _parse_path(path)
-            out.append(_place(Problem(f"secret not available: {reason}", loc=loc, severity="warning",
-                                      code="secret-unresolved"), tree, source, pathmap))
+            out.append(
+                _place(
+                    Problem(
+                        f"secret not available: {reason}",
+                        loc=loc,
+                        severity="warning",
+                        code="secret-unresolved",
+                    ),
+                    tree,
+                    source,
+                    pathmap,
+                )
+            )
     return out
 
 
@@ -189,15 +208,7 @@ def _place(p: Problem, tree: Any, source: str, pathmap: dict[Loc, Loc]) -> Probl
 
 
 def _is_scalar_at(tree: Any, loc: Loc) -> bool:
-    node = tree
-    for part in loc:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            node = node[part]
-        else:
-            return False
-    return bool(loc) and not isinstance(node, (dict, list))
+    return bool(loc) and walk(tree, loc) is not None and not isinstance(walk(tree, loc), (dict, list))
 
 
 def _map_loc(loc: Loc, pathmap: dict[Loc, Loc]) -> Loc:
@@ -208,13 +219,26 @@ def _map_loc(loc: Loc, pathmap: dict[Loc, Loc]) -> Loc:
     return loc
 
 
-_TYPE_ERRORS = ("_type", "_parsing", "literal_error", "enum", "bool", "int", "float", "string", "dict", "list")
+_TYPE_ERRORS = (
+    "_type",
+    "_parsing",
+    "literal_error",
+    "enum",
+    "bool",
+    "int",
+    "float",
+    "string",
+    "dict",
+    "list",
+)
 
 
 def _from_pydantic(exc: ValidationError) -> list[Problem]:
     problems = []
     for err in exc.errors(include_url=False):
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in ("function-after", "function-before")))
+        loc = tuple(
+            p for p in err["loc"] if not (isinstance(p, str) and p in ("function-after", "function-before"))
+        )
         etype = err["type"]
         msg = err["msg"]
         if msg.startswith("Value error, "):

@@ -32,7 +32,9 @@ _RESOURCE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za
 
 def _dns_label(v: str) -> str:
     if len(v) > 63 or not _DNS_LABEL.match(v):
-        raise ValueError(f"{v!r} is not a valid name: lower-case letters, digits and '-', at most 63 characters")
+        raise ValueError(
+            f"{v!r} is not a valid name: lower-case letters, digits and '-', at most 63 characters"
+        )
     return v
 
 
@@ -124,8 +126,12 @@ class Bastion(Model):
 
     address: Address = Field(description="Address of the jump host, as reached from where kvinstall runs.")
     port: Port = Field(default=22, description="SSH port of the jump host.")
-    user: str | None = Field(default=None, description="SSH user on the jump host (default: the host's user).")
-    private_key_file: str | None = Field(default=None, description="Key for the jump host (default: the host's).")
+    user: str | None = Field(
+        default=None, description="SSH user on the jump host (default: the host's user)."
+    )
+    private_key_file: str | None = Field(
+        default=None, description="Key for the jump host (default: the host's)."
+    )
     host_public_key: str | None = Field(
         default=None, description="Pinned host key of the jump host ('ssh-ed25519 AAAA...')."
     )
@@ -140,9 +146,15 @@ class SSHSettings(Model):
         default=None, description="Private key file (ed25519, ecdsa or rsa). Empty: the SSH agent and ~/.ssh."
     )
     use_agent: bool = Field(default=True, description="Offer keys from the SSH agent (SSH_AUTH_SOCK).")
-    bastion: Bastion | None = Field(default=None, description="Jump host for every host (a host may set its own).")
-    connect_timeout: float = Field(default=10.0, gt=0, le=600, description="Seconds to wait for a connection.")
-    command_timeout: float = Field(default=300.0, gt=0, le=86400, description="Seconds one remote command may run.")
+    bastion: Bastion | None = Field(
+        default=None, description="Jump host for every host (a host may set its own)."
+    )
+    connect_timeout: float = Field(
+        default=10.0, gt=0, le=600, description="Seconds to wait for a connection."
+    )
+    command_timeout: float = Field(
+        default=300.0, gt=0, le=86400, description="Seconds one remote command may run."
+    )
     parallelism: int = Field(default=30, ge=1, le=512, description="Hosts contacted at once.")
 
 
@@ -160,29 +172,38 @@ class Host(Model):
         default=None, description="Address the hosts use between themselves (default: address)."
     )
     role: Literal["controlPlane", "worker"] = Field(description="controlPlane or worker.")
-    hostname: Hostname | None = Field(default=None, description="Node name (default: the host's `hostname -f`).")
+    hostname: Hostname | None = Field(
+        default=None, description="Node name (default: the host's `hostname -f`)."
+    )
     user: str | None = Field(default=None, description="SSH user (default: ssh.user).")
     port: Port | None = Field(default=None, description="SSH port (default: ssh.port).")
     private_key_file: str | None = Field(default=None, description="SSH key (default: ssh.privateKeyFile).")
-    bastion: Bastion | None = Field(default=None, description="Jump host for this host (default: ssh.bastion).")
+    bastion: Bastion | None = Field(
+        default=None, description="Jump host for this host (default: ssh.bastion)."
+    )
     host_public_key: str | None = Field(
-        default=None, description="Pinned SSH host key ('ssh-ed25519 AAAA...'); checked instead of known_hosts."
+        default=None,
+        description="Pinned SSH host key ('ssh-ed25519 AAAA...'); checked instead of known_hosts.",
     )
     labels: Labels = Field(default_factory=dict, description="Node labels.")
     taints: list[Taint] | None = Field(
         default=None, description="Node taints. Unset on a control-plane host: the default NoSchedule taint."
     )
     tunnel_interface: str | None = Field(
-        default=None, description="Interface for the Kube-OVN tunnel on this host (default: network.tunnelInterface)."
+        default=None,
+        description="Interface for the Kube-OVN tunnel on this host (default: network.tunnelInterface).",
     )
     pci_passthrough: bool = Field(
-        default=False, description="This host passes PCI devices (GPUs) to VMs: IOMMU and vfio-pci are checked."
+        default=False,
+        description="This host passes PCI devices (GPUs) to VMs: IOMMU and vfio-pci are checked.",
     )
 
     @field_validator("host_public_key")
     @classmethod
     def _key_shape(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+$", v):
+        if v is not None and not re.match(
+            r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+$", v
+        ):
             raise ValueError("expected an OpenSSH public key line such as 'ssh-ed25519 AAAAC3Nza...'")
         return v
 
@@ -192,28 +213,43 @@ class Host(Model):
 
 
 class APIEndpoint(Model):
-    host: Address = Field(description="Address of the Kubernetes API (a load balancer or the first control plane).")
+    host: Address = Field(
+        description="Address of the Kubernetes API (a load balancer or the first control plane)."
+    )
     port: Port = Field(default=6443, description="Port of the Kubernetes API.")
-    alternative_names: list[str] = Field(default_factory=list, description="Extra names for the API certificate.")
+    alternative_names: list[str] = Field(
+        default_factory=list, description="Extra names for the API certificate."
+    )
 
 
 class KubernetesSettings(Model):
-    version: Version = Field(default="v1.34.4", description="Kubernetes version (one in the release catalog).")
+    version: Version = Field(
+        default="v1.34.4", description="Kubernetes version (one in the release catalog)."
+    )
 
 
 class Network(Model):
-    pod_cidr: CIDR = Field(default="10.16.0.0/16", alias="podCIDR", description="Pod network (Kube-OVN default subnet).")
+    pod_cidr: CIDR = Field(
+        default="10.16.0.0/16", alias="podCIDR", description="Pod network (Kube-OVN default subnet)."
+    )
     service_cidr: CIDR = Field(default="10.96.0.0/12", alias="serviceCIDR", description="Service network.")
-    join_cidr: CIDR = Field(default="100.64.0.0/16", alias="joinCIDR", description="Kube-OVN node-to-pod join network.")
-    gateway: IPAddress | None = Field(default=None, description="Gateway of the pod network (default: its first address).")
+    join_cidr: CIDR = Field(
+        default="100.64.0.0/16", alias="joinCIDR", description="Kube-OVN node-to-pod join network."
+    )
+    gateway: IPAddress | None = Field(
+        default=None, description="Gateway of the pod network (default: its first address)."
+    )
     dns_server: IPAddress | None = Field(
         default=None, description="Cluster DNS service address (default: the tenth address of serviceCIDR)."
     )
     tunnel_interface: str | None = Field(
-        default=None, description="Interface (name, comma list or regex) for the overlay tunnel; default: the default route's."
+        default=None,
+        description="Interface (name, comma list or regex) for the overlay tunnel; default: the default route's.",
     )
     tunnel_type: Literal["geneve", "vxlan"] = Field(default="geneve", description="Overlay encapsulation.")
-    mtu: int | None = Field(default=None, ge=576, le=9000, description="Pod interface MTU (default: detected).")
+    mtu: int | None = Field(
+        default=None, ge=576, le=9000, description="Pod interface MTU (default: detected)."
+    )
 
     def effective_gateway(self) -> str:
         return self.gateway or str(next(ipaddress.ip_network(self.pod_cidr).hosts()))
@@ -225,7 +261,9 @@ class Network(Model):
 class Storage(Model):
     default_class: str | None = Field(default=None, description="StorageClass for VM disks (CDI default).")
     rwx_class: str | None = Field(
-        default=None, alias="rwxClass", description="A ReadWriteMany StorageClass; live migration of VMs needs one."
+        default=None,
+        alias="rwxClass",
+        description="A ReadWriteMany StorageClass; live migration of VMs needs one.",
     )
 
 
@@ -235,16 +273,29 @@ class Storage(Model):
 class KubeOVN(Model):
     version: Version = Field(default="v1.16.2", description="Kube-OVN version (from the release catalog).")
     enable_nat_gateway: bool = Field(default=False, description="Enable VPC NAT gateways.")
-    enable_load_balancer: bool = Field(default=True, description="Kube-OVN service load balancing (ENABLE_LB).")
-    enable_network_policy: bool = Field(default=True, description="Kube-OVN NetworkPolicy enforcement (ENABLE_NP).")
+    enable_load_balancer: bool = Field(
+        default=True, description="Kube-OVN service load balancing (ENABLE_LB)."
+    )
+    enable_network_policy: bool = Field(
+        default=True, description="Kube-OVN NetworkPolicy enforcement (ENABLE_NP)."
+    )
 
 
 class Migrations(Model):
-    parallel_migrations_per_cluster: int = Field(default=5, ge=1, description="Migrations at once in the cluster.")
-    parallel_outbound_migrations_per_node: int = Field(default=2, ge=1, description="Outbound migrations per node.")
-    bandwidth_per_migration: Quantity = Field(default="0Mi", description="Bandwidth cap per migration (0Mi: none).")
+    parallel_migrations_per_cluster: int = Field(
+        default=5, ge=1, description="Migrations at once in the cluster."
+    )
+    parallel_outbound_migrations_per_node: int = Field(
+        default=2, ge=1, description="Outbound migrations per node."
+    )
+    bandwidth_per_migration: Quantity = Field(
+        default="0Mi", description="Bandwidth cap per migration (0Mi: none)."
+    )
     completion_timeout_per_gib: int = Field(
-        default=150, ge=1, alias="completionTimeoutPerGiB", description="Seconds per GiB before a migration is aborted."
+        default=150,
+        ge=1,
+        alias="completionTimeoutPerGiB",
+        description="Seconds per GiB before a migration is aborted.",
     )
     progress_timeout: int = Field(default=150, ge=1, description="Seconds without progress before aborting.")
     allow_auto_converge: bool = Field(default=False, description="Throttle the guest CPU to converge.")
@@ -254,7 +305,9 @@ class Migrations(Model):
 class PCIHostDevice(Model):
     pci_vendor_selector: str = Field(description="vendor:device id, e.g. 10DE:1EB8.")
     resource_name: str = Field(description="Resource name VMs request, e.g. nvidia.com/TU104GL_Tesla_T4.")
-    external_resource_provider: bool = Field(default=False, description="A device plugin other than KubeVirt's serves it.")
+    external_resource_provider: bool = Field(
+        default=False, description="A device plugin other than KubeVirt's serves it."
+    )
 
     @field_validator("pci_vendor_selector")
     @classmethod
@@ -274,7 +327,9 @@ class PCIHostDevice(Model):
 class MediatedDevice(Model):
     mdev_name_selector: str = Field(description="mdev type name, e.g. GRID T4-1Q.")
     resource_name: str = Field(description="Resource name VMs request.")
-    external_resource_provider: bool = Field(default=False, description="A device plugin other than KubeVirt's serves it.")
+    external_resource_provider: bool = Field(
+        default=False, description="A device plugin other than KubeVirt's serves it."
+    )
 
     @field_validator("resource_name")
     @classmethod
@@ -285,8 +340,12 @@ class MediatedDevice(Model):
 
 
 class PermittedHostDevices(Model):
-    pci_host_devices: list[PCIHostDevice] = Field(default_factory=list, description="PCI passthrough devices.")
-    mediated_devices: list[MediatedDevice] = Field(default_factory=list, description="Mediated devices (vGPU).")
+    pci_host_devices: list[PCIHostDevice] = Field(
+        default_factory=list, description="PCI passthrough devices."
+    )
+    mediated_devices: list[MediatedDevice] = Field(
+        default_factory=list, description="Mediated devices (vGPU)."
+    )
 
 
 class NodeMediatedDeviceTypes(Model):
@@ -295,7 +354,9 @@ class NodeMediatedDeviceTypes(Model):
 
 
 class MediatedDevicesConfiguration(Model):
-    mediated_device_types: list[str] = Field(default_factory=list, description="mdev types to create on every node.")
+    mediated_device_types: list[str] = Field(
+        default_factory=list, description="mdev types to create on every node."
+    )
     node_mediated_device_types: list[NodeMediatedDeviceTypes] = Field(
         default_factory=list, description="Per-node mdev types."
     )
@@ -303,12 +364,18 @@ class MediatedDevicesConfiguration(Model):
 
 class KubeVirt(Model):
     version: Version = Field(default="v1.8.4", description="KubeVirt version (from the release catalog).")
-    feature_gates: list[str] = Field(default_factory=list, description="Feature gates to enable (checked per version).")
-    use_emulation: bool = Field(default=False, description="Run VMs without /dev/kvm (software emulation; slow).")
+    feature_gates: list[str] = Field(
+        default_factory=list, description="Feature gates to enable (checked per version)."
+    )
+    use_emulation: bool = Field(
+        default=False, description="Run VMs without /dev/kvm (software emulation; slow)."
+    )
     eviction_strategy: Literal["LiveMigrate", "LiveMigrateIfPossible", "None", "External"] = Field(
         default="LiveMigrateIfPossible", description="What happens to VMs when a node is drained."
     )
-    live_migration: bool = Field(default=True, description="Allow live migration (needs a ReadWriteMany class).")
+    live_migration: bool = Field(
+        default=True, description="Allow live migration (needs a ReadWriteMany class)."
+    )
     migrations: Migrations = Field(default_factory=Migrations, description="Live migration tuning.")
     permitted_host_devices: PermittedHostDevices = Field(
         default_factory=PermittedHostDevices, description="Devices VMs may use (PCI passthrough and vGPU)."
@@ -316,7 +383,9 @@ class KubeVirt(Model):
     mediated_devices_configuration: MediatedDevicesConfiguration | None = Field(
         default=None, description="mdev (vGPU) types KubeVirt creates on the nodes."
     )
-    cpu_allocation_ratio: int | None = Field(default=None, ge=1, le=100, description="vCPUs per physical CPU request.")
+    cpu_allocation_ratio: int | None = Field(
+        default=None, ge=1, le=100, description="vCPUs per physical CPU request."
+    )
 
 
 class FilesystemOverhead(Model):
@@ -335,7 +404,9 @@ class CDI(Model):
     enabled: bool = Field(default=True, description="Deploy the Containerized Data Importer.")
     version: Version = Field(default="v1.65.0", description="CDI version (from the release catalog).")
     upload_proxy_url: str | None = Field(
-        default=None, alias="uploadProxyURL", description="External URL of the upload proxy (uploadProxyURLOverride)."
+        default=None,
+        alias="uploadProxyURL",
+        description="External URL of the upload proxy (uploadProxyURLOverride).",
     )
     filesystem_overhead: FilesystemOverhead = Field(
         default_factory=FilesystemOverhead, description="Filesystem overhead ratios."
@@ -360,12 +431,16 @@ class StaticClient(Model):
     id: str = Field(description="OAuth2 client id.")
     name: str = Field(description="Client name.")
     secret: Secret | None = Field(default=None, description="Client secret (not for public clients).")
-    redirect_uris: list[str] = Field(default_factory=list, alias="redirectURIs", description="Allowed redirect URIs.")
+    redirect_uris: list[str] = Field(
+        default_factory=list, alias="redirectURIs", description="Allowed redirect URIs."
+    )
     public: bool = Field(default=False, description="A public client (no secret, e.g. kubectl oidc-login).")
 
 
 class BasicAuth(Model):
-    admin_email: str = Field(default="admin@kvinstall.local", description="Login of the generated admin user.")
+    admin_email: str = Field(
+        default="admin@kvinstall.local", description="Login of the generated admin user."
+    )
     password: Secret | None = Field(
         default=None, description="Admin password; unset: generated and written to a 0600 credentials file."
     )
@@ -376,8 +451,12 @@ class OIDCAuth(Model):
 
 
 class Auth(Model):
-    mode: Literal["none", "basic", "oidc"] = Field(default="none", description="none, basic (Dex password DB) or oidc.")
-    issuer: str | None = Field(default=None, description="Dex issuer URL (https), e.g. https://dex.example.com/dex.")
+    mode: Literal["none", "basic", "oidc"] = Field(
+        default="none", description="none, basic (Dex password DB) or oidc."
+    )
+    issuer: str | None = Field(
+        default=None, description="Dex issuer URL (https), e.g. https://dex.example.com/dex."
+    )
     namespace: DNSLabel = Field(default="dex", description="Namespace of Dex.")
     client_id: str = Field(default="kubernetes", description="Client id the kube-apiserver trusts.")
     username_claim: str = Field(default="email", description="ID token claim used as the user name.")
@@ -392,7 +471,9 @@ class Dex(Model):
 
 
 class Policies(Model):
-    mode: Literal["Audit", "Enforce"] = Field(default="Audit", description="Audit reports violations; Enforce denies.")
+    mode: Literal["Audit", "Enforce"] = Field(
+        default="Audit", description="Audit reports violations; Enforce denies."
+    )
     host_devices_namespaces: list[DNSLabel] = Field(
         default_factory=list, description="Namespaces whose VMs may use host devices and GPUs."
     )
@@ -406,7 +487,9 @@ class Kyverno(Model):
 
 
 class Components(Model):
-    kube_ovn: KubeOVN = Field(default_factory=KubeOVN, alias="kubeOVN", description="Kube-OVN (the CNI; always on).")
+    kube_ovn: KubeOVN = Field(
+        default_factory=KubeOVN, alias="kubeOVN", description="Kube-OVN (the CNI; always on)."
+    )
     kubevirt: KubeVirt = Field(default_factory=KubeVirt, description="KubeVirt.")
     cdi: CDI = Field(default_factory=CDI, description="Containerized Data Importer.")
     dex: Dex = Field(default_factory=Dex, description="Dex (deployed when auth.mode is not none).")
@@ -419,7 +502,9 @@ class Components(Model):
 class Member(Model):
     user: str | None = Field(default=None, description="A user name (as the OIDC username claim gives it).")
     group: str | None = Field(default=None, description="A group name.")
-    role: Literal["view", "edit", "admin"] = Field(description="kubevirt.io:view, :edit or :admin in the workspace.")
+    role: Literal["view", "edit", "admin"] = Field(
+        description="kubevirt.io:view, :edit or :admin in the workspace."
+    )
 
     def subject(self) -> tuple[str, str]:
         return ("User", self.user) if self.user is not None else ("Group", self.group or "")
@@ -437,18 +522,26 @@ class Workspace(Model):
     name: DNSLabel = Field(description="Workspace name; also its namespace.")
     members: list[Member] = Field(default_factory=list, description="Users and groups with their role.")
     quota: Quota = Field(default_factory=Quota, description="ResourceQuota of the workspace.")
-    vpc_cidr: CIDR | None = Field(default=None, alias="vpcCIDR", description="CIDR of the workspace's own Kube-OVN VPC.")
+    vpc_cidr: CIDR | None = Field(
+        default=None, alias="vpcCIDR", description="CIDR of the workspace's own Kube-OVN VPC."
+    )
     labels: Labels = Field(default_factory=dict, description="Labels on the workspace namespace.")
 
 
 class RegistryCredentials(Model):
     username: str = Field(description="Registry user.")
-    password: Secret = Field(description="Registry password, as {valueFrom: {env: NAME}} or {valueFrom: {file: PATH}}.")
+    password: Secret = Field(
+        description="Registry password, as {valueFrom: {env: NAME}} or {valueFrom: {file: PATH}}."
+    )
 
 
 class Offline(Model):
-    enabled: bool = Field(default=False, description="Install from the site registry only; nothing from the internet.")
-    registry: str | None = Field(default=None, description="Site registry HOST[:PORT] holding the pushed bundle.")
+    enabled: bool = Field(
+        default=False, description="Install from the site registry only; nothing from the internet."
+    )
+    registry: str | None = Field(
+        default=None, description="Site registry HOST[:PORT] holding the pushed bundle."
+    )
     credentials: RegistryCredentials | None = Field(default=None, description="Login for the site registry.")
     ca_file: str | None = Field(default=None, description="CA bundle that signed the registry's certificate.")
     insecure: bool = Field(default=False, description="Plain HTTP registry (no TLS).")
@@ -483,18 +576,26 @@ class Config(Model):
     api_version: Literal["kvinstall.io/v1alpha1"] = Field(description="Always kvinstall.io/v1alpha1.")
     kind: Literal["VirtualizationCluster"] = Field(description="Always VirtualizationCluster.")
     metadata: Metadata = Field(description="Cluster name.")
-    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings, description="Kubernetes version.")
+    kubernetes: KubernetesSettings = Field(
+        default_factory=KubernetesSettings, description="Kubernetes version."
+    )
     ssh: SSHSettings = Field(default_factory=SSHSettings, description="SSH defaults for every host.")
     hosts: list[Host] = Field(min_length=1, description="The bare-metal machines: control plane and workers.")
     api_endpoint: APIEndpoint | None = Field(
-        default=None, alias="apiEndpoint", description="Kubernetes API address (default: the first control plane)."
+        default=None,
+        alias="apiEndpoint",
+        description="Kubernetes API address (default: the first control plane).",
     )
     network: Network = Field(default_factory=Network, description="Pod, service and join networks.")
     storage: Storage = Field(default_factory=Storage, description="Storage classes for VM disks.")
-    components: Components = Field(default_factory=Components, description="Platform components and versions.")
+    components: Components = Field(
+        default_factory=Components, description="Platform components and versions."
+    )
     auth: Auth = Field(default_factory=Auth, description="How users log in (Dex).")
     workspaces: list[Workspace] = Field(default_factory=list, description="Tenant workspaces.")
-    offline: Offline = Field(default_factory=Offline, description="Air-gapped installation from a site registry.")
+    offline: Offline = Field(
+        default_factory=Offline, description="Air-gapped installation from a site registry."
+    )
     kubeone: KubeOneSettings = Field(default_factory=KubeOneSettings, description="The KubeOne binary.")
 
     @property

@@ -41,7 +41,7 @@ def value_position(tree: Any, loc: Loc) -> tuple[int, int] | None:
     """Position of the VALUE at loc when it is a scalar (wrong types point at the value itself)."""
     if not loc:
         return position(tree, loc)
-    parent = _walk(tree, loc[:-1])
+    parent = walk(tree, loc[:-1])
     last = loc[-1]
     lc = getattr(parent, "lc", None)
     if lc is not None and isinstance(parent, dict) and last in parent:
@@ -53,12 +53,12 @@ def value_position(tree: Any, loc: Loc) -> tuple[int, int] | None:
     return position(tree, loc)
 
 
-def _walk(tree: Any, loc: Loc) -> Any:
+def walk(tree: Any, loc: Loc) -> Any:
     node = tree
     for part in loc:
-        if (isinstance(node, dict) and part in node) or (
-            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
-        ):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             node = node[part]
         else:
             return None

@@ -20,7 +20,9 @@ class SecretSource(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     env: str | None = Field(default=None, description="Name of an environment variable holding the value.")
-    file: str | None = Field(default=None, description="Path of a file holding the value (trailing newline removed).")
+    file: str | None = Field(
+        default=None, description="Path of a file holding the value (trailing newline removed)."
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SecretSource:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from kvinstall.components.base import KubeObject
 from kvinstall.plan.desired import DesiredComponent, DesiredState
-from kvinstall.plan.model import Action, Observed, Phase, Plan
+from kvinstall.plan.model import Action, ActionKind, Observed, Phase, Plan
 
 if TYPE_CHECKING:
     from kvinstall.kube.apply import ApplyPlan
@@ -34,10 +34,17 @@ def _target(kind: str, name: str, namespace: str | None) -> str:
     return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
 
 
-def _object_action(obj: KubeObject, action: str, diff: tuple[dict[str, Any], ...] = ()) -> Action:
+def _object_action(obj: KubeObject, action: ActionKind, diff: tuple[dict[str, Any], ...] = ()) -> Action:
     api, kind, name, ns = describe_object(obj)
-    return Action(action=action, target=_target(kind, name, ns), api_version=api, kind=kind,  # type: ignore[arg-type]
-                  name=name, namespace=ns, diff=diff)
+    return Action(
+        action=action,
+        target=_target(kind, name, ns),
+        api_version=api,
+        kind=kind,
+        name=name,
+        namespace=ns,
+        diff=diff,
+    )
 
 
 def _component_phase(comp: DesiredComponent, live: ApplyPlan | None) -> Phase:
@@ -47,7 +54,8 @@ def _component_phase(comp: DesiredComponent, live: ApplyPlan | None) -> Phase:
         version=comp.version,
         images=list(comp.images),
         artifacts=[
-            {"name": a.name, "kind": a.kind, "source": a.describe(), "sha256": a.sha256} for a in comp.artifacts
+            {"name": a.name, "kind": a.kind, "source": a.describe(), "sha256": a.sha256}
+            for a in comp.artifacts
         ],
         notes=list(comp.notes),
     )
@@ -65,11 +73,20 @@ def _component_phase(comp: DesiredComponent, live: ApplyPlan | None) -> Phase:
         phase.actions.append(_object_action(item.obj, item.action, diff))
     for p in live.prune:
         phase.actions.append(
-            Action(action="delete", target=_target(p.kind, p.name, p.namespace), api_version=p.api_version,
-                   kind=p.kind, name=p.name, namespace=p.namespace, reason="no longer in the configuration")
+            Action(
+                action="delete",
+                target=_target(p.kind, p.name, p.namespace),
+                api_version=p.api_version,
+                kind=p.kind,
+                name=p.name,
+                namespace=p.namespace,
+                reason="no longer in the configuration",
+            )
         )
     for p in live.prune_blocked:
-        phase.notes.append(f"{p.kind} {p.name} left the configuration; kept (CRDs and namespaces need --prune-all)")
+        phase.notes.append(
+            f"{p.kind} {p.name} left the configuration; kept (CRDs and namespaces need --prune-all)"
+        )
     return phase
 
 
@@ -94,10 +111,14 @@ def build_plan(
     phases.append(pre)
 
     k1 = Phase(name="kubeone", title="Kubernetes cluster (KubeOne)")
-    details = {"manifestSha256": desired.kubeone_manifest_sha256,
-               "kubernetesVersion": desired.kubeone_manifest.get("versions", {}).get("kubernetes")}
+    details = {
+        "manifestSha256": desired.kubeone_manifest_sha256,
+        "kubernetesVersion": desired.kubeone_manifest.get("versions", {}).get("kubernetes"),
+    }
     if kubeone is not None and kubeone.skip:
-        k1.actions.append(Action(action="skip", target="kubeone apply", reason=kubeone.reason, details=details))
+        k1.actions.append(
+            Action(action="skip", target="kubeone apply", reason=kubeone.reason, details=details)
+        )
     else:
         reason = kubeone.reason if kubeone else "cluster not observed"
         k1.actions.append(Action(action="run", target="kubeone apply", reason=reason, details=details))
@@ -111,8 +132,17 @@ def build_plan(
     # its removal shows up as deletes under its own name.
     for name, live in (cluster or {}).items():
         if desired.component(name) is None and (live.prune or live.prune_blocked):
-            gone = DesiredComponent(name=name, title=f"{name} (removed)", version="-", namespace=None, objects=[],
-                                    images=[], artifacts=[], unavailable=[], readiness=[])
+            gone = DesiredComponent(
+                name=name,
+                title=f"{name} (removed)",
+                version="-",
+                namespace=None,
+                objects=[],
+                images=[],
+                artifacts=[],
+                unavailable=[],
+                readiness=[],
+            )
             phases.append(_component_phase(gone, live))
 
     return Plan(cluster=desired.cluster, phases=phases, observed=observed, warnings=list(warnings or []))

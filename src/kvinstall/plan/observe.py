@@ -28,7 +28,9 @@ def observe_cluster(
         if comp.unavailable:
             # Without the upstream objects the prune list would be wrong: observe nothing here.
             continue
-        plans[comp.name] = plan_apply(kube, ApplySetRef(comp.name), comp.objects, prune_protected=prune_protected)
+        plans[comp.name] = plan_apply(
+            kube, ApplySetRef(comp.name), comp.objects, prune_protected=prune_protected
+        )
     for name in KNOWN_COMPONENTS:
         if desired.component(name) is None:
             off = plan_apply(kube, ApplySetRef(name), [], prune_protected=prune_protected)

@@ -38,7 +38,9 @@ def render_text(plan: dict[str, Any], *, show_unchanged: bool = False, manifest:
             out.append(line)
             details = a.get("details", {})
             if "checks" in details:
-                out.append(f"      {details['role']}, user {details['user']}, checks: {', '.join(details['checks'])}")
+                out.append(
+                    f"      {details['role']}, user {details['user']}, checks: {', '.join(details['checks'])}"
+                )
             if "untrustedHostKey" in details:
                 out.append(f"      host key not yet trusted: {details['untrustedHostKey']}")
             if "manifestSha256" in details:

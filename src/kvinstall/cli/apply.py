@@ -1,0 +1,85 @@
+"""`kvinstall apply -f FILE`: show the plan, confirm, then converge hosts, cluster and platform."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kvinstall.cli import output
+from kvinstall.cli.options import ConfigFile, OutputOpt
+from kvinstall.cli.output import Output
+
+Phases = Annotated[
+    list[str] | None, typer.Option(help="Phase names (repeatable), e.g. preflight, kubeone, kubevirt.")
+]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(
+        "apply", help="Converge the hosts, the cluster and the platform to the file (repairs drift)."
+    )
+    def apply_cmd(
+        file: ConfigFile,
+        yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (CI).")] = False,
+        out: OutputOpt = Output.text,
+        resume: Annotated[
+            bool, typer.Option("--resume", help="Skip phases completed with the same inputs.")
+        ] = False,
+        only: Phases = None,
+        skip: Phases = None,
+        skip_check: Annotated[
+            list[str] | None, typer.Option("--skip-check", help="Skip a preflight check by id (repeatable).")
+        ] = None,
+        accept_new_host_keys: Annotated[
+            bool,
+            typer.Option(
+                "--accept-new-host-keys", help="Trust and record unknown (never changed) host keys."
+            ),
+        ] = False,
+        prune_all: Annotated[
+            bool,
+            typer.Option("--prune-all", help="Also prune CRDs and namespaces that left the configuration."),
+        ] = False,
+        kubeconfig: Annotated[
+            Path | None, typer.Option("--kubeconfig", help="Use this cluster's kubeconfig.")
+        ] = None,
+        state_dir: Annotated[Path | None, typer.Option("--state-dir", help="Local state directory.")] = None,
+        timeout: Annotated[
+            float, typer.Option("--timeout", help="Seconds to wait for each component.")
+        ] = 600,
+    ) -> None:
+        from kvinstall.run.apply import run_apply
+        from kvinstall.run.context import Options
+        from kvinstall.run.session import confirm, open_session, pick_display
+
+        output.set_mode(out)
+        options = Options(
+            resume=resume,
+            only=frozenset(only or ()),
+            skip=frozenset(skip or ()),
+            skip_checks=frozenset(skip_check or ()),
+            accept_new_host_keys=accept_new_host_keys,
+            prune_protected=prune_all,
+            kubeconfig=kubeconfig,
+            ready_timeout=timeout,
+        )
+        display = pick_display(out is Output.json)
+        ctx = open_session(file, options, command="apply", display=display, state_override=state_dir)
+
+        def show_and_confirm(plan: object) -> None:
+            from kvinstall.plan.text import render_text
+
+            if out is Output.json:
+                ctx.events.emit("plan", plan=plan.to_dict())  # type: ignore[attr-defined]
+            elif not yes:
+                output.echo(render_text(plan.to_dict()))  # type: ignore[attr-defined]
+            confirm("Apply this plan?", yes=yes)
+
+        try:
+            result = run_apply(ctx, confirm=show_and_confirm)
+        finally:
+            ctx.events.close()
+        if out is not Output.json and result.credentials_file:
+            output.echo(f"Dex admin credentials: {result.credentials_file}")

@@ -1,0 +1,79 @@
+"""`kvinstall preflight -f FILE`: check every host over SSH; a table of host x check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kvinstall.cli import output
+from kvinstall.cli.options import ConfigFile, OutputOpt
+from kvinstall.cli.output import Output
+
+_MARK = {"pass": "ok", "fail": "FAIL", "warn": "warn", "skipped": "skip"}
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(
+        "preflight", help="Check the hosts over SSH (virtualization, OS, resources, ports, modules)."
+    )
+    def preflight_cmd(
+        file: ConfigFile,
+        out: OutputOpt = Output.text,
+        skip_check: Annotated[
+            list[str] | None,
+            typer.Option("--skip-check", help="Skip a check by id (repeatable); shown as skipped."),
+        ] = None,
+        accept_new_host_keys: Annotated[
+            bool,
+            typer.Option(
+                "--accept-new-host-keys", help="Trust and record unknown (never changed) host keys."
+            ),
+        ] = False,
+        state_dir: Annotated[Path | None, typer.Option("--state-dir", help="Local state directory.")] = None,
+    ) -> None:
+        from kvinstall.config.loader import load_file
+        from kvinstall.hosts.preflight import run_preflight
+        from kvinstall.state import state_dir as resolve_state
+
+        output.set_mode(out)
+        loaded = load_file(file)
+        state = resolve_state(file, loaded.config.name, state_dir)
+        state.mkdir(parents=True, exist_ok=True, mode=0o700)
+        report = run_preflight(
+            loaded.config,
+            accept_new_host_keys=accept_new_host_keys,
+            skip=set(skip_check or ()),
+            known_hosts_path=state / "known_hosts",
+        )
+        if out is Output.json:
+            output.emit_json(report.to_dict())
+        else:
+            render_table(report)
+        report.raise_for_failures()
+
+
+def render_table(report: object) -> None:
+    from rich.table import Table
+
+    rep = report  # PreflightReport
+    checks = list(dict.fromkeys(r.check for r in rep.results))  # type: ignore[attr-defined]
+    table = Table(title="Preflight", show_lines=False)
+    table.add_column("check")
+    for host in rep.hosts:  # type: ignore[attr-defined]
+        table.add_column(host)
+    for check in checks:
+        row = [check]
+        for host in rep.hosts:  # type: ignore[attr-defined]
+            r = rep.result(host, check)  # type: ignore[attr-defined]
+            row.append("unreachable" if host in rep.host_errors else (_MARK[r.status] if r else "-"))  # type: ignore[attr-defined]
+        table.add_row(*row)
+    output.console().print(table)
+    for host, err in rep.host_errors.items():  # type: ignore[attr-defined]
+        output.echo(f"{host}: {err}")
+    for r in rep.results:  # type: ignore[attr-defined]
+        if r.status in ("fail", "warn"):
+            output.echo(f"{r.host}: {r.check}: {r.message}" + (f"\n    fix: {r.remedy}" if r.remedy else ""))
+    for w in rep.warnings:  # type: ignore[attr-defined]
+        output.err(f"warning: {w}")

@@ -1,0 +1,61 @@
+"""`kvinstall status -f FILE`: nodes, components (version, ready), workspaces, drift summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kvinstall.cli import output
+from kvinstall.cli.options import ConfigFile, OutputOpt
+from kvinstall.cli.output import Output
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("status", help="Show nodes, components (version, ready), workspaces and drift.")
+    def status_cmd(
+        file: ConfigFile,
+        out: OutputOpt = Output.text,
+        kubeconfig: Annotated[
+            Path | None, typer.Option("--kubeconfig", help="Use this cluster's kubeconfig.")
+        ] = None,
+        state_dir: Annotated[Path | None, typer.Option("--state-dir", help="Local state directory.")] = None,
+    ) -> None:
+        from kvinstall.components.artifacts import NoFetch
+        from kvinstall.run.context import Options
+        from kvinstall.run.session import open_session
+        from kvinstall.run.status import collect_status
+
+        output.set_mode(out)
+        ctx = open_session(
+            file,
+            Options(kubeconfig=kubeconfig),
+            command="status",
+            display="none",
+            state_override=state_dir,
+            source=NoFetch(),
+        )
+        try:
+            status = collect_status(ctx)
+        finally:
+            ctx.events.close()
+        if out is Output.json:
+            output.emit_json(status)
+            return
+        output.echo(f"Cluster {status['cluster']}")
+        output.echo("Nodes:")
+        for n in status["nodes"]:
+            output.echo(
+                f"  {n['name']:<24} {'Ready' if n['ready'] else 'NotReady':<9} {n.get('version') or '-'}"
+            )
+        output.echo("Components:")
+        for c in status["components"]:
+            state = "ready" if c["ready"] else f"not ready: {c['why']}"
+            drift = f", {c['drift']} drifted" if c["drift"] else ""
+            output.echo(f"  {c['title']:<24} {c['version']:<10} {state}{drift}")
+        output.echo("Workspaces: " + (", ".join(status["workspaces"]) or "none"))
+        output.echo(
+            f"Drift: {status['driftTotal']} object(s) differ from the file"
+            + (" (run `kvinstall apply` to repair)" if status["driftTotal"] else "")
+        )

@@ -1,0 +1,90 @@
+"""What an offline site needs, from the desired state: every image (catalog and rendered objects,
+KubeOne's own for the Kubernetes version), every chart, manifest and binary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from kvinstall.components.base import Artifact
+from kvinstall.mirror.model import HELM_CHART_LAYER, KV_BINARY_LAYER, KV_MANIFEST_LAYER, FileItem, MirrorItem
+from kvinstall.plan.desired import DesiredState
+
+_LAYER = {
+    "chart": HELM_CHART_LAYER,
+    "url": KV_MANIFEST_LAYER,
+    "binary": KV_BINARY_LAYER,
+    "oci": KV_BINARY_LAYER,
+}
+
+
+@dataclass(frozen=True)
+class Needed:
+    kind: str  # image | chart | manifest | binary
+    reference: str  # image reference, or the artifact's upstream source
+    digest: str | None
+    component: str
+
+
+def needed(desired: DesiredState) -> list[Needed]:
+    from kvinstall.render.images import images_in
+
+    out: dict[str, Needed] = {}
+    for img in desired.kubernetes_images:
+        out.setdefault(img, Needed("image", img, _digest_of(img), "kubernetes"))
+    for comp in desired.components:
+        for img in [*comp.images, *sorted(images_in(comp.objects))]:
+            out.setdefault(img, Needed("image", img, _digest_of(img), comp.name))
+        for art in comp.artifacts:
+            out.setdefault(art.source + art.version, _artifact_need(art, comp.name))
+    for art in desired.binaries:
+        out.setdefault(art.source, _artifact_need(art, "kubeone" if "kubeone" in art.name else "helm"))
+    return list(out.values())
+
+
+def _artifact_need(art: Artifact, component: str) -> Needed:
+    kind = {"chart": "chart", "url": "manifest"}.get(art.kind, "binary")
+    return Needed(kind, art.describe(), art.sha256, component)
+
+
+def _digest_of(ref: str) -> str | None:
+    return ref.split("@", 1)[1] if "@" in ref else None
+
+
+def mirror_items(desired: DesiredState, fetch: ArtifactFetch) -> list[MirrorItem]:
+    """Images by reference; artifacts fetched (and digest-verified) into the cache first, then
+    stored as OCI artifacts at kvinstall/artifacts/NAME:VERSION."""
+    from kvinstall.components.artifacts import artifact_repository, artifact_tag
+
+    items: list[MirrorItem] = [n.reference for n in needed(desired) if n.kind == "image"]
+    for art in dict.fromkeys(desired.all_artifacts()):
+        path, digest = fetch(art)
+        items.append(
+            FileItem(
+                name=artifact_repository(art),
+                tag=artifact_tag(art),
+                source=str(path),
+                sha256=digest,
+                media_type=_LAYER[art.kind],
+                filename=art.source.rstrip("/").rsplit("/", 1)[-1] or art.name,
+            )
+        )
+    return items
+
+
+class ArtifactFetch:
+    """Fetches an artifact through the verified cache and gives its cached file and digest."""
+
+    def __init__(self, cache: object) -> None:
+        self.cache = cache
+
+    def __call__(self, art: Artifact) -> tuple[Path, str]:
+        import hashlib
+
+        from kvinstall.errors import ArtifactError
+
+        data = self.cache.get(art)  # type: ignore[attr-defined]
+        if data is None:
+            raise ArtifactError(f"{art.describe()} is not available", where=art.name)
+        digest = hashlib.sha256(data).hexdigest()
+        return self.cache.path_for(digest), digest  # type: ignore[attr-defined]

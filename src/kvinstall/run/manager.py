@@ -1,0 +1,125 @@
+"""Runs phases in order: --only / --skip (skips visible), --resume (skip what completed with the same
+inputs), Ctrl-C (stop at the next safe point, say how to continue), events and journal."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
+
+from kvinstall.errors import Interrupted, KvError, UsageError
+from kvinstall.run.context import Context
+from kvinstall.run.phases import Phase, phase_inputs_hash
+
+
+def phase_matches(phase: Phase, selector: str) -> bool:
+    """`component` selects every component phase; `component/kubevirt` or `kubevirt` one of them."""
+    return selector in (phase.name, phase.name.split("/")[-1]) or (
+        selector == "component" and phase.name.startswith("component/")
+    )
+
+
+def check_selectors(phases: Sequence[Phase], selectors: frozenset[str]) -> None:
+    unknown = [s for s in selectors if not any(phase_matches(p, s) for p in phases) and s != "component"]
+    if unknown:
+        names = ", ".join(p.name for p in phases)
+        raise UsageError(f"unknown phase(s): {', '.join(sorted(unknown))}", hint=f"phases: {names}")
+
+
+@contextmanager
+def stop_on_sigint(ctx: Context) -> Iterator[None]:
+    """First Ctrl-C: finish the current step, then stop. Second: stop now."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if ctx.stop.is_set():
+            raise KeyboardInterrupt
+        ctx.stop.set()
+        ctx.events.emit(
+            "warning", message="interrupt received: stopping after the current step (again to abort)"
+        )
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread (tests driving apply in a thread)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def run_phases(ctx: Context, phases: Sequence[Phase], *, command: str = "apply") -> list[tuple[str, str]]:
+    """Run each phase; returns (name, status) per phase. Raises the first failure (after its event)."""
+    o = ctx.options
+    check_selectors(phases, o.only | o.skip)
+    outcome: list[tuple[str, str]] = []
+    with stop_on_sigint(ctx):
+        for phase in phases:
+            if ctx.stop.is_set():
+                raise Interrupted(
+                    f"stopped before phase {phase.name}; completed: {', '.join(n for n, s in outcome if s == 'ok')}",
+                    hint=f"run `kvinstall {command} -f {ctx.config_file} --resume` to continue",
+                )
+            selected = not o.only or any(phase_matches(phase, s) for s in o.only)
+            if not selected or any(phase_matches(phase, s) for s in o.skip):
+                reason = "not selected by --only" if not selected else "skipped by --skip"
+                ctx.events.emit("phase.skip", phase=phase.name, title=phase.title, reason=reason)
+                outcome.append((phase.name, "skipped"))
+                continue
+            run, why = phase.should_run(ctx)
+            if not run:
+                ctx.events.emit("phase.skip", phase=phase.name, title=phase.title, reason=why)
+                outcome.append((phase.name, "skipped"))
+                continue
+            inputs = phase_inputs_hash(ctx, phase)
+            if o.resume and ctx.journal.completed(phase.name, inputs):
+                ctx.events.emit(
+                    "phase.skip",
+                    phase=phase.name,
+                    title=phase.title,
+                    reason="completed in an earlier run with the same inputs (--resume)",
+                )
+                outcome.append((phase.name, "skipped"))
+                continue
+            ctx.events.emit("phase.start", phase=phase.name, title=phase.title, reason=why or None)
+            t0 = time.monotonic()
+            try:
+                summary = phase.run(ctx)
+            except KvError as exc:
+                ctx.events.emit(
+                    "phase.end",
+                    phase=phase.name,
+                    title=phase.title,
+                    status="failed",
+                    seconds=round(time.monotonic() - t0, 3),
+                    error=exc.to_dict(),
+                )
+                raise
+            except KeyboardInterrupt:
+                ctx.events.emit(
+                    "phase.end",
+                    phase=phase.name,
+                    title=phase.title,
+                    status="failed",
+                    seconds=round(time.monotonic() - t0, 3),
+                    error={"message": "aborted"},
+                )
+                raise Interrupted(
+                    f"aborted during phase {phase.name}",
+                    hint=f"run `kvinstall {command} -f {ctx.config_file}` again: it converges from where it stopped",
+                ) from None
+            ctx.journal.record(phase.name, inputs)
+            ctx.summaries[phase.name] = summary
+            ctx.events.emit(
+                "phase.end",
+                phase=phase.name,
+                title=phase.title,
+                status="ok",
+                seconds=round(time.monotonic() - t0, 3),
+                summary=summary,
+            )
+            outcome.append((phase.name, "ok"))
+    return outcome

@@ -1,0 +1,420 @@
+"""The phases of `apply`, in order. Each is a small unit: a name, a title, `should_run` (with the
+reason when not), `inputs` (hashed into the journal for --resume) and `run` (returns a summary).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Protocol
+
+from kvinstall.errors import IncompleteMirrorError, KvError
+from kvinstall.plan.desired import DesiredComponent
+from kvinstall.plan.observe import KNOWN_COMPONENTS
+from kvinstall.run.context import Context
+from kvinstall.run.journal import input_hash
+
+if TYPE_CHECKING:
+    from kvinstall.kube.apply import ApplyPlan
+    from kvinstall.kube.client import Kube
+
+STATE_NAMESPACE = "kvinstall-system"
+STATE_SECRET = "kvinstall-state"
+
+
+class Phase(Protocol):
+    name: str
+    title: str
+
+    def should_run(self, ctx: Context) -> tuple[bool, str]: ...
+
+    def inputs(self, ctx: Context) -> Any: ...
+
+    def run(self, ctx: Context) -> str: ...
+
+
+def _emit_plan(ctx: Context, phase: str, plan: ApplyPlan) -> None:
+    for item in plan.items:
+        if item.action != "unchanged":
+            changes = [c.to_dict() for c in item.changes]
+            ctx.events.emit("object", phase=phase, action=item.action, object=item.ref, changes=changes)
+    for p in plan.prune:
+        ctx.events.emit("object", phase=phase, action="delete", object=p.ref)
+
+
+class PreflightPhase:
+    name = "preflight"
+    title = "Host preflight"
+
+    def should_run(self, ctx: Context) -> tuple[bool, str]:
+        return True, ""
+
+    def inputs(self, ctx: Context) -> Any:
+        return [h.model_dump(mode="json") for h in ctx.config.hosts]
+
+    def run(self, ctx: Context) -> str:
+        from kvinstall.hosts.preflight import run_preflight
+
+        o = ctx.options
+        report = run_preflight(
+            ctx.config,
+            accept_new_host_keys=o.accept_new_host_keys,
+            skip=set(o.skip_checks),
+            known_hosts_path=ctx.state / "known_hosts",
+            socket_factory=o.socket_factory,
+            user_known_hosts=o.user_known_hosts,
+            ssh_config_path=o.ssh_config_path,
+        )
+        for w in report.warnings:
+            ctx.events.emit("warning", phase=self.name, message=w)
+        for host, key in report.accepted_host_keys.items():
+            ctx.events.emit(
+                "warning", phase=self.name, message=f"{host}: new host key trusted and recorded: {key}"
+            )
+        for host in report.hosts:
+            err = report.host_errors.get(host)
+            if err is not None:
+                ctx.events.emit("host", phase=self.name, host=host, status="unreachable", message=str(err))
+                continue
+            bad = [r for r in report.results if r.host == host and r.status in ("fail", "warn")]
+            status = "fail" if any(r.status == "fail" for r in bad) else "warn" if bad else "ok"
+            ctx.events.emit(
+                "host",
+                phase=self.name,
+                host=host,
+                status=status,
+                message="; ".join(f"{r.check}: {r.message}" for r in bad),
+                results=[r.to_dict() for r in report.results if r.host == host],
+            )
+        report.raise_for_failures()
+        checks = sum(1 for r in report.results if r.status == "pass")
+        return f"{len(report.hosts)} host(s), {checks} checks passed"
+
+
+class GatePhase:
+    name = "gate"
+    title = "Offline completeness gate"
+
+    def should_run(self, ctx: Context) -> tuple[bool, str]:
+        return (True, "") if ctx.config.offline.enabled else (False, "not in offline mode")
+
+    def inputs(self, ctx: Context) -> Any:
+        return sorted(required_refs(ctx))
+
+    def run(self, ctx: Context) -> str:
+        from kvinstall.mirror.gate import check_complete
+
+        refs = required_refs(ctx)
+        client = site_registry_client(ctx)
+        missing = check_complete(client, refs)
+        if missing:
+            raise IncompleteMirrorError(
+                f"{len(missing)} of {len(refs)} artifact(s) are missing from the site registry:\n  "
+                + "\n  ".join(missing),
+                where=str(ctx.config.offline.registry),
+                hint="push the bundle with `kvinstall mirror push`, or make a new bundle for this config",
+            )
+        return f"all {len(refs)} images and artifacts are in {ctx.config.offline.registry}"
+
+
+def site_registry_client(ctx: Context) -> Any:
+    from kvinstall.mirror.registry import RegistryClient
+
+    off = ctx.config.offline
+    creds = off.credentials
+    return RegistryClient(
+        str(off.registry),
+        ca_file=off.ca_file,
+        insecure=off.insecure,
+        username=creds.username if creds else None,
+        password=creds.password.reveal() if creds else None,
+    )
+
+
+def required_refs(ctx: Context) -> list[str]:
+    """Every image the rendered objects reference, plus every artifact, as site-registry references."""
+    from kvinstall.components.artifacts import artifact_oci_ref
+    from kvinstall.render.images import images_in, rewrite_image
+
+    site = str(ctx.config.offline.registry)
+    refs: dict[str, None] = {}
+    for comp in ctx.desired.components:
+        for img in images_in(comp.objects):
+            refs.setdefault(img if img.startswith(site + "/") else rewrite_image(img, site), None)
+    for img in ctx.desired.kubernetes_images:
+        refs.setdefault(rewrite_image(img, site), None)
+    for art in ctx.desired.all_artifacts():
+        refs.setdefault(artifact_oci_ref(art, site), None)
+    return list(refs)
+
+
+def nodes_ready_at_version(kube: Kube, ctx: Context) -> tuple[bool, str]:
+    want = {h.hostname or h.address for h in ctx.config.hosts}
+    version = ctx.config.kubernetes.version
+    nodes = {n["metadata"]["name"]: n for n in kube.list("v1", "Node")}
+    missing = sorted(want - set(nodes))
+    if missing:
+        return False, f"node(s) missing: {', '.join(missing)}"
+    for name in sorted(want):
+        node = nodes[name]
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in (node.get("status") or {}).get("conditions", [])
+        )
+        kubelet = ((node.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion")
+        if not ready:
+            return False, f"node {name} is not Ready"
+        if kubelet != version:
+            return False, f"node {name} runs kubelet {kubelet}, want {version}"
+    return True, ""
+
+
+class KubeOnePhase:
+    name = "kubeone"
+    title = "Kubernetes cluster (KubeOne)"
+
+    def should_run(self, ctx: Context) -> tuple[bool, str]:
+        from kvinstall.kubeone.runner import should_skip
+
+        kube = ctx.try_kube()
+        healthy, why = nodes_ready_at_version(kube, ctx) if kube is not None else (False, "no kubeconfig yet")
+        skip, reason = should_skip(ctx.desired.kubeone_manifest_sha256, ctx.journal.kubeone_manifest, healthy)
+        if skip:
+            return False, reason
+        if why:
+            ctx.events.emit("log", phase=self.name, message=why)
+        return True, reason
+
+    def inputs(self, ctx: Context) -> Any:
+        return ctx.desired.kubeone_manifest_sha256
+
+    def run(self, ctx: Context) -> str:
+        from kvinstall.kubeone.manifest import registries_auth, to_yaml
+        from kvinstall.kubeone.runner import run_kubeone
+
+        auth = registries_auth(ctx.config)
+        path = run_kubeone(
+            to_yaml(ctx.desired.kubeone_manifest),
+            ctx.state,
+            binary=ctx.config.kubeone.binary,
+            extra_args=ctx.config.kubeone.extra_args,
+            registries_auth_yaml=to_yaml(auth) if auth else None,
+            on_line=lambda line: ctx.events.emit("log", phase=self.name, message=line),
+            env=ctx.options.kubeone_env,
+        )
+        ctx.journal.kubeone_manifest = ctx.desired.kubeone_manifest_sha256
+        ctx.journal.save()
+        ctx._kube = None  # a new kubeconfig: reconnect
+        return f"cluster applied; kubeconfig {path}"
+
+
+class BootstrapPhase:
+    """kvinstall's own namespace and state (the last applied config without secrets, the catalog
+    versions), and node labels from the config."""
+
+    name = "bootstrap"
+    title = "Cluster bootstrap"
+
+    def should_run(self, ctx: Context) -> tuple[bool, str]:
+        return True, ""
+
+    def inputs(self, ctx: Context) -> Any:
+        return self.objects(ctx)
+
+    def objects(self, ctx: Context) -> list[dict[str, Any]]:
+        import base64
+
+        cfg = ctx.config.model_dump(mode="json", by_alias=True)  # Secret fields serialise redacted
+        versions = {c.name: c.version for c in ctx.desired.components}
+        versions |= {"kubernetes": ctx.config.kubernetes.version, "kubeone": ctx.config.kubeone.version}
+
+        def b64(value: Any) -> str:
+            return base64.b64encode(json.dumps(value, sort_keys=True).encode()).decode()
+
+        return [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": STATE_NAMESPACE}},
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": STATE_SECRET, "namespace": STATE_NAMESPACE},
+                "type": "kvinstall.io/state",
+                "data": {"config.json": b64(cfg), "versions.json": b64(versions)},
+            },
+        ]
+
+    def run(self, ctx: Context) -> str:
+        from kvinstall.kube.apply import execute, plan_apply
+        from kvinstall.kube.inventory import ApplySetRef
+
+        kube = ctx.kube()
+        plan = plan_apply(kube, ApplySetRef("kvinstall"), self.objects(ctx))
+        _emit_plan(ctx, self.name, plan)
+        execute(kube, plan)
+        labelled = label_nodes(kube, ctx)
+        return f"state recorded; {labelled} node(s) relabelled"
+
+
+def label_nodes(kube: Kube, ctx: Context) -> int:
+    """Labels from the config on nodes that lack them (KubeOne sets them only when a node joins)."""
+    changed = 0
+    for host in ctx.config.hosts:
+        want = dict(host.labels)
+        if host.role == "controlPlane":
+            want["kube-ovn/role"] = "master"
+        name = host.hostname or host.address
+        node = kube.get("v1", "Node", name)
+        if node is None:
+            continue
+        have = node["metadata"].get("labels") or {}
+        missing = {k: v for k, v in want.items() if have.get(k) != v}
+        if missing:
+            kube.patch_merge("v1", "Node", name, {"metadata": {"labels": missing}})
+            ctx.events.emit(
+                "object",
+                phase="bootstrap",
+                action="update",
+                object=f"Node {name}",
+                changes=[
+                    {"path": f"metadata.labels.{k}", "op": "add", "after": v} for k, v in missing.items()
+                ],
+            )
+            changed += 1
+    return changed
+
+
+class ComponentPhase:
+    """One component: apply its objects (only what differs from the live cluster), prune what left
+    its set, then wait until it is ready."""
+
+    def __init__(self, comp: DesiredComponent) -> None:
+        self.comp = comp
+        self.name = f"component/{comp.name}" if comp.name != "workspaces" else "workspaces"
+        self.title = f"{comp.title} {comp.version}" if comp.name != "workspaces" else "Workspaces"
+
+    def should_run(self, ctx: Context) -> tuple[bool, str]:
+        return True, ""
+
+    def inputs(self, ctx: Context) -> Any:
+        return self.comp.objects
+
+    def run(self, ctx: Context) -> str:
+        from kvinstall.kube.apply import execute, plan_apply
+        from kvinstall.kube.inventory import ApplySetRef
+        from kvinstall.kube.wait import rule_name, wait_ready
+
+        kube = ctx.kube()
+        if self.comp.unavailable:
+            names = ", ".join(a.describe() for a in self.comp.unavailable)
+            raise KvError(f"upstream artifacts not available: {names}", where=self.comp.name)
+        plan = plan_apply(
+            kube, ApplySetRef(self.comp.name), self.comp.objects, prune_protected=ctx.options.prune_protected
+        )
+        _emit_plan(ctx, self.name, plan)
+        result = execute(kube, plan, on_event=lambda e: None)
+        rules = self.comp.readiness
+        if rules:
+
+            def progress(done: int, total: int) -> None:
+                ctx.events.emit("progress", phase=self.name, what="ready", done=done, total=total)
+
+            wait_ready(kube, rules, ctx.options.ready_timeout, on_progress=progress)
+            for r in rules:
+                ctx.events.emit("ready", phase=self.name, object=rule_name(r))
+        parts = [
+            f"{len(result.created)} created",
+            f"{len(result.updated)} updated",
+            f"{result.unchanged} unchanged",
+        ]
+        if result.pruned:
+            parts.append(f"{len(result.pruned)} pruned")
+        return ", ".join(parts) + (f", {len(rules)} ready" if rules else "")
+
+
+class PrunePhase:
+    """Components switched off in the config: removed in their safe order, in reverse install order."""
+
+    name = "prune"
+    title = "Prune removed components"
+
+    def should_run(self, ctx: Context) -> tuple[bool, str]:
+        return True, ""
+
+    def inputs(self, ctx: Context) -> Any:
+        return sorted(c.name for c in ctx.desired.components)
+
+    def run(self, ctx: Context) -> str:
+        removed = [n for n in reversed(KNOWN_COMPONENTS) if ctx.desired.component(n) is None]
+        done = []
+        for name in removed:
+            if remove_component(ctx, name, phase=self.name):
+                done.append(name)
+        return f"removed {', '.join(done)}" if done else "nothing to prune"
+
+
+def remove_component(ctx: Context, name: str, *, phase: str) -> bool:
+    """Delete every member of a component's ApplySet, in the component's safe order. True if any."""
+    from kvinstall.components import component
+    from kvinstall.kube.apply import execute, plan_apply
+    from kvinstall.kube.inventory import ApplySetRef
+
+    kube = ctx.kube()
+    plan = plan_apply(kube, ApplySetRef(name), [], prune_protected=ctx.options.prune_protected)
+    if not plan.prune:
+        return False
+    _emit_plan(ctx, phase, plan)
+    comp = component(name)
+
+    def hook(k: Kube, items: list[Any], delete_rest: Any) -> None:
+        comp.remove(ctx.config, ctx.catalog, k, delete_rest)
+
+    execute(kube, plan, prune_hook=hook)
+    return True
+
+
+class VerifyPhase:
+    """Re-reads the cluster: every component must now match the file exactly."""
+
+    name = "verify"
+    title = "Verify and report"
+
+    def should_run(self, ctx: Context) -> tuple[bool, str]:
+        return True, ""
+
+    def inputs(self, ctx: Context) -> Any:
+        return None  # always re-verified
+
+    def run(self, ctx: Context) -> str:
+        from kvinstall.kube.apply import plan_apply
+        from kvinstall.kube.inventory import ApplySetRef
+
+        kube = ctx.kube()
+        drifted = []
+        total = 0
+        for comp in ctx.desired.components:
+            plan = plan_apply(
+                kube, ApplySetRef(comp.name), comp.objects, prune_protected=ctx.options.prune_protected
+            )
+            total += len(plan.items)
+            drifted += [i.ref for i in plan.changed]
+        if drifted:
+            raise KvError(
+                f"{len(drifted)} object(s) still differ from the configuration after apply: "
+                + ", ".join(drifted[:10])
+            )
+        return f"{total} objects match the configuration"
+
+
+def apply_phases(ctx: Context) -> list[Phase]:
+    comps = [ComponentPhase(c) for c in ctx.desired.components]
+    return [
+        PreflightPhase(),
+        GatePhase(),
+        KubeOnePhase(),
+        BootstrapPhase(),
+        *comps,
+        PrunePhase(),
+        VerifyPhase(),
+    ]
+
+
+def phase_inputs_hash(ctx: Context, phase: Phase) -> str:
+    return input_hash({"phase": phase.name, "inputs": phase.inputs(ctx)})
