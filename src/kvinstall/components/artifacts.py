@@ -31,13 +31,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
 import requests
 
 from kvinstall.components.base import Artifact
 from kvinstall.errors import ArtifactError, IntegrityError, LocalIOError
+
+if TYPE_CHECKING:
+    from kvinstall.config.models import Config
 
 MAX_BYTES = 1 << 30  # no upstream artifact of ours is near 1 GiB; stops a runaway download
 ARTIFACT_REPOSITORY_PREFIX = "kvinstall/artifacts"
@@ -76,6 +79,31 @@ class OfflineRegistry:
 
     def __repr__(self) -> str:  # never print the password
         return f"OfflineRegistry(host={self.host!r}, insecure={self.insecure})"
+
+
+def offline_registry(config: Config) -> OfflineRegistry | None:
+    """The site registry of an offline config (None online). The password is read from its
+    source here; a missing one is a ConfigError naming the field."""
+    off = config.offline
+    if not off.enabled or not off.registry:
+        return None
+    username = password = None
+    if off.credentials is not None:
+        username = off.credentials.username
+        try:
+            password = off.credentials.password.reveal()
+        except LookupError as exc:
+            from kvinstall.errors import ConfigError
+
+            raise ConfigError([f"offline.credentials.password: {exc}"]) from None
+    return OfflineRegistry(
+        host=off.registry, ca_file=off.ca_file, insecure=off.insecure, username=username, password=password
+    )
+
+
+def source_for(config: Config, *, fetch: bool = True, cache_dir: str | Path | None = None) -> ArtifactCache:
+    """The ArtifactSource for a config: the site registry when offline, upstream otherwise."""
+    return ArtifactCache(cache_dir, offline_registry=offline_registry(config), fetch=fetch)
 
 
 def _sha256(data: bytes) -> str:
