@@ -368,3 +368,15 @@ def test_host_lab_teardown_removes_everything(tmp_path: Path, ssh_client_keys: C
     assert not any(n in listed for n in netns_names)
     routes = subprocess.run(["ip", "route"], capture_output=True, text=True, check=True).stdout
     assert f"10.77.{x}.0/24" not in routes and f"10.78.{x}.0/24" not in routes
+
+
+def test_kube_api_factory_gives_a_private_cluster(kube_api: KubeApi,
+                                                  kube_api_factory: Callable[[], KubeApi]) -> None:
+    private = kube_api_factory()
+    assert private.server != kube_api.server
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "only-here"}}
+    private.request("POST", "/api/v1/namespaces/default/configmaps", json=body).raise_for_status()
+    assert kube_api.request("GET", "/api/v1/namespaces/default/configmaps/only-here").status_code == 404
+    mark = private.audit_mark()
+    private.request("DELETE", "/api/v1/namespaces/default/configmaps/only-here").raise_for_status()
+    assert [(w.verb, w.name) for w in private.writes_since(mark)] == [("delete", "only-here")]

@@ -11,6 +11,8 @@ Fixtures
   audit log: create/update/patch/delete/deletecollection, as :class:`AuditWrite`), ``.write_count(mark)``.
   No controller-manager, scheduler or kubelet runs: namespaces stay Terminating after delete, pods never
   start, operators never act (use ``operator_sim``).
+- ``kube_api_factory`` (session): ``kube_api_factory() -> KubeApi``, a private empty cluster (etcd +
+  apiserver, ~4 s to start) for tests that must not share the session's; stopped at session end.
 - ``kube_namespace`` (function): a fresh namespace name ``t-<random>`` created for the test (deleted after;
   it stays Terminating, which is harmless).
 
@@ -25,7 +27,8 @@ import os
 import secrets
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -204,11 +207,17 @@ class KubeApi:
         return self.audit_log.stat().st_size if self.audit_log.exists() else 0
 
     def _barrier(self) -> None:
+        start = self.audit_log.stat().st_size if self.audit_log.exists() else 0
         r = self.request("GET", f"/api/v1/namespaces/{BARRIER_NAMESPACE}")
-        audit_id = r.headers.get("Audit-Id", "")
+        audit_id = r.headers.get("Audit-Id", "").encode()
         assert audit_id, "apiserver sent no Audit-Id header"
-        wait_until(lambda: self.audit_log.exists() and audit_id in self.audit_log.read_text(), 10,
-                   "audit barrier event")
+
+        def logged() -> bool:
+            with open(self.audit_log, "rb") as f:
+                f.seek(start)
+                return audit_id in f.read()
+
+        wait_until(logged, 10, "audit barrier event")
 
     def writes_since(self, mark: int = 0, users: tuple[str, ...] | None = (ADMIN_USER, TOKEN_USER),
                      include_dry_run: bool = True) -> list[AuditWrite]:
@@ -250,6 +259,19 @@ def kube_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeApi]:
         api.stop()
         # etcd data can be large-ish; the logs stay for post-mortems
         shutil.rmtree(root / "etcd", ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def kube_api_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], KubeApi]]:
+    """``kube_api_factory() -> KubeApi``: a private, empty cluster (for tests that must not share one);
+    every cluster made is stopped at session end."""
+    with ExitStack() as stack:
+        def make() -> KubeApi:
+            api = KubeApi(tmp_path_factory.mktemp("kube-api-private"))
+            stack.callback(api.stop)
+            return api.start()
+
+        yield make
 
 
 @pytest.fixture
