@@ -6,8 +6,10 @@ The data lives in catalog.yaml beside this module; this module only reads it int
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import os
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from kvinstall.components.base import Artifact
@@ -120,10 +122,28 @@ def parse_catalog(data: dict[str, Any]) -> Catalog:
     )
 
 
-@lru_cache(maxsize=1)
-def load_catalog() -> Catalog:
-    """The catalog shipped with this kvinstall."""
+@lru_cache(maxsize=4)
+def _load(path: str | None) -> Catalog:
     from ruamel.yaml import YAML
 
-    text = resources.files("kvinstall.catalog").joinpath("catalog.yaml").read_text()
-    return parse_catalog(YAML(typ="safe").load(text))
+    from kvinstall.errors import LocalIOError
+
+    if path is None:
+        text = resources.files("kvinstall.catalog").joinpath("catalog.yaml").read_text()
+    else:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise LocalIOError(f"cannot read the release catalog: {exc.strerror or exc}", where=path) from None
+    try:
+        return parse_catalog(YAML(typ="safe").load(text))
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        from kvinstall.errors import ConfigError
+
+        raise ConfigError([], message=f"{path}: not a valid release catalog ({type(exc).__name__}: {exc})") from None
+
+
+def load_catalog() -> Catalog:
+    """The catalog shipped with this kvinstall, or the file KVINSTALL_CATALOG names (a site that
+    pins its own artifact URLs and digests, e.g. an internal mirror; same format as catalog.yaml)."""
+    return _load(os.environ.get("KVINSTALL_CATALOG") or None)

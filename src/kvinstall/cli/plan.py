@@ -25,6 +25,9 @@ def register(app: typer.Typer) -> None:
         detailed_exitcode: Annotated[
             bool, typer.Option("--detailed-exitcode", help="Exit 2 when the plan has changes, 0 when none.")
         ] = False,
+        refresh_hosts: Annotated[
+            bool, typer.Option("--refresh-hosts", help="Contact the hosts: facts, checks, untrusted host keys.")
+        ] = False,
         show_unchanged: Annotated[
             bool, typer.Option("--show-unchanged", help="List unchanged objects too.")
         ] = False,
@@ -35,7 +38,7 @@ def register(app: typer.Typer) -> None:
         from kvinstall.plan.make import make_plan
 
         output.set_mode(out)
-        result = make_plan(file, kubeconfig=kubeconfig, state_override=state_dir)
+        result = make_plan(file, kubeconfig=kubeconfig, state_override=state_dir, refresh_hosts=refresh_hosts)
         data = result.plan.to_dict()
         if out is Output.json:
             data["kubeoneManifest"] = result.desired.kubeone_manifest

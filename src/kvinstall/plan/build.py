@@ -97,6 +97,7 @@ def build_plan(
     cluster: Mapping[str, ApplyPlan] | None = None,
     kubeone: KubeOneDecision | None = None,
     untrusted_host_keys: Mapping[str, str] | None = None,
+    host_results: Mapping[str, list[str]] | None = None,
     warnings: list[str] | None = None,
 ) -> Plan:
     observed = observed or Observed()
@@ -107,6 +108,8 @@ def build_plan(
         details: dict[str, Any] = {"role": h.role, "user": h.user, "checks": list(h.checks)}
         if untrusted_host_keys and h.address in untrusted_host_keys:
             details["untrustedHostKey"] = untrusted_host_keys[h.address]
+        if host_results is not None and h.address in host_results:
+            details["findings"] = host_results[h.address]
         pre.actions.append(Action(action="run", target=f"host {h.name} ({h.address})", details=details))
     phases.append(pre)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 from kvinstall.catalog import load_catalog
@@ -32,6 +33,8 @@ def make_plan(
     kubeconfig: Path | None = None,
     state_override: Path | None = None,
     source: ArtifactSource | None = None,
+    refresh_hosts: bool = False,
+    socket_factory: Any = None,
 ) -> PlanResult:
     from kvinstall.components.artifacts import NoFetch
 
@@ -43,11 +46,53 @@ def make_plan(
 
     desired = desire(config, catalog, source or NoFetch(), components=default_components(state))
     observed = Observed()
-    observed.notes.append("hosts: not contacted (preflight and apply gather host facts)")
+    untrusted: dict[str, str] = {}
+    host_results: dict[str, list[str]] = {}
+    if refresh_hosts:
+        untrusted, host_results = _refresh_hosts(config, state, socket_factory)
+        observed.hosts = True
+    else:
+        observed.notes.append("hosts: not contacted (pass --refresh-hosts; preflight and apply always do)")
     kube = cluster_client(kubeconfig or kubeconfig_path(state), observed)
     cluster = None
     if kube is not None:
         cluster = observe_cluster(kube, desired)
         observed.cluster = True
-    plan = build_plan(desired, observed=observed, cluster=cluster, warnings=[str(w) for w in loaded.warnings])
+    plan = build_plan(
+        desired,
+        observed=observed,
+        cluster=cluster,
+        untrusted_host_keys=untrusted,
+        host_results=host_results,
+        warnings=[str(w) for w in loaded.warnings],
+    )
     return PlanResult(config=config, desired=desired, plan=plan, warnings=loaded.warnings, state=state)
+
+
+def _refresh_hosts(config: Config, state: Path, socket_factory: Any) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Host facts and checks for the plan (read-only: new host keys are listed, never trusted here)."""
+    from kvinstall.hosts.hostkeys import host_id
+    from kvinstall.hosts.preflight import run_preflight
+
+    report = run_preflight(
+        config,
+        accept_new_host_keys=False,
+        skip=set(),
+        known_hosts_path=state / "known_hosts",
+        socket_factory=socket_factory,
+    )
+    untrusted: dict[str, str] = {}
+    results: dict[str, list[str]] = {}
+    for host, name in zip(config.hosts, report.hosts, strict=True):
+        hid = host_id(host.address, host.port or config.ssh.port)
+        if hid in report.untrusted_host_keys:
+            untrusted[host.address] = report.untrusted_host_keys[hid]
+        if name in report.host_errors:
+            results[host.address] = [f"unreachable: {str(report.host_errors[name]).splitlines()[0]}"]
+        else:
+            results[host.address] = [
+                f"{r.check}: {r.status}" + (f" ({r.message})" if r.status != "pass" else "")
+                for r in report.results
+                if r.host == name and r.status != "pass"
+            ]
+    return untrusted, results

@@ -41,6 +41,10 @@ def render_text(plan: dict[str, Any], *, show_unchanged: bool = False, manifest:
                 out.append(
                     f"      {details['role']}, user {details['user']}, checks: {', '.join(details['checks'])}"
                 )
+            if "findings" in details:
+                out += [f"      {f}" for f in details["findings"]] or []
+                if not details["findings"]:
+                    out.append("      every check passed")
             if "untrustedHostKey" in details:
                 out.append(f"      host key not yet trusted: {details['untrustedHostKey']}")
             if "manifestSha256" in details:
