@@ -108,7 +108,7 @@ def kvinstall_run(work: Path, n: int) -> float:
     ) as pool:
         res = pool.run_all(targets, lambda c: parse_facts(c.run_script(script, timeout=60).check().stdout))
     dt = time.perf_counter() - t0
-    bad = {k: v for k, v in res.items() if not hasattr(v, "kernel") or not v.kernel}  # type: ignore[union-attr]
+    bad = {k: v for k, v in res.items() if isinstance(v, Exception) or not v.kernel}
     if bad:
         raise SystemExit(f"kvinstall: failed hosts: {bad}")
     return dt
@@ -203,7 +203,7 @@ def main() -> None:
             for p in procs:
                 p.wait(timeout=10)
     base = rows[0][1]
-    print("\nresults (median of %d):" % args.reps)
+    print(f"\nresults (median of {args.reps}):")
     for n, kv, an, an_raw in rows:
         line = f"{n:>3} hosts: kvinstall {kv:.3f}s = {kv / base:.2f}x the {rows[0][0]}-host time"
         if an and an_raw:
