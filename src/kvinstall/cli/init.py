@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
         from kvinstall import wizard
         from kvinstall.catalog import load_catalog
         from kvinstall.config.writer import to_yaml
-        from kvinstall.errors import DeclinedError, LocalIOError, UsageError
+        from kvinstall.errors import DeclinedError, Interrupted, LocalIOError, UsageError
         from kvinstall.fsutil import write_atomic
 
         def refuse_overwrite() -> None:
@@ -47,9 +47,7 @@ def register(app: typer.Typer) -> None:
         catalog = load_catalog()
         if defaults:
             config = wizard.starter_config(catalog)
-            header = wizard.STARTER_HEADER + (
-                "\nA starter: the hosts are documentation addresses (192.0.2.x); put your machines there."
-            )
+            text = wizard.starter_yaml(catalog)
         else:
             if not sys.stdin.isatty():
                 raise DeclinedError(
@@ -61,10 +59,14 @@ def register(app: typer.Typer) -> None:
                 from kvinstall.config.loader import load_file
 
                 initial = load_file(from_file, catalog).config
-            config = wizard.run(wizard.Ctx(ui=wizard.QuestionaryUI(), catalog=catalog), initial)
-            header = wizard.STARTER_HEADER
+            try:
+                config = wizard.run(wizard.Ctx(ui=wizard.QuestionaryUI(), catalog=catalog), initial)
+            except KeyboardInterrupt:
+                # Said here: typer turns a KeyboardInterrupt into a bare exit 130 without a word.
+                raise Interrupted("interrupted; nothing written", where=str(out)) from None
+            text = to_yaml(config, header=wizard.STARTER_HEADER)
             refuse_overwrite()  # the file may have appeared while the questions ran
-        write_atomic(out, to_yaml(config, header=header))
+        write_atomic(out, text)
         output.err(
             f"wrote {out}: cluster {config.name}, {len(config.control_plane)} control plane, "
             f"{len(config.workers)} worker(s); check it with `kvinstall validate -f {out}`"
