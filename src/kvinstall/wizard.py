@@ -883,6 +883,10 @@ def ask_connectors(ctx: Ctx, data: Data) -> list[Data]:
 def ask_connector(ctx: Ctx, old: Data, taken: list[str]) -> Data:
     ui = ctx.ui
     titles = {"oidc": "OpenID Connect", "github": "GitHub", "gitlab": "GitLab", "ldap": "LDAP"}
+    if old and old.get("type") not in titles:
+        # A connector type the wizard does not know (saml, microsoft, ...) from a --from file.
+        ui.say(f"connector {old.get('id')}: type {old.get('type')} is edited in the file; kept as it is")
+        return old
     kind = ui.select("Connector type", list(titles.items()), default=old.get("type", "oidc"))
 
     def unique(answer: str) -> str | None:

@@ -606,3 +606,47 @@ def test_starter_config_is_valid_and_uses_documentation_addresses(tmp_path: Path
         ("192.0.2.11", "worker"),
         ("192.0.2.12", "worker"),
     ]
+
+
+def test_vgpu_and_ldap_connector(tmp_path: Path) -> None:
+    keys = (
+        T("vgpu") + ENTER
+        + ENTER + T("192.0.2.10") + ENTER + ENTER + ENTER + ENTER + "n" + "n" + S("Done")
+        + ENDPOINT_DEFAULT + NETWORK_DEFAULT + STORAGE_DEFAULT
+        + ENTER + ENTER  # live migration yes, snapshots no
+        + S("vGPU") + T("GRID T4-1Q") + T("nvidia.com/GRID_T4-1Q") + "n" + T("nvidia-222") + ENTER
+        + S("OIDC") + T("https://dex.example.com/dex")
+        + ENTER + S("LDAP") + ENTER + ENTER  # add; type; id and name: the defaults
+        + T("ldap.example.com:636") + T("cn=admin,dc=example,dc=com") + S("a file") + T("/etc/kvinstall/ldap-bind")
+        + T("ou=people,dc=example,dc=com") + ENTER + S("Done")
+        + ENTER + ENTER + T("gpu-vms")  # Kyverno, Audit, namespaces allowed to use the vGPUs
+        + WORKSPACES_NONE + OFFLINE_NO + WRITE
+    )  # fmt: skip
+    config, ui = drive(keys)
+    assert ui.refused == []
+    expected = cfg(
+        metadata={"name": "vgpu"},
+        hosts=[{"address": "192.0.2.10", "role": "controlPlane"}],
+        components={
+            "kubevirt": {
+                "featureGates": ["HostDevices"],
+                "permittedHostDevices": {
+                    "mediatedDevices": [{"mdevNameSelector": "GRID T4-1Q", "resourceName": "nvidia.com/GRID_T4-1Q"}]
+                },
+                "mediatedDevicesConfiguration": {"mediatedDeviceTypes": ["nvidia-222"]},
+            },
+            "kyverno": {"policies": {"hostDevicesNamespaces": ["gpu-vms"]}},
+        },
+        auth={
+            "mode": "oidc",
+            "issuer": "https://dex.example.com/dex",
+            "oidc": {"connectors": [{
+                "type": "ldap", "id": "ldap", "name": "LDAP",
+                "config": {"host": "ldap.example.com:636", "bindDN": "cn=admin,dc=example,dc=com",
+                           "bindPW": {"valueFrom": {"file": "/etc/kvinstall/ldap-bind"}},
+                           "userSearch": {"baseDN": "ou=people,dc=example,dc=com", "username": "uid"}},
+            }]},
+        },
+    )  # fmt: skip
+    assert config == expected
+    assert write_and_load(config, tmp_path) == expected
