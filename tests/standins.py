@@ -100,16 +100,20 @@ spec:
         app: {name}
     spec:
       containers:
-        - name: {name}
+        - name: {container}
           image: {{{{ .Values.global.registry.address }}}}/{{{{ .Values.global.images.kubeovn.repository }}}}:{{{{ .Values.global.images.kubeovn.tag }}}}
           args:
 {args}
 """
 
 
-def _ovn_workload(kind: str, name: str, args: list[str], replicas: str = "") -> str:
+def _ovn_workload(
+    kind: str, name: str, args: list[str], replicas: str = "", container: str | None = None
+) -> str:
     arg_lines = "\n".join(f"            - {a!s}" for a in args) or "            []"
-    return _WORKLOAD.format(kind=kind, name=name, replicas=replicas, args=arg_lines)
+    return _WORKLOAD.format(
+        kind=kind, name=name, replicas=replicas, args=arg_lines, container=container or name
+    )
 
 
 def kubeovn_chart(version: str = "v1.16.2") -> bytes:
@@ -118,7 +122,8 @@ def kubeovn_chart(version: str = "v1.16.2") -> bytes:
         "global": {
             "registry": {"address": "docker.io/kubeovn", "imagePullSecrets": []},
             "images": {
-                "kubeovn": {"repository": "kube-ovn", "vpcRepository": "vpc-nat-gateway", "tag": version}
+                "kubeovn": {"repository": "kube-ovn", "tag": version},
+                "natgateway": {"repository": "vpc-nat-gateway", "tag": version},
             },
         },
         "namespace": "kube-system",
@@ -167,8 +172,8 @@ def kubeovn_chart(version: str = "v1.16.2") -> bytes:
         [
             '"--iface={{ .Values.networking.IFACE }}"',
             '"--network-type={{ .Values.networking.TUNNEL_TYPE }}"',
-            '"--mtu={{ .Values.networking.MTU | default 0 }}"',
         ],
+        container="cni-server",  # upstream's container name; it has no MTU value
     )
     templates = {
         "central.yaml": central,
@@ -185,7 +190,7 @@ def kubeovn_chart(version: str = "v1.16.2") -> bytes:
               name: ovn-vpc-nat-config
               namespace: {{ .Values.namespace }}
             data:
-              image: {{ .Values.global.registry.address }}/{{ .Values.global.images.kubeovn.vpcRepository }}:{{ .Values.global.images.kubeovn.tag }}
+              image: {{ .Values.global.registry.address }}/{{ .Values.global.images.natgateway.repository }}:{{ .Values.global.images.natgateway.tag }}
             {{- end }}
             """),
         "pre-delete-hook.yaml": textwrap.dedent("""\

@@ -70,7 +70,7 @@ def test_values_from_config() -> None:
     }
     assert v["networking"]["IFACE"] == "bond0,eth1"
     assert v["networking"]["TUNNEL_TYPE"] == "vxlan"
-    assert v["networking"]["MTU"] == 1400
+    assert "MTU" not in v["networking"]  # the chart has none: kvinstall adds --mtu to the cni-server
     assert (
         v["func"]["ENABLE_LB"] is False
         and v["func"]["ENABLE_NP"] is True
@@ -83,7 +83,6 @@ def test_values_from_config() -> None:
 def test_explicit_gateway_and_no_mtu() -> None:
     v = chart_values(config(network={"gateway": "10.16.0.254"}), RELEASE)
     assert v["ipv4"]["POD_GATEWAY"] == "10.16.0.254"
-    assert "MTU" not in v["networking"]
     assert v["networking"]["IFACE"] == "bond0"
 
 
@@ -146,3 +145,17 @@ def test_other_catalog_version(version: str) -> None:
     cfg = config(components={"kubeOVN": {"version": version}})
     rendered = COMPONENT.render(cfg, CATALOG, Source(kube_ovn_chart=standins.kubeovn_chart(version)))
     assert images_in(rendered.objects) == {f"docker.io/kubeovn/kube-ovn:{version}"}
+
+
+def _cni_args(objects: list[dict]) -> list[str]:
+    ds = next(o for o in objects if o["kind"] == "DaemonSet" and o["metadata"]["name"] == "kube-ovn-cni")
+    return next(c for c in ds["spec"]["template"]["spec"]["containers"] if c["name"] == "cni-server")["args"]
+
+
+def test_mtu_reaches_the_cni_server() -> None:
+    source = Source(kube_ovn_chart=standins.kubeovn_chart())
+    assert not any(
+        a.startswith("--mtu") for a in _cni_args(COMPONENT.render(config(), CATALOG, source).objects)
+    )
+    rendered = COMPONENT.render(config(network={"mtu": 1400}), CATALOG, source)
+    assert [a for a in _cni_args(rendered.objects) if a.startswith("--mtu")] == ["--mtu=1400"]

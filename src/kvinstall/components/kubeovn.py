@@ -9,11 +9,12 @@ under plain apply; `remove` does their work (finalizers, CR cleanup, the safe de
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kvinstall.components.base import Artifact, ArtifactSource, Cluster, ReadinessRule, Rendered
+from kvinstall.components.base import Artifact, ArtifactSource, Cluster, KubeObject, ReadinessRule, Rendered
 from kvinstall.components.removal import (
     clear_finalizers,
     delete_and_wait,
@@ -107,6 +108,8 @@ class KubeOVN:
             version=chart.version,
             kube_version=config.kubernetes.version,
         )
+        if config.network.mtu is not None:
+            objects = with_mtu(objects, config.network.mtu)
         if config.offline.enabled and config.offline.registry:
             # The registry values already point there; this catches any image the chart hard-codes.
             objects = rewrite_objects(objects, config.offline.registry)
@@ -154,6 +157,24 @@ class KubeOVN:
         remove_annotations(cluster, "Namespace", "ovn.kubernetes.io/")
 
 
+def with_mtu(objects: list[KubeObject], mtu: int) -> list[KubeObject]:
+    """The chart has no MTU value; kube-ovn-cni's cni-server takes `--mtu`. Added to the rendered
+    DaemonSet (replacing any --mtu already there), structurally, on copies."""
+    out = copy.deepcopy(objects)
+    for obj in out:
+        if obj.get("kind") != "DaemonSet" or (obj.get("metadata") or {}).get("name") != "kube-ovn-cni":
+            continue
+        containers = obj["spec"]["template"]["spec"].get("containers") or []
+        target = next(
+            (c for c in containers if c.get("name") == "cni-server"), containers[0] if containers else None
+        )
+        if target is None:
+            continue
+        args = [a for a in target.get("args") or [] if not str(a).startswith("--mtu=")]
+        target["args"] = [*args, f"--mtu={mtu}"]
+    return out
+
+
 def _tunnel_interfaces(config: Config) -> str:
     """IFACE: Kube-OVN takes a comma list and uses the first that exists on a node, so per-host
     interfaces are listed first (in host order, deduplicated), then the cluster default."""
@@ -186,8 +207,6 @@ def chart_values(config: Config, release: Release) -> dict[str, Any]:
         "DEFAULT_VPC": "ovn-cluster",
         "NODE_SUBNET": "join",
     }
-    if net.mtu is not None:
-        networking["MTU"] = net.mtu
     return {
         "global": {
             "registry": {"address": registry},
