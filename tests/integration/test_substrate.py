@@ -137,7 +137,8 @@ CRD = {
 def _apply_crd(kube_api: KubeApi, crd: dict[str, Any]) -> None:
     dyn = _dynamic(kube_api)
     crds = dyn.resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition")
-    dyn.server_side_apply(crds, body=crd, field_manager="kvtest")
+    # Other tests on the shared apiserver may own this CRD already (kvinstall installs KubeVirt).
+    dyn.server_side_apply(crds, body=crd, field_manager="kvtest", force_conflicts=True)
     name = crd["metadata"]["name"]
 
     def established() -> bool:

@@ -108,21 +108,15 @@ def _spawn(
         raise KubeOneError(f"{argv[0]!r} is not executable", where="kubeone") from None
 
 
-def apply(
-    manifest: str | Path,
+def _stream(
+    argv: list[str],
     *,
-    binary: str = "kubeone",
-    extra_args: Sequence[str] = (),
-    credentials: str | Path | None = None,
-    on_line: LineCallback | None = None,
-    cwd: str | Path | None = None,
-    env: Mapping[str, str] | None = None,
+    action: str,
+    on_line: LineCallback | None,
+    cwd: str | Path | None,
+    env: Mapping[str, str] | None,
 ) -> ApplyResult:
-    """`kubeone apply -m MANIFEST -y [-c CREDENTIALS] EXTRA...`; raises KubeOneError unless it applied."""
-    argv = [binary, "apply", "-m", str(manifest), "-y"]
-    if credentials is not None:
-        argv += ["-c", str(credentials)]
-    argv += list(extra_args)
+    """Run kubeone streaming its output; raise KubeOneError unless it really did `action`."""
     proc = _spawn(argv, cwd=Path(cwd) if cwd else None, env=env, capture=False)
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     canceled = False
@@ -147,14 +141,48 @@ def apply(
     finally:
         proc.stdout.close()
     if code != 0:
-        raise error_for(code, tail, action="apply")
+        raise error_for(code, tail, action=action)
     if canceled:
         raise KubeOneError(
-            "kubeone apply printed 'Operation canceled.': nothing was applied (it still exited 0)",
+            f"kubeone {action} printed 'Operation canceled.': nothing was {'applied' if action == 'apply' else 'done'} "
+            "(it still exited 0)",
             where="kubeone",
             hint="kvinstall passes -y; check kubeone.extraArgs for options that bring the prompt back",
         )
     return ApplyResult(code, tuple(tail))
+
+
+def apply(
+    manifest: str | Path,
+    *,
+    binary: str = "kubeone",
+    extra_args: Sequence[str] = (),
+    credentials: str | Path | None = None,
+    on_line: LineCallback | None = None,
+    cwd: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> ApplyResult:
+    """`kubeone apply -m MANIFEST -y [-c CREDENTIALS] EXTRA...`; raises KubeOneError unless it applied."""
+    argv = [binary, "apply", "-m", str(manifest), "-y"]
+    if credentials is not None:
+        argv += ["-c", str(credentials)]
+    argv += list(extra_args)
+    return _stream(argv, action="apply", on_line=on_line, cwd=cwd, env=env)
+
+
+def reset(
+    manifest_text: str,
+    workdir: str | Path,
+    *,
+    binary: str = "kubeone",
+    on_line: LineCallback | None = None,
+    env: Mapping[str, str] | None = None,
+) -> ApplyResult:
+    """`kubeone reset -m MANIFEST -y --destroy-workers`: tear the cluster down (the user asked twice)."""
+    wd = Path(workdir)
+    manifest = write_private(wd / "kubeone.yaml", manifest_text)
+    argv = [binary, "reset", "-m", str(manifest), "-y", "--destroy-workers"]
+    return _stream(argv, action="reset", on_line=on_line, cwd=wd, env=env)
 
 
 def fetch_kubeconfig(
