@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from kvinstall.components.base import KubeObject
+from kvinstall.mirror.refs import ReferenceError_, parse_reference, rewrite_image
 
-DOCKER_HUB = "docker.io"
-_HUB_ALIASES = ("index.docker.io", "registry-1.docker.io")
+__all__ = ["ImageRefError", "images_in", "normalize_image", "rewrite_image", "rewrite_objects"]
 
 _POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
     "Pod": ("spec",),
@@ -35,65 +35,17 @@ _CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 _CONFIGMAP_IMAGES = {("ovn-vpc-nat-config", "image")}
 
 
-class ImageRefError(ValueError):
-    """A string that is not an image reference."""
-
-
-def split_image(ref: str) -> tuple[str, str, str]:
-    """(registry, repository, suffix) with suffix = ':tag', '@digest', ':tag@digest' or ''.
-
-    Docker's rule: the first path component is a registry host only if it has a '.' or ':' or is
-    'localhost'; otherwise the host is docker.io, and a one-component name lives under library/.
-    """
-    s = ref.strip()
-    if not s or any(c.isspace() for c in s) or s.startswith("/") or s.endswith("/"):
-        raise ImageRefError(f"invalid image reference {ref!r}")
-    digest = ""
-    if "@" in s:
-        s, d = s.split("@", 1)
-        if not d.startswith("sha256:") or "@" in d:
-            raise ImageRefError(f"invalid digest in image reference {ref!r}")
-        digest = "@" + d
-    first, sep, rest = s.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        registry, path = first, rest
-    else:
-        registry, path = DOCKER_HUB, s
-    tag = ""
-    colon = path.rfind(":")
-    if colon > path.rfind("/"):
-        path, tag = path[:colon], ":" + path[colon + 1 :]
-        if tag == ":":
-            raise ImageRefError(f"empty tag in image reference {ref!r}")
-    if not path:
-        raise ImageRefError(f"invalid image reference {ref!r}")
-    if registry in _HUB_ALIASES:
-        registry = DOCKER_HUB
-    if registry == DOCKER_HUB and "/" not in path:
-        path = f"library/{path}"
-    return registry, path, tag + digest
+# One parser for image references in the whole tool: the mirror's (the same mapping push uses).
+ImageRefError = ReferenceError_
 
 
 def normalize_image(ref: str) -> str:
     """The fully qualified form: nginx -> docker.io/library/nginx."""
-    registry, path, suffix = split_image(ref)
-    return f"{registry}/{path}{suffix}"
-
-
-def rewrite_image(ref: str, site: str) -> str:
-    """Point `ref` at the site registry HOST[:PORT], keeping repository path, tag and digest."""
-    site = site.strip().rstrip("/")
-    for scheme in ("https://", "http://"):
-        if site.startswith(scheme):
-            site = site[len(scheme) :]
-    if not site:
-        raise ImageRefError("empty site registry")
-    _, path, suffix = split_image(ref)
-    return f"{site}/{path}{suffix}"
+    return str(parse_reference(ref))
 
 
 def image_registry(ref: str) -> str:
-    return split_image(ref)[0]
+    return parse_reference(ref).registry
 
 
 def _pod_spec(obj: KubeObject) -> dict[str, Any] | None:
