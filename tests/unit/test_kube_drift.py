@@ -51,6 +51,15 @@ def test_unchanged_despite_server_defaults() -> None:
     assert compare(DESIRED, live()).verdict == "unchanged"
 
 
+def test_empty_values_the_server_omits_are_unchanged() -> None:
+    # Charts render `args: []` or `env: {}`; the apiserver stores them as absent.
+    desired = copy.deepcopy(DESIRED)
+    desired["spec"]["externalIPs"] = []
+    fields = copy.deepcopy(FIELDS)
+    fields["f:spec"]["f:externalIPs"] = {}
+    assert compare(desired, live(fields)).verdict == "unchanged"
+
+
 def test_value_changed_by_another_manager_is_a_decided_update() -> None:
     fields = copy.deepcopy(FIELDS)
     del fields["f:spec"]["f:selector"]  # another manager took the field over

@@ -247,6 +247,8 @@ class _Walk:
 
     def node(self, path: str, d: Any, live: Any, f: Any, implied: frozenset[str] = frozenset()) -> None:
         """Compare desired `d` with `live` under field-set node `f` (None: kvinstall owns nothing here)."""
+        if live is MISSING and f is not None and _is_zero(d):
+            return  # the server omits zero values ([], {}, "", 0) it stores as "unset": nothing to write
         if f is _ATOMIC or (isinstance(f, dict) and not f and isinstance(d, dict | list) and d):
             # Owned as a whole: the apply replaces it, so it must be exactly equal.
             if not _deep_eq(d, live):
@@ -259,8 +261,6 @@ class _Walk:
         else:
             if f is None:
                 self.owner(path)
-            if live is MISSING and f is not None and _is_zero(d):
-                return  # the server omits zero values it stores as "unset"; the apply writes nothing
             if not _eq(d, live) and not (self.typed and same_quantity(path, d, live)):
                 self.differ(path, live, d, owned=f is not None)
 

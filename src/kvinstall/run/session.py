@@ -60,6 +60,7 @@ def open_session(
     state_override: Path | None = None,
     source: ArtifactSource | None = None,
     loaded: Loaded | None = None,
+    extra_sinks: list[Sink] | None = None,
 ) -> Context:
     loaded = loaded or load_file(file)
     config = loaded.config
@@ -74,6 +75,7 @@ def open_session(
         sinks.append(LiveView())
     elif display == "plain":
         sinks.append(PlainLines())
+    sinks += extra_sinks or []
     events = Events(sinks, redactor_for(config, state))
     catalog = load_catalog()
     from kvinstall.components import default_components

@@ -1,0 +1,174 @@
+"""Fixtures of the end-to-end suite: see platform.py for the world and its two stand-ins."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from platform_world import ClusterSim, catalog_file, env_for, upstream_files, write_kubeone_standin
+
+from kvinstall.errors import KvError
+from kvinstall.run.apply import run_apply
+from kvinstall.run.context import Options
+from kvinstall.run.session import open_session
+from operator_standins import serve_https
+
+EVENTS_SCHEMA = json.loads(
+    (Path(__file__).resolve().parents[2] / "src/kvinstall/run/events.schema.json").read_text()
+)
+
+
+@dataclass
+class World:
+    api: Any  # KubeApi: a private apiserver for this module
+    root: Path
+    catalog: Path
+    kubeone: Path
+    kubeconfig: Path  # what kvinstall uses (token identity, so its writes can be told apart)
+    sim: ClusterSim
+    env: dict[str, str]
+
+
+class Collect:
+    """An events sink that keeps every event (and checks it against the published schema)."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def handle(self, event: dict[str, Any]) -> None:
+        jsonschema.validate(event, EVENTS_SCHEMA)
+        self.events.append(event)
+
+    def close(self) -> None:
+        pass
+
+    def of(self, type_: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["type"] == type_]
+
+    def phases(self) -> dict[str, str]:
+        out = {}
+        for e in self.events:
+            if e["type"] == "phase.end":
+                out[e["phase"]] = e["status"]
+            elif e["type"] == "phase.skip":
+                out[e["phase"]] = "skipped"
+        return out
+
+    def objects(self) -> list[tuple[str, str]]:
+        return [(e["action"], e["object"]) for e in self.of("object")]
+
+
+@dataclass
+class Result:
+    code: int
+    events: Collect
+    error: KvError | None = None
+    outcome: Any = None
+    log: Path | None = None
+
+
+@pytest.fixture(scope="module")
+def world(kube_api_factory: Callable[[], Any], registry_ca: Any,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    api = kube_api_factory()
+    root = tmp_path_factory.mktemp("e2e")
+    files = upstream_files()
+    kubeconfig = root / "kvinstall.kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "e2e",
+        "clusters": [{"name": "e2e", "cluster": {"server": api.server, "certificate-authority": str(api.ca)}}],
+        "users": [{"name": "kvinstall", "user": {"token": api.token}}],
+        "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": "kvinstall"}}],
+    }))  # fmt: skip
+    kubeconfig.chmod(0o600)
+    with serve_https(files, registry_ca) as url:
+        catalog = catalog_file(url, files, root / "catalog.yaml")
+        sim = ClusterSim(api).start()
+        env = env_for(catalog, root / "cache", registry_ca.cert_path, kubeconfig, root / "kubeone-calls.log")
+        env["KVTEST_ADMIN_KUBECONFIG"] = str(api.kubeconfig)
+        try:
+            yield World(api=api, root=root, catalog=catalog, kubeone=write_kubeone_standin(root),
+                        kubeconfig=kubeconfig, sim=sim, env=env)
+        finally:
+            sim.close()
+
+
+@pytest.fixture
+def world_env(world: World, monkeypatch: pytest.MonkeyPatch) -> World:
+    for key, value in world.env.items():
+        monkeypatch.setenv(key, value)
+    return world
+
+
+def lab_config(world: World, lab: Any, **overrides: Any) -> dict[str, Any]:
+    """A config for a 3-host lab (cp-1, worker-1, worker-2) with host keys pinned."""
+    names = ["cp-1", "worker-1", "worker-2"]
+    hosts = []
+    for name, host in zip(names, lab.hosts.values(), strict=False):
+        hosts.append({"address": host.ip, "role": "controlPlane" if name == "cp-1" else "worker",
+                      "hostname": name, "hostPublicKey": host.host_key_line})  # fmt: skip
+    cfg: dict[str, Any] = {
+        "apiVersion": "kvinstall.io/v1alpha1",
+        "kind": "VirtualizationCluster",
+        "metadata": {"name": "e2e"},
+        "ssh": {"user": "root", "privateKeyFile": str(lab.client_keys.ed25519), "useAgent": False,
+                "connectTimeout": 5, "commandTimeout": 60},  # fmt: skip
+        "hosts": hosts,
+        "storage": {"rwxClass": "nfs"},
+        # This machine's CPU has no VT-x/AMD-V (the lab hosts share it): emulation, as an operator would set.
+        "components": {"kubevirt": {"useEmulation": True}},
+        "kubeone": {"binary": str(world.kubeone)},
+        "auth": {"mode": "basic", "issuer": "https://dex.e2e.example/dex"},
+        "workspaces": [
+            {"name": "team-a", "members": [{"user": "alice@example.com", "role": "admin"}],
+             "quota": {"cpu": "8", "memory": "32Gi"}},
+            {"name": "team-b", "members": [{"group": "devs", "role": "edit"}]},
+        ],  # fmt: skip
+    }
+    cfg.update(overrides)
+    return cfg
+
+
+# Checks the lab cannot pass by construction (its hosts share this machine): each is skipped by id,
+# which the run reports as a visible warning.
+LAB_SKIPS = frozenset({"cpu.worker", "memory.worker", "disk.var", "time.sync", "modules.openvswitch",
+                       "modules.tunnel", "modules.iptables"})  # fmt: skip
+
+
+def apply_in_process(world: World, lab: Any, config: dict[str, Any], state: Path, **opts: Any) -> Result:
+    """`kvinstall apply --yes` in this process (the SSH sockets must be opened inside the lab's network
+    namespace, which only this process can do), events collected and schema-checked."""
+    path = state.parent / f"{state.name}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    collect = Collect()
+    options = Options(
+        socket_factory=lambda address, port, timeout: lab.connect(address, port, timeout),
+        user_known_hosts=[],
+        kubeconfig=None,
+        kubeone_env={**world.env},
+        skip_checks=opts.pop("skip_checks", LAB_SKIPS),
+        ready_timeout=opts.pop("ready_timeout", 60),
+        **opts,
+    )
+    ctx = None
+    try:
+        ctx = open_session(path, options, command="apply", display="none", state_override=state,
+                           extra_sinks=[collect])
+        outcome = run_apply(ctx, confirm=lambda plan: None)
+        return Result(0, collect, outcome=outcome, log=_log(collect))
+    except KvError as exc:
+        return Result(exc.exit_code, collect, error=exc, log=_log(collect))
+    finally:
+        if ctx is not None:
+            ctx.events.close()
+
+
+def _log(collect: Collect) -> Path | None:
+    start = collect.of("run.start")
+    return Path(start[0]["log"]) if start else None

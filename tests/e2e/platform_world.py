@@ -1,0 +1,269 @@
+"""The world an end-to-end `apply` runs in: real sshd hosts (host_lab), the real kube-apiserver, real
+helm, a local HTTPS "upstream" serving stand-in artifacts, and two fakes at process boundaries that
+cannot exist here, each said so where it is defined:
+
+- `kubeone` (STAND-IN): a script on the config's kubeone.binary path. KubeOne would provision real
+  machines; the stand-in records each call, registers a Ready Node per host (at the manifest's
+  Kubernetes version, with the manifest's labels) in the test apiserver and prints its kubeconfig.
+- `ClusterSim` (FAKE CONTROLLER LOOP): no kubelet or operators run here, so a bounded background loop
+  plays them: workloads become ready, the KubeVirt and CDI CRs reach phase Deployed, Kube-OVN's
+  controller creates its default Vpc and Subnets. It only writes when something is not ready yet,
+  so a converged cluster sees no writes from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import standins
+from operator_standins import cdi_operator_objects, kubevirt_operator_objects, manifest_bytes
+
+MERGE = {"Content-Type": "application/merge-patch+json"}
+CONDITIONS_OK = [
+    {"type": "Available", "status": "True", "reason": "AllComponentsReady", "message": "ready"},
+    {"type": "Progressing", "status": "False", "reason": "AllComponentsReady", "message": "ready"},
+    {"type": "Degraded", "status": "False", "reason": "AllComponentsReady", "message": "ready"},
+]
+
+KUBEONE_STANDIN = r'''#!{python}
+# STAND-IN for the kubeone binary (no real machines here): see tests/e2e/platform.py.
+import json, os, ssl, sys, urllib.request
+import yaml
+
+log = os.environ["KVTEST_KUBEONE_LOG"]
+kubeconfig = os.environ["KVTEST_KUBECONFIG"]
+args = sys.argv[1:]
+with open(log, "a") as fh:
+    fh.write(json.dumps(args) + "\n")
+manifest = yaml.safe_load(open(args[args.index("-m") + 1]))
+cfg = yaml.safe_load(open(os.environ["KVTEST_ADMIN_KUBECONFIG"]))  # its own calls: the admin identity
+cluster = cfg["clusters"][0]["cluster"]
+user = cfg["users"][0]["user"]
+ctx = ssl.create_default_context(cafile=cluster["certificate-authority"])
+ctx.load_cert_chain(user["client-certificate"], user["client-key"])
+
+def call(method, path, body=None, ctype="application/json"):
+    req = urllib.request.Request(cluster["server"] + path, method=method,
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 headers={{"Content-Type": ctype}})
+    try:
+        with urllib.request.urlopen(req, context=ctx) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+def hosts():
+    for section in ("controlPlane", "staticWorkers"):
+        for h in (manifest.get(section) or {{}}).get("hosts", []):
+            yield h
+
+version = "v" + manifest["versions"]["kubernetes"]
+if args[0] == "apply":
+    print("INFO[0000] Determine hostname...")
+    for h in hosts():
+        name = h.get("hostname") or h["publicAddress"]
+        print(f"INFO[0001] Installing kubeadm on {{name}}")
+        node = {{"apiVersion": "v1", "kind": "Node", "metadata": {{"name": name, "labels": h.get("labels") or {{}}}}}}
+        call("POST", "/api/v1/nodes", node)
+        status = {{"status": {{"conditions": [{{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                                              "message": "kubelet is posting ready status"}}],
+                              "nodeInfo": {{"kubeletVersion": version}}}}}}
+        call("PATCH", f"/api/v1/nodes/{{name}}/status", status, "application/merge-patch+json")
+    print("INFO[0002] Cluster provisioned")
+    sys.exit(int(os.environ.get("KVTEST_KUBEONE_EXIT", "0")))
+elif args[0] == "kubeconfig":
+    sys.stdout.write(open(kubeconfig).read())
+elif args[0] == "reset":
+    for h in hosts():
+        call("DELETE", "/api/v1/nodes/" + (h.get("hostname") or h["publicAddress"]))
+    print("INFO[0000] Cluster reset")
+'''
+
+
+def write_kubeone_standin(directory: Path) -> Path:
+    path = directory / "kubeone"
+    path.write_text(KUBEONE_STANDIN.format(python=sys.executable))
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+# --- upstream artifacts ---------------------------------------------------------------------------
+
+
+def chart_repo(name: str, version: str, chart: bytes, prefix: str) -> dict[str, bytes]:
+    index = {"apiVersion": "v1", "entries": {name: [
+        {"name": name, "version": version, "urls": [f"{name}-{version}.tgz"],
+         "digest": hashlib.sha256(chart).hexdigest()},
+    ]}}  # fmt: skip
+    return {f"{prefix}/index.yaml": yaml.safe_dump(index).encode(), f"{prefix}/{name}-{version}.tgz": chart}
+
+
+def upstream_files() -> dict[str, bytes]:
+    """Every upstream artifact the default versions need, as the local HTTPS upstream serves them."""
+    files: dict[str, bytes] = {}
+    files |= chart_repo("kube-ovn", "v1.16.2", standins.kubeovn_chart(), "/kubeovn")
+    files |= chart_repo("kyverno", "3.8.2", standins.kyverno_chart(), "/kyverno")
+    files["/kubevirt/kubevirt-operator.yaml"] = manifest_bytes(kubevirt_operator_objects())
+    files["/cdi/cdi-operator.yaml"] = manifest_bytes(cdi_operator_objects())
+    files["/kubeone/kubeone.zip"] = b"PK stand-in kubeone archive\n"
+    files["/helm/helm.tar.gz"] = b"stand-in helm archive\n"
+    return files
+
+
+def catalog_file(base_url: str, files: dict[str, bytes], out: Path) -> Path:
+    """The shipped catalog with every artifact of the default versions pointed at the local upstream
+    and pinned to the stand-in's sha256 (how a site pins its own mirror: KVINSTALL_CATALOG)."""
+    from importlib import resources
+
+    data = yaml.safe_load(resources.files("kvinstall.catalog").joinpath("catalog.yaml").read_text())
+
+    def pin(artifact: dict[str, Any], path: str, digest_of: str) -> None:
+        artifact["source"] = base_url + path
+        artifact["sha256"] = hashlib.sha256(files[digest_of]).hexdigest()
+
+    comps = data["components"]
+    pin(comps["kubeovn"]["versions"]["v1.16.2"]["artifacts"][0], "/kubeovn", "/kubeovn/kube-ovn-v1.16.2.tgz")
+    pin(comps["kyverno"]["versions"]["v1.18.2"]["artifacts"][0], "/kyverno", "/kyverno/kyverno-3.8.2.tgz")
+    kv = comps["kubevirt"]["versions"]["v1.8.4"]["artifacts"][0]
+    pin(kv, "/kubevirt/kubevirt-operator.yaml", "/kubevirt/kubevirt-operator.yaml")
+    cdi = comps["cdi"]["versions"]["v1.65.0"]["artifacts"][0]
+    pin(cdi, "/cdi/cdi-operator.yaml", "/cdi/cdi-operator.yaml")
+    pin(data["kubeone"]["versions"]["v1.11.1"]["artifacts"][0], "/kubeone/kubeone.zip", "/kubeone/kubeone.zip")
+    pin(data["helm"]["versions"]["v3.19.5"]["artifacts"][0], "/helm/helm.tar.gz", "/helm/helm.tar.gz")
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
+    return out
+
+
+# --- the fake controller loop -----------------------------------------------------------------------
+
+
+@dataclass
+class ClusterSim:
+    """FAKE CONTROLLER LOOP (see module doc). Bounded: stops after `max_seconds` or on close()."""
+
+    api: Any  # tests/substrate KubeApi
+    interval: float = 0.2
+    max_seconds: float = 900.0
+    errors: list[str] = field(default_factory=list)
+    paused: threading.Event = field(default_factory=threading.Event)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> ClusterSim:
+        self._thread = threading.Thread(target=self._loop, name="cluster-sim", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _loop(self) -> None:
+        end = time.monotonic() + self.max_seconds
+        while not self._stop.is_set() and time.monotonic() < end:
+            if not self.paused.is_set():
+                try:
+                    self.tick()
+                except Exception as exc:  # the apiserver may be restarting: note it and go on
+                    if len(self.errors) < 50:
+                        self.errors.append(f"{type(exc).__name__}: {exc}")
+            self._stop.wait(self.interval)
+
+    def _get(self, path: str) -> Any:
+        r = self.api.request("GET", path, timeout=5)
+        return r.json() if r.status_code == 200 else None
+
+    def _status(self, path: str, status: dict[str, Any]) -> None:
+        self.api.request("PATCH", f"{path}/status", json={"status": status}, headers=MERGE, timeout=5)
+
+    def tick(self) -> None:
+        self._workloads()
+        self._operator_crs()
+        self._kube_ovn()
+
+    def _workloads(self) -> None:
+        for plural in ("deployments", "daemonsets", "statefulsets"):
+            items = (self._get(f"/apis/apps/v1/{plural}") or {}).get("items", [])
+            for obj in items:
+                meta, spec, st = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
+                gen = meta.get("generation", 1)
+                path = f"/apis/apps/v1/namespaces/{meta['namespace']}/{plural}/{meta['name']}"
+                if plural == "daemonsets":
+                    want = {"observedGeneration": gen, "desiredNumberScheduled": 1, "currentNumberScheduled": 1,
+                            "updatedNumberScheduled": 1, "numberReady": 1, "numberAvailable": 1,
+                            "numberMisscheduled": 0}  # fmt: skip
+                else:
+                    n = spec.get("replicas", 1)
+                    want = {"observedGeneration": gen, "replicas": n, "readyReplicas": n, "updatedReplicas": n,
+                            "availableReplicas": n}  # fmt: skip
+                    if plural == "statefulsets":
+                        want["currentReplicas"] = n
+                if n_differs(st, want):
+                    if plural == "deployments":
+                        want["conditions"] = [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable",
+                                               "message": "ready"}]  # fmt: skip
+                    self._status(path, want)
+
+    def _operator_crs(self) -> None:
+        for path in ("/apis/kubevirt.io/v1/kubevirts", "/apis/cdi.kubevirt.io/v1beta1/cdis"):
+            for obj in (self._get(path) or {}).get("items", []):
+                st = obj.get("status") or {}
+                if st.get("phase") == "Deployed" and st.get("observedGeneration") == obj["metadata"].get("generation"):
+                    continue
+                meta = obj["metadata"]
+                base = path.rsplit("/", 1)
+                obj_path = (f"{base[0]}/namespaces/{meta['namespace']}/{base[1]}/{meta['name']}"
+                            if meta.get("namespace") else f"{path}/{meta['name']}")  # fmt: skip
+                self._status(obj_path, {"phase": "Deployed", "conditions": CONDITIONS_OK,
+                                        "observedGeneration": meta.get("generation")})  # fmt: skip
+
+    def _kube_ovn(self) -> None:
+        if self._get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/subnets.kubeovn.io") is None:
+            return
+        ovn = "/apis/kubeovn.io/v1"
+        if self._get(f"{ovn}/vpcs/ovn-cluster") is None:
+            self.api.request("POST", f"{ovn}/vpcs", json={"apiVersion": "kubeovn.io/v1", "kind": "Vpc",
+                                                          "metadata": {"name": "ovn-cluster"}, "spec": {}},
+                             timeout=5)  # fmt: skip
+        for name, cidr in (("ovn-default", "10.16.0.0/16"), ("join", "100.64.0.0/16")):
+            sub = self._get(f"{ovn}/subnets/{name}")
+            if sub is None:
+                self.api.request("POST", f"{ovn}/subnets", json={
+                    "apiVersion": "kubeovn.io/v1", "kind": "Subnet", "metadata": {"name": name},
+                    "spec": {"cidrBlock": cidr, "vpc": "ovn-cluster", "protocol": "IPv4"}}, timeout=5)  # fmt: skip
+                continue
+            conds = (sub.get("status") or {}).get("conditions") or []
+            if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds):
+                self._status(f"{ovn}/subnets/{name}", {"conditions": [
+                    {"type": "Ready", "status": "True", "reason": "ResourceReady", "message": "ready"}]})  # fmt: skip
+
+
+def n_differs(status: dict[str, Any], want: dict[str, Any]) -> bool:
+    return any(status.get(k) != v for k, v in want.items())
+
+
+def events_of(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def env_for(catalog: Path, cache: Path, ca: Path, kubeconfig: Path, kubeone_log: Path) -> dict[str, str]:
+    return {
+        "KVINSTALL_CATALOG": str(catalog),
+        "KVINSTALL_CACHE_DIR": str(cache),
+        "REQUESTS_CA_BUNDLE": str(ca),  # the local upstream's CA, as a site with its own CA sets it
+        "KVTEST_KUBECONFIG": str(kubeconfig),
+        "KVTEST_KUBEONE_LOG": str(kubeone_log),
+        "PATH": os.environ.get("PATH", ""),
+    }
