@@ -116,7 +116,8 @@ def _line(event: dict[str, Any]) -> str | None:
     if t == "run.start":
         return f"kvinstall {event.get('command')} {event.get('cluster')}: log {event.get('log')}"
     if t == "phase.start":
-        return f"==> {event.get('title', phase)}"
+        reason = f" ({event['reason']})" if event.get("reason") else ""
+        return f"==> {event.get('title', phase)}{reason}"
     if t == "phase.skip":
         return f"--- {event.get('title', phase)}: skipped ({event.get('reason')})"
     if t == "phase.end":

@@ -180,9 +180,7 @@ class KubeOnePhase:
         skip, reason = should_skip(ctx.desired.kubeone_manifest_sha256, ctx.journal.kubeone_manifest, healthy)
         if skip:
             return False, reason
-        if why:
-            ctx.events.emit("log", phase=self.name, message=why)
-        return True, reason
+        return True, f"{reason} ({why})" if why and why not in reason else reason
 
     def inputs(self, ctx: Context) -> Any:
         return ctx.desired.kubeone_manifest_sha256
