@@ -23,9 +23,19 @@ def write_atomic(path: str | Path, data: str | bytes, *, mode: int = 0o644) -> N
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, p)
+            _fsync_dir(p.parent)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
     except OSError as exc:
         reason = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
         raise LocalIOError(f"cannot write: {reason}", where=str(p)) from None
+
+
+def _fsync_dir(path: Path) -> None:
+    # The rename is durable only once the directory entry is on disk.
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

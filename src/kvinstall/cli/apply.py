@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from kvinstall.cli import output
-from kvinstall.cli.options import ConfigFile, OutputOpt
+from kvinstall.cli.options import (
+    AcceptNewHostKeys,
+    ConfigFile,
+    KubeconfigOpt,
+    OutputOpt,
+    SkipChecks,
+    StateDir,
+    Yes,
+)
 from kvinstall.cli.output import Output
 
 Phases = Annotated[
@@ -22,30 +29,21 @@ def register(app: typer.Typer) -> None:
     )
     def apply_cmd(
         file: ConfigFile,
-        yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (CI).")] = False,
+        yes: Yes = False,
         out: OutputOpt = Output.text,
         resume: Annotated[
             bool, typer.Option("--resume", help="Skip phases completed with the same inputs.")
         ] = False,
         only: Phases = None,
         skip: Phases = None,
-        skip_check: Annotated[
-            list[str] | None, typer.Option("--skip-check", help="Skip a preflight check by id (repeatable).")
-        ] = None,
-        accept_new_host_keys: Annotated[
-            bool,
-            typer.Option(
-                "--accept-new-host-keys", help="Trust and record unknown (never changed) host keys."
-            ),
-        ] = False,
+        skip_check: SkipChecks = None,
+        accept_new_host_keys: AcceptNewHostKeys = False,
         prune_all: Annotated[
             bool,
             typer.Option("--prune-all", help="Also prune CRDs and namespaces that left the configuration."),
         ] = False,
-        kubeconfig: Annotated[
-            Path | None, typer.Option("--kubeconfig", help="Use this cluster's kubeconfig.")
-        ] = None,
-        state_dir: Annotated[Path | None, typer.Option("--state-dir", help="Local state directory.")] = None,
+        kubeconfig: KubeconfigOpt = None,
+        state_dir: StateDir = None,
         timeout: Annotated[
             float, typer.Option("--timeout", help="Seconds to wait for each component.")
         ] = 600,

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from kvinstall.cli import output
-from kvinstall.cli.options import ConfigFile, OutputOpt
+from kvinstall.cli.options import ConfigFile, OutputOpt, StateDir
 from kvinstall.cli.output import Output
 
 
@@ -21,12 +21,13 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option("--kubeconfig", help="Observe this cluster (default: the state's kubeconfig)."),
         ] = None,
-        state_dir: Annotated[Path | None, typer.Option("--state-dir", help="Local state directory.")] = None,
+        state_dir: StateDir = None,
         detailed_exitcode: Annotated[
             bool, typer.Option("--detailed-exitcode", help="Exit 2 when the plan has changes, 0 when none.")
         ] = False,
         refresh_hosts: Annotated[
-            bool, typer.Option("--refresh-hosts", help="Contact the hosts: facts, checks, untrusted host keys.")
+            bool,
+            typer.Option("--refresh-hosts", help="Contact the hosts: facts, checks, untrusted host keys."),
         ] = False,
         show_unchanged: Annotated[
             bool, typer.Option("--show-unchanged", help="List unchanged objects too.")

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
 import typer
 
 from kvinstall.cli import output
-from kvinstall.cli.options import ConfigFile, OutputOpt
+from kvinstall.cli.options import AcceptNewHostKeys, ConfigFile, OutputOpt, SkipChecks, StateDir
 from kvinstall.cli.output import Output
 
 _MARK = {"pass": "ok", "fail": "FAIL", "warn": "warn", "skipped": "skip"}
@@ -21,17 +18,9 @@ def register(app: typer.Typer) -> None:
     def preflight_cmd(
         file: ConfigFile,
         out: OutputOpt = Output.text,
-        skip_check: Annotated[
-            list[str] | None,
-            typer.Option("--skip-check", help="Skip a check by id (repeatable); shown as skipped."),
-        ] = None,
-        accept_new_host_keys: Annotated[
-            bool,
-            typer.Option(
-                "--accept-new-host-keys", help="Trust and record unknown (never changed) host keys."
-            ),
-        ] = False,
-        state_dir: Annotated[Path | None, typer.Option("--state-dir", help="Local state directory.")] = None,
+        skip_check: SkipChecks = None,
+        accept_new_host_keys: AcceptNewHostKeys = False,
+        state_dir: StateDir = None,
     ) -> None:
         from kvinstall.config.loader import load_file
         from kvinstall.hosts.preflight import run_preflight

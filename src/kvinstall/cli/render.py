@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from kvinstall.cli import output
-from kvinstall.cli.options import ConfigFile
+from kvinstall.cli.options import ConfigFile, StateDir
 from kvinstall.cli.output import Output
 
 
@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
         file: ConfigFile,
         out_dir: Annotated[Path, typer.Option("--out-dir", "-o", help="Directory to write into.")],
         out: Annotated[Output, typer.Option("--output", help="text or json.")] = Output.text,
-        state_dir: Annotated[Path | None, typer.Option("--state-dir", help="Local state directory.")] = None,
+        state_dir: StateDir = None,
         include_secrets: Annotated[
             bool, typer.Option("--include-secrets", help="Write Secret data (files mode 0600).")
         ] = False,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from kvinstall.cli import output
-from kvinstall.cli.options import ConfigFile, OutputOpt
+from kvinstall.cli.options import ConfigFile, KubeconfigOpt, OutputOpt, StateDir, Yes
 from kvinstall.cli.output import Output
 
 
@@ -18,13 +17,11 @@ def register(app: typer.Typer) -> None:
     )
     def reset_cmd(
         file: ConfigFile,
-        yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+        yes: Yes = False,
         kubeone: Annotated[bool, typer.Option("--kubeone", help="Also `kubeone reset` the cluster.")] = False,
         out: OutputOpt = Output.text,
-        kubeconfig: Annotated[
-            Path | None, typer.Option("--kubeconfig", help="Use this cluster's kubeconfig.")
-        ] = None,
-        state_dir: Annotated[Path | None, typer.Option("--state-dir", help="Local state directory.")] = None,
+        kubeconfig: KubeconfigOpt = None,
+        state_dir: StateDir = None,
     ) -> None:
         from kvinstall.run.apply import run_reset
         from kvinstall.run.context import Options

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
 import typer
 
 from kvinstall.cli import output
-from kvinstall.cli.options import ConfigFile, OutputOpt
+from kvinstall.cli.options import ConfigFile, KubeconfigOpt, OutputOpt, StateDir
 from kvinstall.cli.output import Output
 
 
@@ -17,10 +14,8 @@ def register(app: typer.Typer) -> None:
     def status_cmd(
         file: ConfigFile,
         out: OutputOpt = Output.text,
-        kubeconfig: Annotated[
-            Path | None, typer.Option("--kubeconfig", help="Use this cluster's kubeconfig.")
-        ] = None,
-        state_dir: Annotated[Path | None, typer.Option("--state-dir", help="Local state directory.")] = None,
+        kubeconfig: KubeconfigOpt = None,
+        state_dir: StateDir = None,
     ) -> None:
         from kvinstall.components.artifacts import NoFetch
         from kvinstall.run.context import Options

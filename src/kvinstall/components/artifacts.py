@@ -26,7 +26,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ import requests
 
 from kvinstall.components.base import Artifact
 from kvinstall.errors import ArtifactError, IntegrityError, LocalIOError
+from kvinstall.fsutil import write_atomic
 
 if TYPE_CHECKING:
     from kvinstall.config.models import Config
@@ -232,20 +232,7 @@ class ArtifactCache:
 
     def _write_atomic(self, path: Path, data: bytes) -> None:
         self._mkdir(path.parent)
-        try:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
-        except OSError as exc:
-            raise LocalIOError(f"cannot write to the artifact cache: {exc}", where=str(path)) from None
+        write_atomic(path, data)
 
     # -- fetching ---------------------------------------------------------------------------------
 
