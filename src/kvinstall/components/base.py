@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
-    from kvinstall.catalog import Catalog
+    from kvinstall.catalog import Catalog, Release
     from kvinstall.config.models import Config
 
 KubeObject = dict[str, Any]
@@ -103,10 +103,31 @@ class Component(Protocol):
 
     def readiness(self, config: Config, catalog: Catalog) -> list[ReadinessRule]: ...
 
-    def remove(self, config: Config, catalog: Catalog, cluster: Cluster, delete_all: Callable[[], None]) -> None:
+    def remove(
+        self, config: Config, catalog: Catalog, cluster: Cluster, delete_all: Callable[[], None]
+    ) -> None:
         """Remove the component in its safe order. `delete_all` deletes every remaining member of the
         component's inventory; a component calls it after the steps that must come first."""
         ...
+
+
+class CatalogComponent:
+    """What most components share: their release, artifacts and images come from the catalog entry
+    of `name` at the version the config chooses. Subclasses give `version` and the rest."""
+
+    name: str
+
+    def version(self, config: Config) -> str:
+        raise NotImplementedError
+
+    def release(self, config: Config, catalog: Catalog) -> Release:
+        return catalog.component(self.name, self.version(config))
+
+    def artifacts(self, config: Config, catalog: Catalog) -> list[Artifact]:
+        return list(self.release(config, catalog).artifacts)
+
+    def images(self, config: Config, catalog: Catalog) -> list[str]:
+        return list(self.release(config, catalog).images)
 
 
 def ordered(components: Sequence[Component], config: Config) -> list[Component]:

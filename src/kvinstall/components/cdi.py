@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kvinstall.components.base import Artifact, ArtifactSource, Cluster, KubeObject, ReadinessRule, Rendered
+from kvinstall.components.base import (
+    ArtifactSource,
+    CatalogComponent,
+    Cluster,
+    KubeObject,
+    ReadinessRule,
+    Rendered,
+)
 from kvinstall.components.kubevirt import (
     CRD_API,
     READY_CONDITIONS,
@@ -72,7 +79,7 @@ def render_cr(config: Config, catalog: Catalog) -> KubeObject:
     return mark_operator_cr(cr)
 
 
-class CDIComponent:
+class CDIComponent(CatalogComponent):
     name = "cdi"
     title = "CDI"
     namespace: str | None = "cdi"
@@ -82,12 +89,6 @@ class CDIComponent:
 
     def version(self, config: Config) -> str:
         return config.components.cdi.version
-
-    def artifacts(self, config: Config, catalog: Catalog) -> list[Artifact]:
-        return list(_release(config, catalog).artifacts)
-
-    def images(self, config: Config, catalog: Catalog) -> list[str]:
-        return list(_release(config, catalog).images)
 
     def render(self, config: Config, catalog: Catalog, source: ArtifactSource) -> Rendered:
         rendered = Rendered()

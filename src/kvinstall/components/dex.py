@@ -31,14 +31,21 @@ from typing import TYPE_CHECKING, Any
 
 import bcrypt
 
-from kvinstall.components.base import Artifact, ArtifactSource, Cluster, ReadinessRule, Rendered
+from kvinstall.components.base import (
+    Artifact,
+    ArtifactSource,
+    CatalogComponent,
+    Cluster,
+    ReadinessRule,
+    Rendered,
+)
 from kvinstall.components.kubevirt import offline_rewrite
 from kvinstall.config.problems import Problem
 from kvinstall.config.secrets import Secret
 from kvinstall.errors import ConfigError, LocalIOError
 
 if TYPE_CHECKING:
-    from kvinstall.catalog import Catalog, Release
+    from kvinstall.catalog import Catalog
     from kvinstall.config.models import Config
 
 CREDENTIALS_FILE = "dex-admin-credentials.json"
@@ -278,7 +285,7 @@ def _b64(text: str) -> str:
 # --- the component -------------------------------------------------------------------------------
 
 
-class DexComponent:
+class DexComponent(CatalogComponent):
     name = "dex"
     title = "Dex"
     namespace: str | None = "dex"
@@ -289,9 +296,6 @@ class DexComponent:
     def with_credentials(self, credentials: CredentialsProvider) -> DexComponent:
         return DexComponent(credentials)
 
-    def _release(self, config: Config, catalog: Catalog) -> Release:
-        return catalog.component("dex", config.components.dex.version)
-
     def enabled(self, config: Config) -> bool:
         return config.auth.mode != "none"
 
@@ -301,9 +305,6 @@ class DexComponent:
     def artifacts(self, config: Config, catalog: Catalog) -> list[Artifact]:
         # Rendered from our own templates: only the image is needed, no chart.
         return []
-
-    def images(self, config: Config, catalog: Catalog) -> list[str]:
-        return list(self._release(config, catalog).images)
 
     def render(self, config: Config, catalog: Catalog, source: ArtifactSource) -> Rendered:
         from kvinstall.render.env import render_template
@@ -317,7 +318,7 @@ class DexComponent:
             admin = self.credentials(config)
         # Deterministic text (sorted keys): an unchanged config gives a byte-identical Secret.
         config_text = json.dumps(dex_config(config, admin), sort_keys=True, indent=2) + "\n"
-        release = self._release(config, catalog)
+        release = self.release(config, catalog)
         objects = render_template(
             "dex.yaml.j2",
             ns=config.auth.namespace,

@@ -14,7 +14,14 @@ import ipaddress
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kvinstall.components.base import Artifact, ArtifactSource, Cluster, KubeObject, ReadinessRule, Rendered
+from kvinstall.components.base import (
+    ArtifactSource,
+    CatalogComponent,
+    Cluster,
+    KubeObject,
+    ReadinessRule,
+    Rendered,
+)
 from kvinstall.components.removal import (
     clear_finalizers,
     delete_and_wait,
@@ -66,7 +73,7 @@ _CR_DELETE_ORDER: tuple[str, ...] = (
 _FINALIZED_KINDS: tuple[str, ...] = ("Subnet", "Vpc", "IP")
 
 
-class KubeOVN:
+class KubeOVN(CatalogComponent):
     name = "kubeovn"
     title = "Kube-OVN"
     namespace: str | None = "kube-system"
@@ -79,15 +86,6 @@ class KubeOVN:
 
     def version(self, config: Config) -> str:
         return config.components.kube_ovn.version
-
-    def release(self, config: Config, catalog: Catalog) -> Release:
-        return catalog.component(self.name, self.version(config))
-
-    def artifacts(self, config: Config, catalog: Catalog) -> list[Artifact]:
-        return list(self.release(config, catalog).artifacts)
-
-    def images(self, config: Config, catalog: Catalog) -> list[str]:
-        return list(self.release(config, catalog).images)
 
     def render(self, config: Config, catalog: Catalog, source: ArtifactSource) -> Rendered:
         release = self.release(config, catalog)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from kvinstall.components.base import (
     Artifact,
     ArtifactSource,
+    CatalogComponent,
     Cluster,
     KubeObject,
     ReadinessRule,
@@ -244,7 +245,7 @@ def render_cr(config: Config, catalog: Catalog) -> KubeObject:
 # --- the component -------------------------------------------------------------------------------
 
 
-class KubeVirtComponent:
+class KubeVirtComponent(CatalogComponent):
     name = "kubevirt"
     title = "KubeVirt"
     namespace: str | None = "kubevirt"
@@ -254,9 +255,6 @@ class KubeVirtComponent:
 
     def version(self, config: Config) -> str:
         return config.components.kubevirt.version
-
-    def artifacts(self, config: Config, catalog: Catalog) -> list[Artifact]:
-        return list(_release(config, catalog).artifacts)
 
     def images(self, config: Config, catalog: Catalog) -> list[str]:
         release = _release(config, catalog)

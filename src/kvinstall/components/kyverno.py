@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kvinstall.components.base import Artifact, ArtifactSource, Cluster, ReadinessRule, Rendered
+from kvinstall.components.base import ArtifactSource, CatalogComponent, Cluster, ReadinessRule, Rendered
 from kvinstall.components.removal import delete_and_wait, list_served
 from kvinstall.render.helm import helm_template
 from kvinstall.render.images import rewrite_objects
 
 if TYPE_CHECKING:
-    from kvinstall.catalog import Catalog, Release
+    from kvinstall.catalog import Catalog
     from kvinstall.config.models import Config
 
 CHART_ARTIFACT = "kyverno-chart"
@@ -73,7 +73,7 @@ def _is_kyverno_webhook(obj: dict[str, Any]) -> bool:
     )
 
 
-class Kyverno:
+class Kyverno(CatalogComponent):
     name = "kyverno"
     title = "Kyverno"
     namespace: str | None = "kyverno"
@@ -83,15 +83,6 @@ class Kyverno:
 
     def version(self, config: Config) -> str:
         return config.components.kyverno.version
-
-    def release(self, config: Config, catalog: Catalog) -> Release:
-        return catalog.component(self.name, self.version(config))
-
-    def artifacts(self, config: Config, catalog: Catalog) -> list[Artifact]:
-        return list(self.release(config, catalog).artifacts)
-
-    def images(self, config: Config, catalog: Catalog) -> list[str]:
-        return list(self.release(config, catalog).images)
 
     def render(self, config: Config, catalog: Catalog, source: ArtifactSource) -> Rendered:
         release = self.release(config, catalog)
