@@ -38,6 +38,8 @@ def register(app: typer.Typer) -> None:
         )
         if out is Output.json:
             output.emit_json(report.to_dict())
+            # The report is the one JSON document on stdout; the failure summary goes to stderr.
+            output.set_mode(Output.text)
         else:
             render_table(report)
         report.raise_for_failures()
