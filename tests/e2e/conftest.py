@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,20 @@ class World:
     kubeconfig: Path  # what kvinstall uses (token identity, so its writes can be told apart)
     sim: ClusterSim
     env: dict[str, str]
+    # Every path requested from the local HTTPS upstream (in order), to prove an offline run asked nothing.
+    upstream_requests: list[str] = field(default_factory=list)
+
+
+class CountingFiles(dict[str, bytes]):
+    """The upstream's files; serve_https looks each request up with .get(), which is recorded."""
+
+    def __init__(self, files: dict[str, bytes], seen: list[str]) -> None:
+        super().__init__(files)
+        self.seen = seen
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        self.seen.append(key)
+        return super().get(key, default)
 
 
 class Collect:
@@ -87,14 +103,15 @@ def world(kube_api_factory: Callable[[], Any], registry_ca: Any,
         "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": "kvinstall"}}],
     }))  # fmt: skip
     kubeconfig.chmod(0o600)
-    with serve_https(files, registry_ca) as url:
+    seen: list[str] = []
+    with serve_https(CountingFiles(files, seen), registry_ca) as url:
         catalog = catalog_file(url, files, root / "catalog.yaml")
         sim = ClusterSim(api).start()
         env = env_for(catalog, root / "cache", registry_ca.cert_path, kubeconfig, root / "kubeone-calls.log")
         env["KVTEST_ADMIN_KUBECONFIG"] = str(api.kubeconfig)
         try:
             yield World(api=api, root=root, catalog=catalog, kubeone=write_kubeone_standin(root),
-                        kubeconfig=kubeconfig, sim=sim, env=env)
+                        kubeconfig=kubeconfig, sim=sim, env=env, upstream_requests=seen)
         finally:
             sim.close()
 
@@ -118,7 +135,7 @@ def lab_config(world: World, lab: Any, **overrides: Any) -> dict[str, Any]:
         "kind": "VirtualizationCluster",
         "metadata": {"name": "e2e"},
         "ssh": {"user": "root", "privateKeyFile": str(lab.client_keys.ed25519), "useAgent": False,
-                "connectTimeout": 5, "commandTimeout": 60},  # fmt: skip
+                "connectTimeout": 5, "commandTimeout": 60},
         "hosts": hosts,
         "storage": {"rwxClass": "nfs"},
         # This machine's CPU has no VT-x/AMD-V (the lab hosts share it): emulation, as an operator would set.
@@ -129,7 +146,7 @@ def lab_config(world: World, lab: Any, **overrides: Any) -> dict[str, Any]:
             {"name": "team-a", "members": [{"user": "alice@example.com", "role": "admin"}],
              "quota": {"cpu": "8", "memory": "32Gi"}},
             {"name": "team-b", "members": [{"group": "devs", "role": "edit"}]},
-        ],  # fmt: skip
+        ],
     }
     cfg.update(overrides)
     return cfg
@@ -141,11 +158,17 @@ LAB_SKIPS = frozenset({"cpu.worker", "memory.worker", "disk.var", "time.sync", "
                        "modules.tunnel", "modules.iptables"})  # fmt: skip
 
 
-def apply_in_process(world: World, lab: Any, config: dict[str, Any], state: Path, **opts: Any) -> Result:
-    """`kvinstall apply --yes` in this process (the SSH sockets must be opened inside the lab's network
-    namespace, which only this process can do), events collected and schema-checked."""
-    path = state.parent / f"{state.name}.yaml"
+def write_config(config: dict[str, Any], path: Path) -> Path:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def apply_in_process(world: World, lab: Any, config: dict[str, Any], state: Path, *,
+                     sinks: Sequence[Any] = (), **opts: Any) -> Result:
+    """`kvinstall apply --yes` in this process (the SSH sockets must be opened inside the lab's network
+    namespace, which only this process can do), events collected and schema-checked. `sinks`: more
+    event sinks (objects with handle(event) and close()), e.g. to inject a fault at a given phase."""
+    path = write_config(config, state.parent / f"{state.name}.yaml")
     collect = Collect()
     options = Options(
         socket_factory=lambda address, port, timeout: lab.connect(address, port, timeout),
@@ -159,7 +182,7 @@ def apply_in_process(world: World, lab: Any, config: dict[str, Any], state: Path
     ctx = None
     try:
         ctx = open_session(path, options, command="apply", display="none", state_override=state,
-                           extra_sinks=[collect])
+                           extra_sinks=[collect, *sinks])
         outcome = run_apply(ctx, confirm=lambda plan: None)
         return Result(0, collect, outcome=outcome, log=_log(collect))
     except KvError as exc:
@@ -172,3 +195,38 @@ def apply_in_process(world: World, lab: Any, config: dict[str, Any], state: Path
 def _log(collect: Collect) -> Path | None:
     start = collect.of("run.start")
     return Path(start[0]["log"]) if start else None
+
+
+KVINSTALL_USER = "kvtest-token-admin"  # the identity of the kubeconfig kvinstall uses (see world)
+
+
+def kvinstall_writes(world: World, mark: int) -> list[str]:
+    """Write requests kvinstall sent since `mark` (the apiserver's audit log), as "VERB URI"."""
+    return [f"{w.verb} {w.uri}" for w in world.api.writes_since(mark, users=(KVINSTALL_USER,))]
+
+
+def cli_env(world: World, home: Path) -> dict[str, str]:
+    """The environment of a `kvinstall` subprocess: the world's (catalog, cache, CA, stand-in
+    KubeOne's variables) and a private HOME."""
+    home.mkdir(parents=True, exist_ok=True)
+    return {**world.env, "HOME": str(home), "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1"}
+
+
+def cli_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "kvinstall", *args]
+
+
+def run_cli(world: World, cwd: Path, *args: str, timeout: float = 300,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`kvinstall ARGS` as CI runs it: a subprocess, no terminal (stdin /dev/null, stdout a pipe).
+    It runs in the root network namespace, so it cannot reach lab hosts: callers pass
+    `--skip preflight` to apply (the apiserver and the upstream are on 127.0.0.1)."""
+    return subprocess.run(cli_argv(*args), cwd=cwd, env=env or cli_env(world, cwd / "home"),
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+                          check=False)  # fmt: skip
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """Every line of a JSON Lines stream, parsed (a line that is not JSON fails the test)."""
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
