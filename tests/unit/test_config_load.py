@@ -107,6 +107,16 @@ def test_all_problems_are_reported_at_once() -> None:
     assert {"hosts[0].hostnam", "hosts[1].role", "hosts[2].role"} <= paths
 
 
+def test_field_and_cross_field_problems_are_reported_together() -> None:
+    text = (ROOT / "examples/minimal.yaml").read_text()
+    text = text.replace("hostname: cp-1", "hostnam: cp-1").replace("192.0.2.22", "192.0.2.21")
+    with pytest.raises(ConfigError) as info:
+        load_text(text, source="x.yaml")
+    messages = [str(p) for p in info.value.problems]
+    assert any("hosts[0].hostnam: unknown field" in m for m in messages)
+    assert any("hosts[2].address: duplicate address '192.0.2.21'" in m for m in messages)
+
+
 def test_warnings_are_distinct_from_errors() -> None:
     text = (ROOT / "examples/minimal.yaml").read_text()
     text = text.replace("role: worker\n    hostname: worker-1", "role: controlPlane\n    hostname: worker-1")

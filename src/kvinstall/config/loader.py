@@ -123,10 +123,22 @@ def load_tree(tree: Any, *, source: str, catalog: Catalog) -> Loaded:
 
     problems = [_place(p, tree, source, pathmap) for p in pre_problems]
     config: Config | None = None
+    plain = _plain(data)
     try:
-        config = Config.model_validate(_plain(data))
+        config = Config.model_validate(plain)
     except ValidationError as exc:
-        problems += [_place(p, tree, source, pathmap) for p in _from_pydantic(exc)]
+        field_problems = _from_pydantic(exc)
+        problems += [_place(p, tree, source, pathmap) for p in field_problems]
+        # Report the cross-field problems too, in the same run: check the config without the
+        # fields that failed (they fall back to their defaults), where that still makes one.
+        partial = _without(plain, [p.loc for p in field_problems])
+        if partial is not None:
+            bad = [p.loc for p in field_problems]
+            problems += [
+                _place(p, tree, source, pathmap)
+                for p in run_checks(partial, catalog)
+                if p.severity == "error" and not any(_overlaps(p.loc, b) for b in bad)
+            ]
     if config is not None:
         problems += [_place(p, tree, source, pathmap) for p in run_checks(config, catalog)]
         problems += _unresolvable_secrets(config, tree, source, pathmap)
@@ -135,6 +147,34 @@ def load_tree(tree: Any, *, source: str, catalog: Catalog) -> Loaded:
         # Warnings ride along so the user sees everything in one go.
         raise ConfigError(_sorted(problems))
     return Loaded(config=config, warnings=_sorted(problems), source=source, converted_from=converted_from)
+
+
+def _without(data: Any, locs: list[Loc]) -> Config | None:
+    """The config with the fields at `locs` removed, or None when that is no valid config either."""
+    import copy
+
+    pruned = copy.deepcopy(data)
+    for loc in locs:
+        node = pruned
+        for part in loc[:-1]:
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+                node = node[part]
+            else:
+                node = None
+                break
+        if isinstance(node, dict) and loc and loc[-1] in node:
+            del node[loc[-1]]
+    try:
+        return Config.model_validate(pruned)
+    except ValidationError:
+        return None
+
+
+def _overlaps(a: Loc, b: Loc) -> bool:
+    n = min(len(a), len(b))
+    return a[:n] == b[:n]
 
 
 def _unresolvable_secrets(config: Config, tree: Any, source: str, pathmap: dict[Loc, Loc]) -> list[Problem]:
