@@ -155,17 +155,9 @@ def _without(data: Any, locs: list[Loc]) -> Config | None:
 
     pruned = copy.deepcopy(data)
     for loc in locs:
-        node = pruned
-        for part in loc[:-1]:
-            if isinstance(node, dict) and part in node:
-                node = node[part]
-            elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-                node = node[part]
-            else:
-                node = None
-                break
-        if isinstance(node, dict) and loc and loc[-1] in node:
-            del node[loc[-1]]
+        parent = walk(pruned, loc[:-1]) if loc else None
+        if isinstance(parent, dict) and loc[-1] in parent:
+            del parent[loc[-1]]
     try:
         return Config.model_validate(pruned)
     except ValidationError:

@@ -56,7 +56,8 @@ def value_position(tree: Any, loc: Loc) -> tuple[int, int] | None:
 def walk(tree: Any, loc: Loc) -> Any:
     node = tree
     for part in loc:
-        if isinstance(node, dict) and part in node:
+        # Two branches, not one `or`: mypy narrows `part` to int only in the list branch.
+        if isinstance(node, dict) and part in node:  # noqa: SIM114
             node = node[part]
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             node = node[part]
