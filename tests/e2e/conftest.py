@@ -46,7 +46,7 @@ class CountingFiles(dict[str, bytes]):
         super().__init__(files)
         self.seen = seen
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         self.seen.append(key)
         return super().get(key, default)
 

@@ -12,7 +12,7 @@ from conftest import World, apply_in_process, lab_config
 
 pytestmark = pytest.mark.e2e
 
-ALL_PHASES = ["preflight", "gate", "kubeone", "bootstrap", "component/kubeovn", "component/kubevirt",
+ALL_PHASES = ["gate", "preflight", "kubeone", "bootstrap", "component/kubeovn", "component/kubevirt",
               "component/cdi", "component/dex", "component/kyverno", "component/policies", "workspaces",
               "prune", "verify"]  # fmt: skip
 

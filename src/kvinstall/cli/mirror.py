@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -12,8 +12,15 @@ from kvinstall.cli import output
 from kvinstall.cli.options import ConfigFile, OutputOpt
 from kvinstall.cli.output import Output
 
+if TYPE_CHECKING:  # the commands import their work lazily, so --help stays light
+    from kvinstall.components.base import ArtifactSource
+    from kvinstall.plan.desired import DesiredState
+
 app = typer.Typer(help="Offline bundles: list, create, push, inspect, verify.", no_args_is_help=True)
 
+# `mirror create` has -o for the bundle file (as `helm package -d`/`tar -f` users expect), so its
+# output format is --output only.
+CreateOutputOpt = Annotated[Output, typer.Option("--output", help="text for people, json for machines.")]
 Workers = Annotated[int, typer.Option("--workers", help="Parallel transfers.", min=1, max=64)]
 
 
@@ -21,17 +28,22 @@ def register(root: typer.Typer) -> None:
     root.add_typer(app, name="mirror")
 
 
-def _desired(file: Path):  # type: ignore[no-untyped-def]
+def _desired(file: Path, source: ArtifactSource) -> DesiredState:
+    """The upstream view of the file's desired state (see mirror.items): a bundle names upstream
+    references even when the config is the offline one."""
     from kvinstall.catalog import load_catalog
     from kvinstall.components import default_components
-    from kvinstall.components.artifacts import ArtifactCache
     from kvinstall.config.loader import load_file
-    from kvinstall.plan.desired import desire
+    from kvinstall.mirror.items import desire_upstream
     from kvinstall.state import state_dir
 
     cfg = load_file(file).config
-    cache = ArtifactCache()
-    return desire(cfg, load_catalog(), cache, components=default_components(state_dir(file, cfg.name))), cache
+    return desire_upstream(
+        cfg,
+        load_catalog(),
+        source,
+        components=default_components(state_dir(file, cfg.name)),
+    )
 
 
 def _progress(label: str):  # type: ignore[no-untyped-def]
@@ -49,44 +61,97 @@ def _progress(label: str):  # type: ignore[no-untyped-def]
     return report
 
 
-@app.command("list", help="Every image, chart, manifest and binary the configuration needs.")
-def list_cmd(file: ConfigFile, out: OutputOpt = Output.text) -> None:
-    from kvinstall.components.artifacts import NoFetch
+@app.command(
+    "list",
+    help="Every image, chart, manifest and binary the configuration needs (upstream references, also for "
+    "an offline config). Images inside charts and manifests are listed once those are in the artifact "
+    "cache: --fetch downloads them first.",
+)
+def list_cmd(
+    file: ConfigFile,
+    fetch: Annotated[
+        bool,
+        typer.Option(
+            "--fetch", help="Download charts and manifests (verified, cached) to list their images."
+        ),
+    ] = False,
+    out: OutputOpt = Output.text,
+) -> None:
+    from kvinstall.components.artifacts import ArtifactCache, NoFetch
     from kvinstall.mirror.items import needed
 
     output.set_mode(out)
-    from kvinstall.catalog import load_catalog
-    from kvinstall.components import default_components
-    from kvinstall.config.loader import load_file
-    from kvinstall.plan.desired import desire
-    from kvinstall.state import state_dir
-
-    cfg = load_file(file).config
-    desired = desire(cfg, load_catalog(), NoFetch(), components=default_components(state_dir(file, cfg.name)))
+    desired = _desired(file, ArtifactCache() if fetch else NoFetch())
     rows = needed(desired)
     if out is Output.json:
         output.emit_json([r.__dict__ for r in rows])
-        return
-    for r in rows:
-        output.echo(
-            f"{r.kind:<9} {r.reference}" + (f"  {r.digest}" if r.digest else "") + f"  ({r.component})"
-        )
-    notes = [a.describe() for c in desired.components for a in c.unavailable]
-    for n in notes:
-        output.err(f"note: images inside {n} are listed once it is cached (mirror create fetches it)")
+    else:
+        for r in rows:
+            output.echo(
+                f"{r.kind:<9} {r.reference}" + (f"  {r.digest}" if r.digest else "") + f"  ({r.component})"
+            )
+    for n in [a.describe() for c in desired.components for a in c.unavailable]:
+        output.err(f"note: images inside {n} are listed once it is cached (--fetch, or mirror create)")
 
 
-@app.command("create", help="Copy everything the configuration needs into one OCI bundle (tar).")
+MirrorOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--registry-mirror",
+        metavar="HOST=ENDPOINT",
+        help="Pull references of registry HOST from ENDPOINT (HOST[:PORT] of a mirror or pull-through "
+        "cache serving the same repository paths), e.g. docker.io=cache.site:5000. Repeatable. The "
+        "lock keeps the upstream names.",
+    ),
+]
+InsecureOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--insecure-registry",
+        metavar="HOST",
+        help="Talk plain HTTP to this registry (an upstream host or a mirror endpoint). Repeatable.",
+    ),
+]
+RegistryCaOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--registry-ca",
+        metavar="HOST=FILE",
+        help="Verify this registry's TLS certificate with the CA in FILE (an upstream host or a mirror "
+        "endpoint). Repeatable.",
+    ),
+]
+
+
+@app.command(
+    "create",
+    help="Copy everything the configuration needs into one OCI bundle (tar) with a lock file of every "
+    "reference and digest. Re-running after an interruption continues where it stopped. Artifacts come "
+    "from the catalog's URLs (KVINSTALL_CATALOG for a site's own), images from their registries or "
+    "from --registry-mirror endpoints. See docs/airgap.md.",
+)
 def create_cmd(
     file: ConfigFile,
     out_path: Annotated[Path, typer.Option("--out", "-o", help="Bundle file to write.")],
-    platform: Annotated[list[str] | None, typer.Option("--platform", help="Platforms to keep.")] = None,
+    platform: Annotated[
+        list[str] | None,
+        typer.Option("--platform", metavar="OS/ARCH", help="Platforms to keep (OS/ARCH, or 'all'). Repeatable."),
+    ] = None,
+    registry_mirror: MirrorOpt = None,
+    insecure_registry: InsecureOpt = None,
+    registry_ca: RegistryCaOpt = None,
     workers: Workers = 8,
+    out: CreateOutputOpt = Output.text,
 ) -> None:
+    from kvinstall.components.artifacts import ArtifactCache
     from kvinstall.mirror.bundle import create_bundle
     from kvinstall.mirror.items import ArtifactFetch, mirror_items
+    from kvinstall.mirror.sources import registry_options
 
-    desired, cache = _desired(file)
+    output.set_mode(out)
+    registries = registry_options(registry_mirror or [], insecure_registry or [], registry_ca or [])
+    cache = ArtifactCache()
+    desired = _desired(file, cache)
     items = mirror_items(desired, ArtifactFetch(cache))
     result = create_bundle(
         items,
@@ -94,7 +159,20 @@ def create_cmd(
         platforms=platform or ["linux/amd64"],
         workers=workers,
         progress=_progress("mirror create"),
+        registries=registries,
     )
+    if out is Output.json:
+        output.emit_json(
+            {
+                "path": str(result.path),
+                "entries": [e.to_json() for e in result.entries],
+                "blobs": result.blobs,
+                "bytes": result.bytes_total,
+                "bytesDownloaded": result.bytes_downloaded,
+                "bytesReused": result.bytes_reused,
+            }
+        )
+        return
     output.echo(
         f"wrote {result.path}: {len(result.entries)} references, {result.blobs} blobs, "
         f"{result.bytes_total / 1e6:.1f} MB ({result.bytes_downloaded / 1e6:.1f} MB downloaded)"

@@ -94,7 +94,7 @@ class Clients:
             if ref.registry not in self._clients:
                 opts = self._options.get(ref.registry) or self._options.get(ref.endpoint) or RegistryOptions()
                 self._clients[ref.registry] = RegistryClient(
-                    ref.endpoint, ca_file=opts.ca_file, insecure=opts.insecure,
+                    opts.endpoint or ref.endpoint, ca_file=opts.ca_file, insecure=opts.insecure,
                     username=opts.username, password=opts.password, pool=self._pool,
                 )
             return self._clients[ref.registry]

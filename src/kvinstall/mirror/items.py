@@ -1,12 +1,19 @@
 """What an offline site needs, from the desired state: every image (catalog and rendered objects,
-KubeOne's own for the Kubernetes version), every chart, manifest and binary."""
+KubeOne's own for the Kubernetes version), every chart, manifest and binary.
+
+The list is always made from the upstream view of the config (offline switched off): an offline
+config renders its images at the site registry, but a bundle is made from, and its lock names, the
+upstream references (docker.io/..., quay.io/...) that the offline render maps to the site.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from kvinstall.components.base import Artifact
+from kvinstall.catalog import Catalog
+from kvinstall.components.base import Artifact, ArtifactSource, Component
+from kvinstall.config.models import Config
 from kvinstall.mirror.model import HELM_CHART_LAYER, KV_BINARY_LAYER, KV_MANIFEST_LAYER, FileItem, MirrorItem
 from kvinstall.plan.desired import DesiredState
 
@@ -26,15 +33,36 @@ class Needed:
     component: str
 
 
+def upstream_config(config: Config) -> Config:
+    """The config with offline mode off: what renders the upstream image references."""
+    if not config.offline.enabled:
+        return config
+    return config.model_copy(update={"offline": config.offline.model_copy(update={"enabled": False})})
+
+
+def desire_upstream(
+    config: Config, catalog: Catalog, source: ArtifactSource, components: list[Component] | None = None
+) -> DesiredState:
+    """The desired state of the upstream view of `config` (see the module doc)."""
+    from kvinstall.plan.desired import desire
+
+    return desire(upstream_config(config), catalog, source, components=components)
+
+
 def needed(desired: DesiredState) -> list[Needed]:
-    from kvinstall.render.images import images_in
+    from kvinstall.render.images import images_in, normalize_image
 
     out: dict[str, Needed] = {}
+
+    def image(ref: str, component: str) -> None:
+        # One entry per image, however it is written (nginx, docker.io/library/nginx).
+        out.setdefault(normalize_image(ref), Needed("image", ref, _digest_of(ref), component))
+
     for img in desired.kubernetes_images:
-        out.setdefault(img, Needed("image", img, _digest_of(img), "kubernetes"))
+        image(img, "kubernetes")
     for comp in desired.components:
         for img in [*comp.images, *sorted(images_in(comp.objects))]:
-            out.setdefault(img, Needed("image", img, _digest_of(img), comp.name))
+            image(img, comp.name)
         for art in comp.artifacts:
             out.setdefault(art.source + art.version, _artifact_need(art, comp.name))
     for art in desired.binaries:

@@ -48,8 +48,15 @@ MirrorItem = ImageItem | FileItem | str  # a bare str is an image reference
 
 @dataclass(frozen=True)
 class RegistryOptions:
-    """How to reach one registry host (keyed by host[:port] as written in references)."""
+    """How to reach one registry host (keyed by host[:port] as written in references).
 
+    endpoint: pull this host's references from another registry (a site's pull-through cache or
+    mirror, like containerd's `mirrors`): same repository path, tag and digest, other HOST[:PORT].
+    The lock keeps the upstream names either way. ca_file/insecure/credentials apply to the
+    registry actually contacted (the endpoint when one is set).
+    """
+
+    endpoint: str | None = None
     ca_file: str | None = None
     insecure: bool = False  # plain HTTP
     username: str | None = None

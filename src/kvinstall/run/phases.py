@@ -131,14 +131,16 @@ def site_registry_client(ctx: Context) -> Any:
 
 
 def required_refs(ctx: Context) -> list[str]:
-    """Every image the rendered objects reference, plus every artifact, as site-registry references."""
+    """Every image the rendered objects reference, every image of the catalog (operators such as
+    virt-operator derive their operands' references from their own, so those appear in no object),
+    plus every artifact, as site-registry references."""
     from kvinstall.components.artifacts import artifact_oci_ref
     from kvinstall.render.images import images_in, rewrite_image
 
     site = str(ctx.config.offline.registry)
     refs: dict[str, None] = {}
     for comp in ctx.desired.components:
-        for img in images_in(comp.objects):
+        for img in [*sorted(images_in(comp.objects)), *comp.images]:
             refs.setdefault(img if img.startswith(site + "/") else rewrite_image(img, site), None)
     for img in ctx.desired.kubernetes_images:
         refs.setdefault(rewrite_image(img, site), None)
@@ -404,8 +406,10 @@ class VerifyPhase:
 def apply_phases(ctx: Context) -> list[Phase]:
     comps = [ComponentPhase(c) for c in ctx.desired.components]
     return [
-        PreflightPhase(),
+        # The gate first: it proves the site registry complete before any host is touched
+        # (preflight connects to every host over SSH).
         GatePhase(),
+        PreflightPhase(),
         KubeOnePhase(),
         BootstrapPhase(),
         *comps,
