@@ -270,10 +270,14 @@ def test_gate_refuses_a_site_registry_missing_an_image(
     site = registry_factory("site-incomplete")
     ok(kv(world, airgap.work, "mirror", "push", "--bundle", str(airgap.bundle), "--registry", site.host,
           "--insecure"))  # fmt: skip
-    victim = next(e for e in airgap.lock["entries"] if e["reference"] == "quay.io/kubevirt/virt-handler:v1.8.4")
+    # virt-handler is in no rendered object (virt-operator derives it), and the KubeVirt operator manifest
+    # is an artifact the render itself needs from the site registry.
+    image = next(e for e in airgap.lock["entries"] if e["reference"] == "quay.io/kubevirt/virt-handler:v1.8.4")
+    artifact = next(e for e in airgap.lock["entries"] if e["kind"] == "file" and "kubevirt" in e["repository"])
     with site.session() as s:
-        r = s.delete(f"{site.url}/v2/{victim['repository']}/manifests/{victim['digest']}", timeout=10)
-    assert r.status_code == 202, r.text
+        for victim in (image, artifact):
+            r = s.delete(f"{site.url}/v2/{victim['repository']}/manifests/{victim['digest']}", timeout=10)
+            assert r.status_code == 202, r.text
 
     config = offline_config(world, lab, site)
     kubeone_log = world.root / "kubeone-calls.log"
@@ -283,7 +287,8 @@ def test_gate_refuses_a_site_registry_missing_an_image(
     assert result.code == 14, result.error
     assert result.error is not None
     assert f"{site.host}/kubevirt/virt-handler:v1.8.4" in result.error.message
-    assert "1 of " in result.error.message  # only the deleted one is named
+    assert f"{site.host}/{artifact['repository']}:{artifact['tag']}" in result.error.message
+    assert "2 of " in result.error.message  # only the deleted ones are named
     phases = result.events.phases()
     assert phases.get("gate") == "failed", phases
     assert "preflight" not in phases and "kubeone" not in phases  # stopped before any host was touched

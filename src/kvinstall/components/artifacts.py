@@ -151,7 +151,12 @@ class ArtifactCache:
                 return cached
         if not self.fetch:
             return None
-        data = self._download(artifact)
+        try:
+            data = self._download(artifact)
+        except _NotInSiteRegistry:
+            # Offline, an artifact the site registry lacks is unavailable (not a registry failure):
+            # the completeness gate then names it with every other missing one (exit 14).
+            return None
         actual = _sha256(data)
         if expected is not None and actual != expected:
             origin = "pinned in the catalog" if artifact.sha256 else "recorded in the lock file on first use"
@@ -323,6 +328,8 @@ class ArtifactCache:
         with RegistryClient(
             reg.host, ca_file=ca, insecure=reg.insecure, username=reg.username, password=reg.password
         ) as client:
+            if reg is self.offline_registry and client.head_manifest(repository, ref) is None:
+                raise _NotInSiteRegistry(where)
             data, _media, _digest = client.get_manifest(repository, ref)
             try:
                 manifest = json.loads(data)
@@ -348,6 +355,10 @@ class ArtifactCache:
                 f"blob digest mismatch: expected {layer['digest']}, got sha256:{_sha256(blob)}", where=where
             )
         return blob
+
+
+class _NotInSiteRegistry(Exception):
+    """The site registry answered that it does not have the artifact (HTTP 404)."""
 
 
 class NoFetch(ArtifactCache):
