@@ -365,6 +365,8 @@ def plan_apply(
             if k in wanted:
                 continue
             m = cur["metadata"]
+            if m.get("deletionTimestamp"):
+                continue  # already being deleted (finalizers pending): a second DELETE changes nothing
             p = PruneItem(cur["apiVersion"], cur["kind"], m["name"], m.get("namespace"))
             (blocked if p.group_kind in PROTECTED_KINDS and not prune_protected else to_prune).append(p)
     return ApplyPlan(
