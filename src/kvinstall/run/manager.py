@@ -56,6 +56,10 @@ def run_phases(ctx: Context, phases: Sequence[Phase], *, command: str = "apply")
     o = ctx.options
     check_selectors(phases, o.only | o.skip)
     outcome: list[tuple[str, str]] = []
+    if not o.resume:
+        # The journal records this run only: --resume continues the last run, not some older one
+        # whose completed phases may since have drifted.
+        ctx.journal.start_over()
     with stop_on_sigint(ctx):
         for phase in phases:
             if ctx.stop.is_set():
@@ -75,7 +79,7 @@ def run_phases(ctx: Context, phases: Sequence[Phase], *, command: str = "apply")
                 outcome.append((phase.name, "skipped"))
                 continue
             inputs = phase_inputs_hash(ctx, phase)
-            if o.resume and ctx.journal.completed(phase.name, inputs):
+            if o.resume and getattr(phase, "resumable", True) and ctx.journal.completed(phase.name, inputs):
                 ctx.events.emit(
                     "phase.skip",
                     phase=phase.name,

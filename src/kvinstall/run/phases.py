@@ -375,6 +375,7 @@ class VerifyPhase:
 
     name = "verify"
     title = "Verify and report"
+    resumable = False  # its input is the live cluster: never taken as done from an earlier run
 
     def should_run(self, ctx: Context) -> tuple[bool, str]:
         return True, ""

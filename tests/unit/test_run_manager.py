@@ -1,0 +1,88 @@
+"""The phase runner's --resume rules, with plain phase objects (no cluster): a plain run starts the
+journal over, --resume skips only what the last run completed with the same inputs, and a phase
+that is not resumable (verify) always runs."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from kvinstall.errors import KvError
+from kvinstall.run.context import Options
+from kvinstall.run.events import Events
+from kvinstall.run.journal import Journal
+from kvinstall.run.manager import run_phases
+
+
+class Step:
+    def __init__(self, name: str, ran: list[str], *, fail: bool = False, resumable: bool = True) -> None:
+        self.name = name
+        self.title = name.title()
+        self.ran = ran
+        self.fail = fail
+        self.resumable = resumable
+
+    def should_run(self, ctx: Any) -> tuple[bool, str]:
+        return True, ""
+
+    def inputs(self, ctx: Any) -> Any:
+        return {"same": "inputs"}
+
+    def run(self, ctx: Any) -> str:
+        if self.fail:
+            raise KvError(f"{self.name} failed")
+        self.ran.append(self.name)
+        return "done"
+
+
+class Keep:
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def handle(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
+
+    def close(self) -> None:
+        pass
+
+
+def context(state: Path, **options: Any) -> tuple[Any, Keep]:
+    keep = Keep()
+    ctx = SimpleNamespace(options=Options(**options), journal=Journal.load(state), events=Events([keep]),
+                          stop=threading.Event(), summaries={}, config_file=state / "c.yaml")  # fmt: skip
+    return ctx, keep
+
+
+def skipped(keep: Keep) -> list[str]:
+    return [e["phase"] for e in keep.events if e["type"] == "phase.skip"]
+
+
+def test_resume_continues_the_last_run_only(tmp_path: Path) -> None:
+    ran: list[str] = []
+    # An older run completed everything.
+    ctx, _ = context(tmp_path)
+    run_phases(ctx, [Step("a", ran), Step("b", ran), Step("c", ran)])
+    # The last (plain) run stopped in b: only a counts as done now.
+    ctx, _ = context(tmp_path)
+    with pytest.raises(KvError):
+        run_phases(ctx, [Step("a", ran), Step("b", ran, fail=True), Step("c", ran)])
+    ran.clear()
+    ctx, keep = context(tmp_path, resume=True)
+    run_phases(ctx, [Step("a", ran), Step("b", ran), Step("c", ran)])
+    assert skipped(keep) == ["a"]
+    assert ran == ["b", "c"]
+
+
+def test_a_phase_that_is_not_resumable_always_runs(tmp_path: Path) -> None:
+    ran: list[str] = []
+    ctx, _ = context(tmp_path)
+    run_phases(ctx, [Step("a", ran), Step("verify", ran, resumable=False)])
+    ran.clear()
+    ctx, keep = context(tmp_path, resume=True)
+    run_phases(ctx, [Step("a", ran), Step("verify", ran, resumable=False)])
+    assert skipped(keep) == ["a"]
+    assert ran == ["verify"]
