@@ -212,6 +212,7 @@ def test_offline_apply_from_the_site_registry_then_again_is_a_no_op(
     config = offline_config(world, lab, airgap.mirror)
     state = tmp_path / "state"
     upstream_before = len(world.upstream_requests)
+    assert not cache.exists()
 
     first = apply_in_process(world, lab, config, state)
     assert first.code == 0, first.error
