@@ -174,7 +174,7 @@ def apply_in_process(world: World, lab: Any, config: dict[str, Any], state: Path
         socket_factory=lambda address, port, timeout: lab.connect(address, port, timeout),
         user_known_hosts=[],
         kubeconfig=None,
-        kubeone_env={**world.env},
+        kubeone_env=opts.pop("kubeone_env", {**world.env}),
         skip_checks=opts.pop("skip_checks", LAB_SKIPS),
         ready_timeout=opts.pop("ready_timeout", 60),
         **opts,
@@ -207,9 +207,12 @@ def kvinstall_writes(world: World, mark: int) -> list[str]:
 
 def cli_env(world: World, home: Path) -> dict[str, str]:
     """The environment of a `kvinstall` subprocess: the world's (catalog, cache, CA, stand-in
-    KubeOne's variables) and a private HOME."""
+    KubeOne's variables), a private HOME, and the helm this process found (real helm, the test build)."""
+    from kvinstall.render.helm import find_helm
+
     home.mkdir(parents=True, exist_ok=True)
-    return {**world.env, "HOME": str(home), "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1"}
+    return {**world.env, "HOME": str(home), "KVINSTALL_HELM": find_helm(), "LANG": "C.UTF-8",
+            "PYTHONUNBUFFERED": "1"}  # fmt: skip
 
 
 def cli_argv(*args: str) -> list[str]:

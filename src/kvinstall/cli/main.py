@@ -91,7 +91,8 @@ def _report(exc: KvError) -> None:
         problems = getattr(exc, "problems", None)
         if problems is not None:
             data["problems"] = [p.to_dict() for p in problems]
-        output.emit_json(data)
+        # One line: after `apply --output json`'s JSON Lines the stream stays JSON Lines.
+        output.emit_json_line(data)
     else:
         output.err(f"error: {exc}" if not getattr(exc, "problems", None) else str(exc))
 

@@ -44,6 +44,11 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
+def emit_json_line(data: Any) -> None:
+    """One JSON object on one line: what may follow a JSON Lines event stream (`apply --output json`)."""
+    sys.stdout.write(json.dumps(data, default=str) + "\n")
+
+
 def echo(text: str = "") -> None:
     sys.stdout.write(text + "\n")
 
