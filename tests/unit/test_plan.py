@@ -50,7 +50,8 @@ def test_plan_json_validates_against_its_schema(example: str, tmp_path: Path) ->
     jsonschema.validate(data, PLAN_SCHEMA)
     assert data["observed"]["cluster"] is False
     names = [p["name"] for p in data["phases"]]
-    assert names[:2] == ["preflight", "kubeone"]
+    offline = example == "airgapped"
+    assert names[:3] == (["gate", "preflight", "kubeone"] if offline else ["preflight", "kubeone", names[2]])
     assert "component/kubevirt" in names
     assert data["kubeoneManifest"]["apiVersion"] == "kubeone.k8c.io/v1beta2"
 
@@ -76,6 +77,25 @@ def test_plan_text_is_complete_for_minimal(tmp_path: Path) -> None:
 def test_detailed_exitcode(tmp_path: Path) -> None:
     res = kv("plan", "-f", "examples/minimal.yaml", "--detailed-exitcode", state=tmp_path)
     assert res.returncode == 2
+
+
+def test_checks_that_always_run_are_not_changes() -> None:
+    from kvinstall.plan.model import Action, Observed, Phase, Plan
+
+    def plan(*phases: Phase) -> Plan:
+        return Plan(cluster="c", phases=list(phases), observed=Observed(cluster=True))
+
+    checks = [
+        Phase("gate", "Gate", [Action("run", "site registry r.example")]),
+        Phase("preflight", "Preflight", [Action("run", "host cp-1 (192.0.2.10)")]),
+        Phase("kubeone", "KubeOne", [Action("skip", "kubeone apply")]),
+        Phase("component/kubevirt", "KubeVirt", [Action("unchanged", "KubeVirt kubevirt/kubevirt")]),
+    ]
+    assert not plan(*checks).has_changes
+    assert plan(*checks).summary()["run"] == 2  # still shown and counted
+    assert plan(*checks, Phase("kubeone", "KubeOne", [Action("run", "kubeone apply")])).has_changes
+    for kind in ("create", "update", "delete"):
+        assert plan(*checks, Phase("workspaces", "W", [Action(kind, "Namespace team-a")])).has_changes  # type: ignore[arg-type]
 
 
 def test_render_writes_files_and_redacts_secrets(tmp_path: Path) -> None:

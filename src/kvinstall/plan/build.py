@@ -103,6 +103,18 @@ def build_plan(
     observed = observed or Observed()
     phases: list[Phase] = []
 
+    if desired.offline_registry:
+        gate = Phase(name="gate", title="Offline completeness gate")
+        gate.actions.append(
+            Action(
+                action="run",
+                target=f"site registry {desired.offline_registry}",
+                reason="before any host is touched, prove every image and artifact is there",
+                details={"images": len(desired.all_images()), "artifacts": len(desired.all_artifacts())},
+            )
+        )
+        phases.append(gate)
+
     pre = Phase(name="preflight", title="Host preflight")
     for h in desired.hosts:
         details: dict[str, Any] = {"role": h.role, "user": h.user, "checks": list(h.checks)}

@@ -48,6 +48,7 @@ class DesiredState:
     kubernetes_images: list[str]
     components: list[DesiredComponent]
     binaries: list[Artifact]
+    offline_registry: str | None = None  # offline mode: the site registry everything comes from
 
     def all_images(self) -> list[str]:
         seen: dict[str, None] = {}
@@ -129,4 +130,5 @@ def desire(
         kubernetes_images=list(k8s.images) if k8s else [],
         components=desired_components,
         binaries=binaries,
+        offline_registry=config.offline.registry if config.offline.enabled else None,
     )

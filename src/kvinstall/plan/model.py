@@ -9,6 +9,8 @@ PLAN_API_VERSION = "kvinstall.io/plan/v1"
 
 ActionKind = Literal["create", "update", "delete", "unchanged", "run", "skip"]
 CHANGE_KINDS = ("create", "update", "delete", "run")
+# Phases whose "run" only checks (hosts, the site registry): they run on every apply and change nothing.
+CHECK_PHASES = frozenset({"preflight", "gate"})
 
 
 @dataclass(frozen=True)
@@ -86,8 +88,13 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        s = self.summary()
-        return any(s[k] for k in CHANGE_KINDS)
+        """Objects to create, update or delete, or a KubeOne run: what `--detailed-exitcode` reports
+        as 2. The checks every apply runs (host preflight, the offline gate) are not changes."""
+        return any(
+            a.action in CHANGE_KINDS and not (a.action == "run" and ph.name in CHECK_PHASES)
+            for ph in self.phases
+            for a in ph.actions
+        )
 
     def phase(self, name: str) -> Phase | None:
         return next((p for p in self.phases if p.name == name), None)

@@ -21,7 +21,7 @@ def render_text(plan: dict[str, Any], *, show_unchanged: bool = False, manifest:
     out.append(f"Observed: {', '.join(seen) or 'nothing'}; not observed: {', '.join(unseen) or 'nothing'}")
     out += [f"  note: {n}" for n in obs.get("notes", [])]
     for w in plan.get("warnings", []):
-        out.append(f"warning: {w}")
+        out.append(w if "warning" in w else f"warning: {w}")
     for phase in plan["phases"]:
         title = phase["title"] + (f" {phase['version']}" if phase.get("version") else "")
         counts: dict[str, int] = {}
