@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from kvinstall.catalog import load_catalog
 from kvinstall.components.base import ArtifactSource
@@ -69,7 +69,9 @@ def make_plan(
     return PlanResult(config=config, desired=desired, plan=plan, warnings=loaded.warnings, state=state)
 
 
-def _refresh_hosts(config: Config, state: Path, socket_factory: Any) -> tuple[dict[str, str], dict[str, list[str]]]:
+def _refresh_hosts(
+    config: Config, state: Path, socket_factory: Any
+) -> tuple[dict[str, str], dict[str, list[str]]]:
     """Host facts and checks for the plan (read-only: new host keys are listed, never trusted here)."""
     from kvinstall.hosts.hostkeys import host_id
     from kvinstall.hosts.preflight import run_preflight
