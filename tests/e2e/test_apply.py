@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import World, apply_in_process, lab_config
 
 pytestmark = pytest.mark.e2e

@@ -5,8 +5,8 @@ The data lives in catalog.yaml beside this module; this module only reads it int
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import os
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
