@@ -11,7 +11,7 @@ from kvinstall.components.base import ArtifactSource
 from kvinstall.config.loader import load_file
 from kvinstall.config.models import Config
 from kvinstall.config.problems import Problem
-from kvinstall.plan.build import build_plan
+from kvinstall.plan.build import KubeOneDecision, build_plan
 from kvinstall.plan.desired import DesiredState, desire
 from kvinstall.plan.model import Observed, Plan
 from kvinstall.plan.observe import cluster_client, observe_cluster
@@ -55,18 +55,33 @@ def make_plan(
         observed.notes.append("hosts: not contacted (pass --refresh-hosts; preflight and apply always do)")
     kube = cluster_client(kubeconfig or kubeconfig_path(state), observed)
     cluster = None
+    kubeone = None
     if kube is not None:
         cluster = observe_cluster(kube, desired)
         observed.cluster = True
+        kubeone = kubeone_decision(kube, config, desired, state)
     plan = build_plan(
         desired,
         observed=observed,
         cluster=cluster,
+        kubeone=kubeone,
         untrusted_host_keys=untrusted,
         host_results=host_results,
         warnings=[str(w) for w in loaded.warnings],
     )
     return PlanResult(config=config, desired=desired, plan=plan, warnings=loaded.warnings, state=state)
+
+
+def kubeone_decision(kube: Any, config: Config, desired: DesiredState, state: Path) -> KubeOneDecision:
+    """What apply's KubeOne phase will decide: skip when its manifest is the one last applied from
+    this state directory and every node is Ready at the wanted version."""
+    from kvinstall.kubeone.runner import should_skip
+    from kvinstall.run.journal import Journal
+    from kvinstall.run.phases import nodes_ready_at_version
+
+    healthy, _ = nodes_ready_at_version(kube, config)
+    skip, reason = should_skip(desired.kubeone_manifest_sha256, Journal.load(state).kubeone_manifest, healthy)
+    return KubeOneDecision(skip=skip, reason=reason)
 
 
 def _refresh_hosts(

@@ -110,4 +110,4 @@ def run_reset(ctx: Context, *, confirm: Callable[[str], None], kubeone_reset: bo
 
 def node_health(ctx: Context) -> tuple[bool, str]:
     kube = ctx.try_kube()
-    return nodes_ready_at_version(kube, ctx) if kube else (False, "no kubeconfig")
+    return nodes_ready_at_version(kube, ctx.config) if kube else (False, "no kubeconfig")

@@ -14,6 +14,7 @@ from kvinstall.run.context import Context
 from kvinstall.run.journal import input_hash
 
 if TYPE_CHECKING:
+    from kvinstall.config.models import Config
     from kvinstall.kube.apply import ApplyPlan
     from kvinstall.kube.client import Kube
 
@@ -149,9 +150,10 @@ def required_refs(ctx: Context) -> list[str]:
     return list(refs)
 
 
-def nodes_ready_at_version(kube: Kube, ctx: Context) -> tuple[bool, str]:
-    want = {h.hostname or h.address for h in ctx.config.hosts}
-    version = ctx.config.kubernetes.version
+def nodes_ready_at_version(kube: Kube, config: Config) -> tuple[bool, str]:
+    """Every host's node Ready at the config's Kubernetes version (KubeOne may then be skipped)."""
+    want = {h.hostname or h.address for h in config.hosts}
+    version = config.kubernetes.version
     nodes = {n["metadata"]["name"]: n for n in kube.list("v1", "Node")}
     missing = sorted(want - set(nodes))
     if missing:
@@ -178,7 +180,9 @@ class KubeOnePhase:
         from kvinstall.kubeone.runner import should_skip
 
         kube = ctx.try_kube()
-        healthy, why = nodes_ready_at_version(kube, ctx) if kube is not None else (False, "no kubeconfig yet")
+        healthy, why = (
+            nodes_ready_at_version(kube, ctx.config) if kube is not None else (False, "no kubeconfig yet")
+        )
         skip, reason = should_skip(ctx.desired.kubeone_manifest_sha256, ctx.journal.kubeone_manifest, healthy)
         if skip:
             return False, reason

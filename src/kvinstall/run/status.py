@@ -8,7 +8,7 @@ from kvinstall.run.context import Context
 
 
 def collect_status(ctx: Context) -> dict[str, Any]:
-    from kvinstall.kube.apply import plan_apply
+    from kvinstall.kube.apply import ApplyFailed, plan_apply
     from kvinstall.kube.inventory import ApplySetRef
     from kvinstall.kube.wait import is_ready, rule_name
 
@@ -27,11 +27,20 @@ def collect_status(ctx: Context) -> dict[str, Any]:
     components = []
     total = 0
     for comp in ctx.desired.components:
-        plan = plan_apply(kube, ApplySetRef(comp.name), comp.objects)
-        drift = [
-            {"object": i.ref, "action": i.action, "changes": [c.to_dict() for c in i.changes]}
-            for i in plan.changed
-        ] + [{"object": p.ref, "action": "delete"} for p in plan.prune]
+        drift: list[dict[str, Any]]
+        try:
+            plan = plan_apply(kube, ApplySetRef(comp.name), comp.objects)
+        except ApplyFailed as exc:
+            # Kinds the cluster does not serve (e.g. their CRDs were removed): those objects are missing.
+            drift = [
+                {"object": ref, "action": "create", "changes": [], "reason": msg}
+                for ref, msg in sorted(exc.failures.items())
+            ]
+        else:
+            drift = [
+                {"object": i.ref, "action": i.action, "changes": [c.to_dict() for c in i.changes]}
+                for i in plan.changed
+            ] + [{"object": p.ref, "action": "delete"} for p in plan.prune]
         total += len(drift)
         why = []
         for rule in comp.readiness:
