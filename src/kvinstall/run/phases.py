@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Protocol
 
-from kvinstall.errors import IncompleteMirrorError, KvError
+from kvinstall.errors import ArtifactError, ClusterError, IncompleteMirrorError
 from kvinstall.plan.desired import DesiredComponent
 from kvinstall.plan.observe import KNOWN_COMPONENTS
 from kvinstall.run.context import Context
@@ -308,7 +308,7 @@ class ComponentPhase:
         kube = ctx.kube()
         if self.comp.unavailable:
             names = ", ".join(a.describe() for a in self.comp.unavailable)
-            raise KvError(f"upstream artifacts not available: {names}", where=self.comp.name)
+            raise ArtifactError(f"upstream artifacts not available: {names}", where=self.comp.name)
         plan = plan_apply(
             kube, ApplySetRef(self.comp.name), self.comp.objects, prune_protected=ctx.options.prune_protected
         )
@@ -401,7 +401,7 @@ class VerifyPhase:
             total += len(plan.items)
             drifted += [i.ref for i in plan.changed]
         if drifted:
-            raise KvError(
+            raise ClusterError(
                 f"{len(drifted)} object(s) still differ from the configuration after apply: "
                 + ", ".join(drifted[:10])
             )
