@@ -22,12 +22,10 @@ from kvinstall.components.base import (
 from kvinstall.components.kubevirt import (
     CRD_API,
     READY_CONDITIONS,
-    find_object,
     mark_operator_cr,
     offline_rewrite,
     operator_objects,
 )
-from kvinstall.errors import ArtifactError
 
 if TYPE_CHECKING:
     from kvinstall.catalog import Catalog, Release
@@ -93,12 +91,7 @@ class CDIComponent(CatalogComponent):
     def render(self, config: Config, catalog: Catalog, source: ArtifactSource) -> Rendered:
         rendered = Rendered()
         release = _release(config, catalog)
-        objects = operator_objects(release, source, rendered)
-        if objects and find_object(objects, "Deployment", "cdi-operator") is None:
-            raise ArtifactError(
-                "the CDI operator manifest has no Deployment cdi-operator",
-                where=release.artifacts[0].describe() if release.artifacts else "cdi",
-            )
+        objects = operator_objects(release, source, rendered, operator="cdi-operator", title="CDI")
         objects.append(render_cr(config, catalog))
         rendered.objects = offline_rewrite(objects, config)
         return rendered

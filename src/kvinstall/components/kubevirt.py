@@ -74,8 +74,21 @@ def parse_manifest(data: bytes, artifact: Artifact) -> list[KubeObject]:
     return objects
 
 
-def operator_objects(release: Release, source: ArtifactSource, rendered: Rendered) -> list[KubeObject]:
-    """The objects of every URL artifact of the release; missing artifacts are recorded as unavailable."""
+def operator_objects(
+    release: Release, source: ArtifactSource, rendered: Rendered, *, operator: str, title: str
+) -> list[KubeObject]:
+    """The objects of every URL artifact of the release (an operator manifest, which must hold the
+    operator's Deployment `operator`); missing artifacts are recorded as unavailable."""
+    objects = _manifest_objects(release, source, rendered)
+    if objects and find_object(objects, "Deployment", operator) is None:
+        raise ArtifactError(
+            f"the {title} operator manifest has no Deployment {operator}",
+            where=release.artifacts[0].describe() if release.artifacts else release.name,
+        )
+    return objects
+
+
+def _manifest_objects(release: Release, source: ArtifactSource, rendered: Rendered) -> list[KubeObject]:
     objects: list[KubeObject] = []
     for artifact in release.artifacts:
         if artifact.kind != "url":
@@ -268,12 +281,7 @@ class KubeVirtComponent(CatalogComponent):
     def render(self, config: Config, catalog: Catalog, source: ArtifactSource) -> Rendered:
         rendered = Rendered()
         release = _release(config, catalog)
-        objects = operator_objects(release, source, rendered)
-        if objects and find_object(objects, "Deployment", "virt-operator") is None:
-            raise ArtifactError(
-                "the KubeVirt operator manifest has no Deployment virt-operator",
-                where=release.artifacts[0].describe() if release.artifacts else "kubevirt",
-            )
+        objects = operator_objects(release, source, rendered, operator="virt-operator", title="KubeVirt")
         objects.append(render_cr(config, catalog))
         for problem in feature_gate_problems(config, catalog):
             if problem.severity == "warning":

@@ -11,7 +11,6 @@ import errno
 import hashlib
 import json
 import os
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import IO, Any
 
 import requests
 
+from kvinstall import fsutil
 from kvinstall.errors import IntegrityError, LocalIOError
 
 OCI_LAYOUT = '{"imageLayoutVersion":"1.0.0"}'
@@ -29,8 +29,11 @@ HASH_BLOCK = 1 << 20
 def local_io_error(exc: OSError, path: Path | str) -> LocalIOError:
     """A clear message for a failed local read or write (a full disk above all)."""
     if exc.errno == errno.ENOSPC:
-        return LocalIOError("no space left on device", where=str(path),
-                            hint="free space or choose another output directory, then re-run to continue")
+        return LocalIOError(
+            "no space left on device",
+            where=str(path),
+            hint="free space or choose another output directory, then re-run to continue",
+        )
     if exc.errno in (errno.EACCES, errno.EPERM):
         return LocalIOError("permission denied", where=str(path))
     return LocalIOError(exc.strerror or str(exc), where=str(path))
@@ -54,24 +57,8 @@ def hash_file(path: Path, hasher: Any | None = None) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_atomic(path: Path, data: bytes) -> None:
-    # A unique temporary name: two threads may write the same (identical) small blob at once.
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with io_guard(path):
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
+    fsutil.write_atomic(path, data)  # unique temp name, fsync of file and directory, clear ENOSPC
 
 
 class Layout:

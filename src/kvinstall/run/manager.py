@@ -51,6 +51,11 @@ def stop_on_sigint(ctx: Context) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+def _end(ctx: Context, phase: Phase, t0: float, status: str, **extra: object) -> None:
+    seconds = round(time.monotonic() - t0, 3)
+    ctx.events.emit("phase.end", phase=phase.name, title=phase.title, status=status, seconds=seconds, **extra)
+
+
 def run_phases(ctx: Context, phases: Sequence[Phase], *, command: str = "apply") -> list[tuple[str, str]]:
     """Run each phase; returns (name, status) per phase. Raises the first failure (after its event)."""
     o = ctx.options
@@ -93,37 +98,16 @@ def run_phases(ctx: Context, phases: Sequence[Phase], *, command: str = "apply")
             try:
                 summary = phase.run(ctx)
             except KvError as exc:
-                ctx.events.emit(
-                    "phase.end",
-                    phase=phase.name,
-                    title=phase.title,
-                    status="failed",
-                    seconds=round(time.monotonic() - t0, 3),
-                    error=exc.to_dict(),
-                )
+                _end(ctx, phase, t0, "failed", error=exc.to_dict())
                 raise
             except KeyboardInterrupt:
-                ctx.events.emit(
-                    "phase.end",
-                    phase=phase.name,
-                    title=phase.title,
-                    status="failed",
-                    seconds=round(time.monotonic() - t0, 3),
-                    error={"message": "aborted"},
-                )
+                _end(ctx, phase, t0, "failed", error={"message": "aborted"})
                 raise Interrupted(
                     f"aborted during phase {phase.name}",
                     hint=f"run `kvinstall {command} -f {ctx.config_file}` again: it converges from where it stopped",
                 ) from None
             ctx.journal.record(phase.name, inputs)
             ctx.summaries[phase.name] = summary
-            ctx.events.emit(
-                "phase.end",
-                phase=phase.name,
-                title=phase.title,
-                status="ok",
-                seconds=round(time.monotonic() - t0, 3),
-                summary=summary,
-            )
+            _end(ctx, phase, t0, "ok", summary=summary)
             outcome.append((phase.name, "ok"))
     return outcome
