@@ -90,8 +90,9 @@ class Result:
 
 
 @pytest.fixture(scope="module")
-def world(kube_api_factory: Callable[[], Any], registry_ca: Any,
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(
+    kube_api_factory: Callable[[], Any], registry_ca: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
     api = kube_api_factory()
     root = tmp_path_factory.mktemp("e2e")
     files = upstream_files()
@@ -110,10 +111,19 @@ def world(kube_api_factory: Callable[[], Any], registry_ca: Any,
         env = env_for(catalog, root / "cache", registry_ca.cert_path, kubeconfig, root / "kubeone-calls.log")
         env["KVTEST_ADMIN_KUBECONFIG"] = str(api.kubeconfig)
         try:
-            yield World(api=api, root=root, catalog=catalog, kubeone=write_kubeone_standin(root),
-                        kubeconfig=kubeconfig, sim=sim, env=env, upstream_requests=seen)
+            yield World(
+                api=api,
+                root=root,
+                catalog=catalog,
+                kubeone=write_kubeone_standin(root),
+                kubeconfig=kubeconfig,
+                sim=sim,
+                env=env,
+                upstream_requests=seen,
+            )
         finally:
             sim.close()
+            api.stop()  # idempotent; each module's private apiserver goes as soon as the module is done
 
 
 @pytest.fixture
@@ -134,8 +144,13 @@ def lab_config(world: World, lab: Any, **overrides: Any) -> dict[str, Any]:
         "apiVersion": "kvinstall.io/v1alpha1",
         "kind": "VirtualizationCluster",
         "metadata": {"name": "e2e"},
-        "ssh": {"user": "root", "privateKeyFile": str(lab.client_keys.ed25519), "useAgent": False,
-                "connectTimeout": 5, "commandTimeout": 60},
+        "ssh": {
+            "user": "root",
+            "privateKeyFile": str(lab.client_keys.ed25519),
+            "useAgent": False,
+            "connectTimeout": 5,
+            "commandTimeout": 60,
+        },
         "hosts": hosts,
         "storage": {"rwxClass": "nfs"},
         # This machine's CPU has no VT-x/AMD-V (the lab hosts share it): emulation, as an operator would set.
@@ -143,8 +158,11 @@ def lab_config(world: World, lab: Any, **overrides: Any) -> dict[str, Any]:
         "kubeone": {"binary": str(world.kubeone)},
         "auth": {"mode": "basic", "issuer": "https://dex.e2e.example/dex"},
         "workspaces": [
-            {"name": "team-a", "members": [{"user": "alice@example.com", "role": "admin"}],
-             "quota": {"cpu": "8", "memory": "32Gi"}},
+            {
+                "name": "team-a",
+                "members": [{"user": "alice@example.com", "role": "admin"}],
+                "quota": {"cpu": "8", "memory": "32Gi"},
+            },
             {"name": "team-b", "members": [{"group": "devs", "role": "edit"}]},
         ],
     }
@@ -163,8 +181,24 @@ def write_config(config: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def apply_in_process(world: World, lab: Any, config: dict[str, Any], state: Path, *,
-                     sinks: Sequence[Any] = (), **opts: Any) -> Result:
+def converged(
+    world: World, host_lab: Any, tmp_path: Path, edit: Any = None
+) -> tuple[Any, Path, dict[str, Any]]:
+    """A 3-host lab, its config (after `edit(config)`) and its state, applied once successfully: where
+    the drift, config-change and fault tests start."""
+    lab = host_lab(3)
+    state = tmp_path / "state"
+    config = lab_config(world, lab)
+    if edit is not None:
+        edit(config)
+    first = apply_in_process(world, lab, config, state)
+    assert first.code == 0, first.error
+    return lab, state, config
+
+
+def apply_in_process(
+    world: World, lab: Any, config: dict[str, Any], state: Path, *, sinks: Sequence[Any] = (), **opts: Any
+) -> Result:
     """`kvinstall apply --yes` in this process (the SSH sockets must be opened inside the lab's network
     namespace, which only this process can do), events collected and schema-checked. `sinks`: more
     event sinks (objects with handle(event) and close()), e.g. to inject a fault at a given phase."""
@@ -181,8 +215,14 @@ def apply_in_process(world: World, lab: Any, config: dict[str, Any], state: Path
     )
     ctx = None
     try:
-        ctx = open_session(path, options, command="apply", display="none", state_override=state,
-                           extra_sinks=[collect, *sinks])
+        ctx = open_session(
+            path,
+            options,
+            command="apply",
+            display="none",
+            state_override=state,
+            extra_sinks=[collect, *sinks],
+        )
         outcome = run_apply(ctx, confirm=lambda plan: None)
         return Result(0, collect, outcome=outcome, log=_log(collect))
     except KvError as exc:
@@ -219,8 +259,9 @@ def cli_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "kvinstall", *args]
 
 
-def run_cli(world: World, cwd: Path, *args: str, timeout: float = 300,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    world: World, cwd: Path, *args: str, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """`kvinstall ARGS` as CI runs it: a subprocess, no terminal (stdin /dev/null, stdout a pipe).
     It runs in the root network namespace, so it cannot reach lab hosts: callers pass
     `--skip preflight` to apply (the apiserver and the upstream are on 127.0.0.1)."""
@@ -232,4 +273,3 @@ def run_cli(world: World, cwd: Path, *args: str, timeout: float = 300,
 def json_lines(text: str) -> list[dict[str, Any]]:
     """Every line of a JSON Lines stream, parsed (a line that is not JSON fails the test)."""
     return [json.loads(line) for line in text.splitlines() if line.strip()]
-

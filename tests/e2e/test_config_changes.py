@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from conftest import World, apply_in_process, kvinstall_writes, lab_config
+from conftest import World, apply_in_process, converged, kvinstall_writes, lab_config
 
 pytestmark = pytest.mark.e2e
 
@@ -29,11 +29,7 @@ def _get(world: World, path: str) -> dict[str, Any] | None:
 
 def test_feature_gate_added_updates_the_kubevirt_cr(world_env: World, host_lab: Any, tmp_path: Path) -> None:
     world = world_env
-    lab = host_lab(3)
-    state = tmp_path / "state"
-    config = lab_config(world, lab)
-    first = apply_in_process(world, lab, config, state)
-    assert first.code == 0, first.error
+    lab, state, config = converged(world, host_lab, tmp_path)
 
     config["components"]["kubevirt"]["featureGates"] = ["Snapshot"]
     second = apply_in_process(world, lab, config, state)
@@ -41,7 +37,9 @@ def test_feature_gate_added_updates_the_kubevirt_cr(world_env: World, host_lab: 
     assert second.events.objects() == [STATE, ("update", KUBEVIRT_CR)]
     event = second.events.of("object")[1]
     assert event["phase"] == "component/kubevirt"
-    assert any("featureGates" in c["path"] and "Snapshot" in str(c.get("after")) for c in event["changes"]), event
+    assert any("featureGates" in c["path"] and "Snapshot" in str(c.get("after")) for c in event["changes"]), (
+        event
+    )
     cr = _get(world, "/apis/kubevirt.io/v1/namespaces/kubevirt/kubevirts/kubevirt")
     assert cr is not None
     gates = cr["spec"]["configuration"]["developerConfiguration"]["featureGates"]
@@ -52,11 +50,7 @@ def test_feature_gate_added_updates_the_kubevirt_cr(world_env: World, host_lab: 
 
 def test_dex_switched_off_is_pruned(world_env: World, host_lab: Any, tmp_path: Path) -> None:
     world = world_env
-    lab = host_lab(3)
-    state = tmp_path / "state"
-    config = lab_config(world, lab)
-    first = apply_in_process(world, lab, config, state)
-    assert first.code == 0, first.error
+    lab, state, config = converged(world, host_lab, tmp_path)
     assert _get(world, "/apis/apps/v1/namespaces/dex/deployments/dex") is not None
 
     config["auth"] = {"mode": "none"}
@@ -70,7 +64,9 @@ def test_dex_switched_off_is_pruned(world_env: World, host_lab: Any, tmp_path: P
     # Only the prune phase deleted, and only Dex's objects (and not its Namespace without --prune-all).
     prune_events = [e for e in off.events.of("object") if e["action"] == "delete"]
     assert {e["phase"] for e in prune_events} == {"prune"}
-    assert all(e["object"].split("/")[1] == "dex" or e["object"].startswith("ClusterRole") for e in prune_events)
+    assert all(
+        e["object"].split("/")[1] == "dex" or e["object"].startswith("ClusterRole") for e in prune_events
+    )
     assert "Namespace/dex" not in deleted
     assert off.events.phases()["prune"] == "ok"
     assert _get(world, "/apis/apps/v1/namespaces/dex/deployments/dex") is None
@@ -111,9 +107,15 @@ def test_workspace_added_and_another_removed(world_env: World, host_lab: Any, tm
     assert ("delete", "Namespace/team-b") not in objects
     kept = _get(world, "/api/v1/namespaces/team-b")
     assert kept is not None and "deletionTimestamp" not in kept["metadata"]
-    assert _get(world, "/apis/rbac.authorization.k8s.io/v1/namespaces/team-b/rolebindings/workspace-edit") is None
+    assert (
+        _get(world, "/apis/rbac.authorization.k8s.io/v1/namespaces/team-b/rolebindings/workspace-edit")
+        is None
+    )
     assert _get(world, "/api/v1/namespaces/team-b/resourcequotas/workspace-quota") is None
-    assert _get(world, "/apis/networking.k8s.io/v1/namespaces/team-b/networkpolicies/workspace-isolation") is None
+    assert (
+        _get(world, "/apis/networking.k8s.io/v1/namespaces/team-b/networkpolicies/workspace-isolation")
+        is None
+    )
     assert {e["phase"] for e in change.events.of("object") if e["action"] != "update"} == {"workspaces"}
     assert STATE in objects
 

@@ -23,6 +23,7 @@ from conftest import (
     apply_in_process,
     cli_argv,
     cli_env,
+    converged,
     kvinstall_writes,
     lab_config,
     write_config,
@@ -67,11 +68,7 @@ class RestartAt:
 
 def test_apiserver_restarted_mid_apply(world_env: World, host_lab: Any, tmp_path: Path) -> None:
     world = world_env
-    lab = host_lab(3)
-    state = tmp_path / "state"
-    config = lab_config(world, lab)
-    first = apply_in_process(world, lab, config, state)
-    assert first.code == 0, first.error
+    lab, state, config = converged(world, host_lab, tmp_path)
 
     # Work for the component phases, then the apiserver goes away as KubeVirt's phase starts.
     _delete(world, KUBEVIRT_CR)
@@ -153,17 +150,24 @@ def _events(lines: list[str]) -> list[dict[str, Any]]:
 
 def test_sigint_mid_apply_then_resume(world_env: World, host_lab: Any, tmp_path: Path) -> None:
     world = world_env
-    lab = host_lab(3)
-    state = tmp_path / "state"
-    config = lab_config(world, lab)
-    first = apply_in_process(world, lab, config, state)
-    assert first.code == 0, first.error
+    _lab, state, config = converged(world, host_lab, tmp_path)
     _delete(world, KUBEVIRT_CR)  # work for a phase after the interrupted one
 
     # The CLI as a user runs it, in the root network namespace: it cannot reach the lab's hosts,
     # hence --skip preflight (the apiserver and the upstream are on 127.0.0.1).
     path = write_config(config, tmp_path / "cluster.yaml")
-    args = ["apply", "-f", str(path), "--yes", "--skip", "preflight", "--output", "json", "--state-dir", str(state)]
+    args = [
+        "apply",
+        "-f",
+        str(path),
+        "--yes",
+        "--skip",
+        "preflight",
+        "--output",
+        "json",
+        "--state-dir",
+        str(state),
+    ]
     env = cli_env(world, tmp_path / "home")
     proc = subprocess.Popen(cli_argv(*args), cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
