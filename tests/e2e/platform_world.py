@@ -192,6 +192,14 @@ class ClusterSim:
         self._workloads()
         self._operator_crs()
         self._kube_ovn()
+        self._policies()
+
+    def _policies(self) -> None:
+        """Kyverno compiles each ValidatingPolicy and reports it ready."""
+        path = "/apis/policies.kyverno.io/v1/validatingpolicies"
+        for obj in (self._get(path) or {}).get("items", []):
+            if ((obj.get("status") or {}).get("conditionStatus") or {}).get("ready") is not True:
+                self._status(f"{path}/{obj['metadata']['name']}", {"conditionStatus": {"ready": True}})
 
     def _workloads(self) -> None:
         for plural in ("deployments", "daemonsets", "statefulsets"):

@@ -128,7 +128,17 @@ def test_install_ready_policies_and_remove_in_safe_order(
     # The policies, after Kyverno (its CRDs come with the chart).
     pref = ApplySetRef("policies")
     apply_objects(kube, pref, POLICIES.render(config, catalog, cache).objects)
-    wait_ready(kube, POLICIES.readiness(config, catalog), timeout=30, interval=0.5)
+    policy_rules = POLICIES.readiness(config, catalog)
+    # Not ready until Kyverno (played here) has compiled each policy and says so in its status.
+    with pytest.raises(ReadinessTimeout) as err:
+        wait_ready(kube, policy_rules, timeout=1, interval=0.5)
+    assert "status.conditionStatus.ready is unset, want True" in str(err.value)
+    for rule in policy_rules:
+        operator_sim.patch_status(
+            f"/apis/policies.kyverno.io/v1/validatingpolicies/{rule.name}",
+            {"status": {"conditionStatus": {"ready": True}}},
+        )
+    wait_ready(kube, policy_rules, timeout=30, interval=0.5)
     live = kube.get("policies.kyverno.io/v1", "ValidatingPolicy", "kvinstall-vm-host-devices")
     assert live is not None and live["spec"]["validationActions"] == ["Deny"]
     # Disabling a policy prunes it.

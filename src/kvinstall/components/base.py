@@ -49,6 +49,9 @@ class ReadinessRule:
     phase: str | None = None  # e.g. "Deployed"
     conditions: tuple[tuple[str, str], ...] = ()  # e.g. (("Available", "True"), ("Degraded", "False"))
     exists_only: bool = False  # ready as soon as it exists (e.g. Vpc ovn-cluster)
+    # Dotted paths that must hold a value, e.g. (("status.conditionStatus.ready", True),) for a
+    # Kyverno ValidatingPolicy, whose readiness is neither a phase nor a condition.
+    fields: tuple[tuple[str, object], ...] = ()
 
 
 class ArtifactSource(Protocol):

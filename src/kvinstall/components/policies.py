@@ -104,10 +104,14 @@ class Policies:
         return Rendered(objects=render_policies(config), notes=notes)
 
     def readiness(self, config: Config, catalog: Catalog) -> list[ReadinessRule]:
-        # Existence only: the ready flag lives in .status.conditionStatus.ready, which a
-        # phase/conditions rule cannot express.
+        # Kyverno reports a policy ready (compiled and enforced) in .status.conditionStatus.ready.
         return [
-            ReadinessRule(POLICY_API, POLICY_KIND, str(p["metadata"]["name"]), exists_only=True)
+            ReadinessRule(
+                POLICY_API,
+                POLICY_KIND,
+                str(p["metadata"]["name"]),
+                fields=(("status.conditionStatus.ready", True),),
+            )
             for p in render_policies(config)
         ]
 

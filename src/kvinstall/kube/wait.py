@@ -53,6 +53,15 @@ def _with_reason(base: str, obj: KubeObject, prefer: tuple[str, ...] = ()) -> st
     return f"{base} ({why})" if why else base
 
 
+def _dig(obj: KubeObject, path: str) -> Any:
+    node: Any = obj
+    for key in path.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node
+
+
 def is_ready(rule: ReadinessRule, obj: KubeObject | None) -> tuple[bool, str]:
     """(ready, why not) for one object against its rule."""
     if obj is None:
@@ -61,6 +70,12 @@ def is_ready(rule: ReadinessRule, obj: KubeObject | None) -> tuple[bool, str]:
         return True, ""
     status = obj.get("status") or {}
     kind = rule.kind
+    for path, want in rule.fields:
+        have = _dig(obj, path)
+        if have != want:
+            return False, f"{path} is {'unset' if have is None else repr(have)}, want {want!r}"
+    if rule.fields and rule.phase is None and not rule.conditions:
+        return True, ""
     if rule.phase is None and not rule.conditions:
         if kind == "Deployment":
             if (g := _generation_seen(obj)) is not None:
