@@ -154,6 +154,16 @@ def test_swap_hostnames_ports() -> None:
     assert res[("10.0.0.2", "swap.off")].status == "pass"
 
 
+def test_ports_of_an_installed_node_are_its_own() -> None:
+    # A re-run: the node KubeOne joined holds the cluster ports itself; that is no conflict.
+    busy = frozenset({("tcp", 6443), ("tcp", 10250), ("tcp", 2379)})
+    member = replace(GOOD, listening=busy, cluster_member=True)
+    stranger = replace(GOOD, listening=busy)
+    res = run(two_hosts(), [member, stranger])
+    assert res[("10.0.0.1", "ports.free")].status == "pass"
+    assert res[("10.0.0.2", "ports.free")].status == "fail"
+
+
 def test_required_ports_per_role_and_tunnel() -> None:
     cfg = config(
         [{"address": "10.0.0.1", "role": "controlPlane"}, {"address": "10.0.0.2", "role": "worker"}],

@@ -57,6 +57,8 @@ SAMPLE = "\n".join(
         "@@df",
         "Filesystem     1024-blocks      Used Available Capacity Mounted on",
         "/dev/mapper/rl-var 104806400 10485760  94320640      11% /var",
+        "@@node",
+        "member",
         "@@sudo",
         "ok",
         "@@reach",
@@ -93,6 +95,7 @@ def test_parse_sample() -> None:
     assert f.disks == {"nvme0n1": 1875385008 * 512}
     assert f.listening == {("tcp", 22), ("udp", 6081)}
     assert f.sudo_ok is True
+    assert f.cluster_member is True
     assert f.reach == {"10.0.0.2:22": True, "10.0.0.3:22": False, "10.0.0.4:22": None}
 
 

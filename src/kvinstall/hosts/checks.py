@@ -196,6 +196,9 @@ def required_ports(h: Host, config: Config) -> list[tuple[str, int]]:
 
 
 def _ports(h: HostContext, c: ClusterContext) -> Outcome:
+    if h.facts.cluster_member:
+        # A re-run on an installed cluster: kubelet, etcd and the API server hold these ports.
+        return True, "already a cluster node: its own components hold the cluster ports"
     busy = [
         f"{p}/{proto}" for proto, p in required_ports(h.host, c.config) if (proto, p) in h.facts.listening
     ]

@@ -70,6 +70,9 @@ def facts_script(peers: Sequence[Peer] = (), *, check_sudo: bool = False) -> str
         "elif command -v chronyc >/dev/null; then chronyc -n tracking | grep -i '^leap status'; fi",
         "echo @@df",
         "df -Pk /var",
+        # A host KubeOne already joined (the marker KubeOne itself uses): its own ports are in use.
+        "echo @@node",
+        "[ -e /etc/kubernetes/kubelet.conf ] && echo member",
     ]
     if check_sudo:
         lines += ["echo @@sudo", "if sudo -n true; then echo ok; else echo fail; fi"]
@@ -126,6 +129,7 @@ class HostFacts:
     disks: dict[str, int] = field(default_factory=dict)  # block device -> bytes
     listening: frozenset[tuple[str, int]] = frozenset()  # ("tcp"|"udp", port)
     sudo_ok: bool | None = None
+    cluster_member: bool = False  # /etc/kubernetes/kubelet.conf exists: already a node of the cluster
     reach: dict[str, bool | None] = field(default_factory=dict)  # "addr:port" -> reachable
 
     @property
@@ -297,6 +301,7 @@ def parse_facts(text: str) -> HostFacts:
         modules=modules,
         time_synced=time_synced,
         var_free_bytes=parse_df(sec.get("df", [])),
+        cluster_member=any(ln.strip() == "member" for ln in sec.get("node", [])),
         disks=disks,
         listening=frozenset(listening),
         sudo_ok=(sudo_lines[0] == "ok") if sudo_lines else None,
