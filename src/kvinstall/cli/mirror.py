@@ -135,7 +135,9 @@ def create_cmd(
     out_path: Annotated[Path, typer.Option("--out", "-o", help="Bundle file to write.")],
     platform: Annotated[
         list[str] | None,
-        typer.Option("--platform", metavar="OS/ARCH", help="Platforms to keep (OS/ARCH, or 'all'). Repeatable."),
+        typer.Option(
+            "--platform", metavar="OS/ARCH", help="Platforms to keep (OS/ARCH, or 'all'). Repeatable."
+        ),
     ] = None,
     registry_mirror: MirrorOpt = None,
     insecure_registry: InsecureOpt = None,
@@ -179,10 +181,18 @@ def create_cmd(
     )
 
 
-@app.command("push", help="Upload a bundle into the site registry (only what it lacks; digests unchanged).")
+@app.command(
+    "push",
+    help="Upload a bundle into the site registry (only what it lacks; digests unchanged). The registry, its "
+    "CA, plain HTTP and the login come from the options, or from the config's offline section with -f.",
+)
 def push_cmd(
     bundle: Annotated[Path, typer.Option("--bundle", help="Bundle made by `mirror create`.")],
-    registry: Annotated[str, typer.Option("--registry", help="Site registry HOST[:PORT].")],
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", "-f", help="Take registry, CA, insecure and login from this config."),
+    ] = None,
+    registry: Annotated[str | None, typer.Option("--registry", help="Site registry HOST[:PORT].")] = None,
     ca_file: Annotated[Path | None, typer.Option("--ca-file", help="CA that signed the registry.")] = None,
     insecure: Annotated[bool, typer.Option("--insecure", help="Plain HTTP registry.")] = False,
     username: Annotated[str | None, typer.Option("--username", help="Registry user.")] = None,
@@ -193,16 +203,30 @@ def push_cmd(
     out: OutputOpt = Output.text,
 ) -> None:
     from kvinstall.mirror.bundle import push_bundle
+    from kvinstall.mirror.items import PushTarget, push_target
 
     output.set_mode(out)
-    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    target = PushTarget(registry or "", str(ca_file) if ca_file else None, insecure, username, None)
+    if file is not None:
+        from kvinstall.config.loader import load_file
+
+        target = push_target(load_file(file).config, override=target)
+    if password_stdin:
+        target = target.with_password(sys.stdin.readline().rstrip("\n"))
+    if not target.registry:
+        from kvinstall.errors import UsageError
+
+        raise UsageError(
+            "no registry: pass --registry HOST[:PORT], or -f with a config that sets offline.registry"
+        )
+    registry = target.registry
     result = push_bundle(
         bundle,
-        registry,
-        ca_file=ca_file,
-        insecure=insecure,
-        username=username,
-        password=password,
+        target.registry,
+        ca_file=target.ca_file,
+        insecure=target.insecure,
+        username=target.username,
+        password=target.password,
         workers=workers,
         progress=_progress("mirror push"),
     )

@@ -90,12 +90,7 @@ def offline_registry(config: Config) -> OfflineRegistry | None:
     username = password = None
     if off.credentials is not None:
         username = off.credentials.username
-        try:
-            password = off.credentials.password.reveal()
-        except LookupError as exc:
-            from kvinstall.errors import ConfigError
-
-            raise ConfigError([f"offline.credentials.password: {exc}"]) from None
+        password = off.credentials.password.require("offline.credentials.password")
     return OfflineRegistry(
         host=off.registry, ca_file=off.ca_file, insecure=off.insecure, username=username, password=password
     )

@@ -138,10 +138,7 @@ def load_admin_credentials(state_dir: Path, config: Config) -> AdminCredentials:
     path = Path(state_dir) / CREDENTIALS_FILE
     stored = _read_credentials(path)
     if basic.password is not None:
-        try:
-            password = basic.password.reveal()
-        except LookupError as exc:
-            raise ConfigError([Problem(str(exc), loc=("auth", "basic", "password"))]) from None
+        password = basic.password.require("auth.basic.password")
         if not password:
             raise ConfigError([Problem("the admin password is empty", loc=("auth", "basic", "password"))])
     elif stored is not None:
@@ -195,13 +192,6 @@ def state_dir_credentials(state_dir: Path) -> CredentialsProvider:
 # --- the Dex configuration ----------------------------------------------------------------------
 
 
-def _reveal(secret: Secret, loc: tuple[str | int, ...]) -> str:
-    try:
-        return secret.reveal()
-    except LookupError as exc:
-        raise ConfigError([Problem(str(exc), loc=loc)]) from None
-
-
 def _resolve_refs(value: Any, loc: tuple[str | int, ...]) -> Any:
     """Connector settings with every `{valueFrom: {env|file: ...}}` replaced by the secret's value."""
     if isinstance(value, dict):
@@ -210,7 +200,7 @@ def _resolve_refs(value: Any, loc: tuple[str | int, ...]) -> Any:
                 secret = Secret.model_validate(value)
             except ValueError as exc:
                 raise ConfigError([Problem(f"not a secret reference: {exc}", loc=loc)]) from None
-            return _reveal(secret, loc)
+            return secret.require(loc)
         return {k: _resolve_refs(v, (*loc, k)) for k, v in value.items()}
     if isinstance(value, list):
         return [_resolve_refs(v, (*loc, i)) for i, v in enumerate(value)]
@@ -236,7 +226,7 @@ def dex_config(config: Config, admin: AdminCredentials | None) -> dict[str, Any]
         if c.public:
             client["public"] = True
         if c.secret is not None:
-            client["secret"] = _reveal(c.secret, ("auth", "staticClients", i, "secret"))
+            client["secret"] = c.secret.require(("auth", "staticClients", i, "secret"))
         clients.append(client)
     if not any(c["id"] == auth.client_id for c in clients):
         # The client the kube-apiserver trusts (its audience); kubectl oidc-login logs in with it.
@@ -272,7 +262,7 @@ def dex_config(config: Config, admin: AdminCredentials | None) -> dict[str, Any]
             loc: tuple[str | int, ...] = ("auth", "oidc", "connectors", i)
             settings = _resolve_refs(dict(conn.config), (*loc, "config"))
             if conn.client_secret is not None:
-                settings["clientSecret"] = _reveal(conn.client_secret, (*loc, "clientSecret"))
+                settings["clientSecret"] = conn.client_secret.require((*loc, "clientSecret"))
             connectors.append({"type": conn.type, "id": conn.id, "name": conn.name, "config": settings})
         out["connectors"] = connectors
     return out

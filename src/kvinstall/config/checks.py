@@ -211,7 +211,8 @@ def check_kubevirt(cfg: Config, cat: Catalog) -> Iterator[Problem]:
             "pciHostDevices",
         )
     names = Counter(
-        [d.resource_name for d in devices.pci_host_devices] + [d.resource_name for d in devices.mediated_devices]
+        [d.resource_name for d in devices.pci_host_devices]
+        + [d.resource_name for d in devices.mediated_devices]
     )
     for name, n in names.items():
         if n > 1:

@@ -20,7 +20,7 @@ from kvinstall.config import kubev
 from kvinstall.config.checks import run_checks
 from kvinstall.config.models import API_VERSION, KIND, Config
 from kvinstall.config.positions import position, value_position, walk
-from kvinstall.config.problems import Loc, Problem
+from kvinstall.config.problems import Loc, Problem, parse_path
 from kvinstall.errors import ConfigError, LocalIOError
 
 
@@ -175,7 +175,7 @@ def _unresolvable_secrets(config: Config, tree: Any, source: str, pathmap: dict[
     for path, secret in config.secrets():
         reason = secret.is_resolvable()
         if reason is not None:
-            loc = _parse_path(path)
+            loc = parse_path(path)
             out.append(
                 _place(
                     Problem(
@@ -190,15 +190,6 @@ def _unresolvable_secrets(config: Config, tree: Any, source: str, pathmap: dict[
                 )
             )
     return out
-
-
-def _parse_path(path: str) -> Loc:
-    loc: list[str | int] = []
-    for part in path.replace("]", "").split("."):
-        name, *idx = part.split("[")
-        loc.append(name)
-        loc.extend(int(i) for i in idx)
-    return tuple(loc)
 
 
 def _sorted(problems: list[Problem]) -> list[Problem]:

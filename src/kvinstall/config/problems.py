@@ -20,6 +20,12 @@ def format_path(loc: Loc) -> str:
     return out or "(top level)"
 
 
+def parse_path(path: str) -> Loc:
+    """'hosts[0].address' -> ('hosts', 0, 'address'): the inverse of format_path."""
+    parts = path.replace("[", ".").replace("]", "").split(".")
+    return tuple(int(p) if p.isdigit() else p for p in parts if p)
+
+
 @dataclass(frozen=True)
 class Problem:
     message: str

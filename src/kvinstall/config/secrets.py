@@ -85,6 +85,17 @@ class Secret(BaseModel):
         except OSError as exc:
             raise LookupError(f"cannot read secret file {path}: {exc.strerror or exc}") from None
 
+    def require(self, path: str | tuple[str | int, ...]) -> str:
+        """The clear value, or a ConfigError naming the field (a dotted path or a loc tuple)."""
+        try:
+            return self.reveal()
+        except LookupError as exc:
+            from kvinstall.config.problems import Problem, parse_path
+            from kvinstall.errors import ConfigError
+
+            loc = path if isinstance(path, tuple) else parse_path(path)
+            raise ConfigError([Problem(f"secret not available: {exc}", loc=loc)]) from None
+
     def is_resolvable(self) -> str | None:
         """None when reveal() would succeed, else the reason it would not."""
         try:

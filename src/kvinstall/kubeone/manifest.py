@@ -141,7 +141,10 @@ def registries_auth(config: Config) -> dict[str, Any] | None:
     off = config.offline
     if not (off.enabled and off.registry and off.credentials):
         return None
-    auth = {"username": off.credentials.username, "password": off.credentials.password.reveal()}
+    auth = {
+        "username": off.credentials.username,
+        "password": off.credentials.password.require("offline.credentials.password"),
+    }
     return {
         "apiVersion": API_VERSION,
         "kind": "ContainerRuntimeContainerd",

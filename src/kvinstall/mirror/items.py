@@ -8,7 +8,7 @@ upstream references (docker.io/..., quay.io/...) that the offline render maps to
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kvinstall.catalog import Catalog
@@ -116,3 +116,33 @@ class ArtifactFetch:
             raise ArtifactError(f"{art.describe()} is not available", where=art.name)
         digest = hashlib.sha256(data).hexdigest()
         return self.cache.path_for(digest), digest  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class PushTarget:
+    """Where and how `mirror push` uploads; repr never shows the password."""
+
+    registry: str
+    ca_file: str | None = None
+    insecure: bool = False
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    def with_password(self, password: str) -> PushTarget:
+        return replace(self, password=password)
+
+
+def push_target(config: Config, *, override: PushTarget) -> PushTarget:
+    """The config's offline section, with what the command line gave taking precedence."""
+    off = config.offline
+    creds = off.credentials
+    password = override.password
+    if password is None and creds is not None and override.username in (None, creds.username):
+        password = creds.password.require("offline.credentials.password")
+    return PushTarget(
+        registry=override.registry or (off.registry or ""),
+        ca_file=override.ca_file or off.ca_file,
+        insecure=override.insecure or off.insecure,
+        username=override.username or (creds.username if creds else None),
+        password=password,
+    )

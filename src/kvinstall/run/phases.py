@@ -118,16 +118,13 @@ class GatePhase:
 
 
 def site_registry_client(ctx: Context) -> Any:
+    from kvinstall.components.artifacts import offline_registry
     from kvinstall.mirror.registry import RegistryClient
 
-    off = ctx.config.offline
-    creds = off.credentials
+    reg = offline_registry(ctx.config)
+    assert reg is not None  # the gate runs in offline mode only
     return RegistryClient(
-        str(off.registry),
-        ca_file=off.ca_file,
-        insecure=off.insecure,
-        username=creds.username if creds else None,
-        password=creds.password.reveal() if creds else None,
+        reg.host, ca_file=reg.ca_file, insecure=reg.insecure, username=reg.username, password=reg.password
     )
 
 

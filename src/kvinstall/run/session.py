@@ -34,23 +34,6 @@ def redactor_for(config: Config, state: Path) -> Redactor:
     return red
 
 
-def artifact_source(config: Config) -> ArtifactSource:
-    from kvinstall.components.artifacts import ArtifactCache, OfflineRegistry
-
-    off = config.offline
-    if not off.enabled:
-        return ArtifactCache()
-    creds = off.credentials
-    registry = OfflineRegistry(
-        host=str(off.registry),
-        ca_file=off.ca_file,
-        insecure=off.insecure,
-        username=creds.username if creds else None,
-        password=creds.password.reveal() if creds else None,
-    )
-    return ArtifactCache(offline_registry=registry)
-
-
 def open_session(
     file: Path,
     options: Options,
@@ -79,8 +62,9 @@ def open_session(
     events = Events(sinks, redactor_for(config, state))
     catalog = load_catalog()
     from kvinstall.components import default_components
+    from kvinstall.components.artifacts import source_for
 
-    src = source or artifact_source(config)
+    src = source or source_for(config)
     desired = desire(config, catalog, src, components=default_components(state))
     ctx = Context(
         config=config,
