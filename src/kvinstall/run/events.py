@@ -159,34 +159,50 @@ class PlainLines:
 
 
 class LiveView:
-    """A rich live view on a terminal: the phase list with spinners and timings, and the latest line."""
+    """A rich live view on a terminal: the phase list with spinners and timings, a row per host during
+    preflight, readiness progress of the running component, and the latest line."""
 
-    def __init__(self) -> None:
+    _MARKS = {"ok": "[green]✓[/]", "skipped": "[dim]·[/]", "failed": "[red]✗[/]"}
+    _HOST = {
+        "ok": "[green]ok[/]",
+        "warn": "[yellow]warn[/]",
+        "fail": "[red]fail[/]",
+        "unreachable": "[red]down[/]",
+    }
+
+    def __init__(self, console: Any = None) -> None:
         from rich.console import Console
         from rich.live import Live
 
-        self.console = Console()
+        self.console = console or Console()
         self.phases: dict[str, dict[str, Any]] = {}
+        self.hosts: dict[str, str] = {}
         self.last = ""
         self.live = Live(self._render(), console=self.console, refresh_per_second=8, transient=False)
         self.live.start()
 
     def _render(self) -> Any:
+        from rich.markup import escape
         from rich.spinner import Spinner
         from rich.table import Table
 
         table = Table.grid(padding=(0, 1))
-        for info in self.phases.values():
+        for name, info in self.phases.items():
             status = info["status"]
             if status == "running":
                 mark: Any = Spinner("dots")
                 took = f"{time.monotonic() - info['t0']:.0f}s"
+                if info.get("progress"):
+                    took += f"  {info['progress']}"
             else:
-                mark = {"ok": "[green]✓[/]", "skipped": "[dim]·[/]", "failed": "[red]✗[/]"}.get(status, "?")
+                mark = self._MARKS.get(status, "?")
                 took = f"{info.get('seconds', 0):.1f}s" if status != "skipped" else info.get("reason", "")
-            table.add_row(mark, info["title"], f"[dim]{took}[/]")
+            table.add_row(mark, escape(info["title"]), f"[dim]{escape(took)}[/]")
+            if name == "preflight":
+                for host, hstatus in self.hosts.items():
+                    table.add_row("", f"  {escape(host)}", self._HOST.get(hstatus, escape(hstatus)))
         if self.last:
-            table.add_row("", f"[dim]{self.last}[/]", "")
+            table.add_row("", f"[dim]{escape(self.last)}[/]", "")
         return table
 
     def handle(self, event: dict[str, Any]) -> None:
@@ -201,19 +217,14 @@ class LiveView:
         elif t == "phase.end" and phase in self.phases:
             self.phases[phase].update(status=event.get("status"), seconds=event.get("seconds", 0))
         elif t == "phase.skip":
-            self.phases[phase] = {
-                "title": event.get("title", phase),
-                "status": "skipped",
-                "reason": event.get("reason", ""),
-                "t0": 0,
-            }
-        elif t in ("host", "object", "ready", "log", "progress"):
-            line = (
-                _line(event)
-                if t != "progress"
-                else (f"{event.get('what')}: {event.get('done')}/{event.get('total')}")
-            )
-            self.last = (line or "").strip()
+            self.phases[phase] = {"title": event.get("title", phase), "status": "skipped",
+                                  "reason": event.get("reason", ""), "t0": 0}  # fmt: skip
+        elif t == "host":
+            self.hosts[str(event.get("host"))] = str(event.get("status"))
+        elif t == "progress" and phase in self.phases:
+            self.phases[phase]["progress"] = f"{event.get('what')} {event.get('done')}/{event.get('total')}"
+        elif t in ("object", "ready", "log"):
+            self.last = (_line(event) or "").strip()
         elif t in ("warning", "run.end"):
             text = _line(event)
             if text:
