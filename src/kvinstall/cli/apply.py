@@ -76,8 +76,6 @@ def register(app: typer.Typer) -> None:
             confirm("Apply this plan?", yes=yes)
 
         try:
-            result = run_apply(ctx, confirm=show_and_confirm)
+            run_apply(ctx, confirm=show_and_confirm)  # the credentials file path is in the events
         finally:
             ctx.events.close()
-        if out is not Output.json and result.credentials_file:
-            output.echo(f"Dex admin credentials: {result.credentials_file}")

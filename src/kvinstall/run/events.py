@@ -178,8 +178,9 @@ class LiveView:
         self.phases: dict[str, dict[str, Any]] = {}
         self.hosts: dict[str, str] = {}
         self.last = ""
-        self.live = Live(self._render(), console=self.console, refresh_per_second=8, transient=False)
-        self.live.start()
+        # Started with the first phase: before it, apply shows the plan and may ask on this terminal.
+        self.live = Live(console=self.console, refresh_per_second=8, transient=False)
+        self.started = False
 
     def _render(self) -> Any:
         from rich.markup import escape
@@ -208,6 +209,14 @@ class LiveView:
     def handle(self, event: dict[str, Any]) -> None:
         t = event["type"]
         phase = event.get("phase", "")
+        if not self.started:
+            if not t.startswith("phase."):
+                text = _line(event)
+                if text:
+                    self.console.print(text, markup=False, highlight=False)
+                return
+            self.live.start()
+            self.started = True
         if t == "phase.start":
             self.phases[phase] = {
                 "title": event.get("title", phase),
@@ -232,4 +241,6 @@ class LiveView:
         self.live.update(self._render())
 
     def close(self) -> None:
-        self.live.stop()
+        if self.started:
+            self.live.update(self._render())
+            self.live.stop()
