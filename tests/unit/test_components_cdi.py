@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from kvinstall.components.base import KubeObject
+from kvinstall.components.base import OWN_ANNOTATION, KubeObject
 from kvinstall.components.cdi import COMPONENT, OPERAND_IMAGE_ENV
-from kvinstall.components.kubevirt import OWNS_ANNOTATION, find_object
+from kvinstall.components.kubevirt import find_object
 from kvinstall.config.models import Config
 from kvinstall.errors import ArtifactError
 from kvinstall.render.images import images_in, images_outside
@@ -48,7 +48,7 @@ def test_default_cr_is_cluster_scoped_with_version_gates() -> None:
     assert objects[-1] is the_cr
     assert the_cr["apiVersion"] == "cdi.kubevirt.io/v1beta1"
     assert "namespace" not in the_cr["metadata"]
-    assert the_cr["metadata"]["annotations"] == {OWNS_ANNOTATION: "spec"}
+    assert the_cr["metadata"]["annotations"] == {OWN_ANNOTATION: "spec"}
     assert the_cr["spec"]["config"] == {
         "featureGates": ["HonorWaitForFirstConsumer", "WebhookPvcRendering"],
         "filesystemOverhead": {"global": "0.06"},

@@ -8,10 +8,9 @@ from typing import Any
 import pytest
 
 from kvinstall.catalog import load_catalog
-from kvinstall.components.base import KubeObject
+from kvinstall.components.base import OWN_ANNOTATION, KubeObject
 from kvinstall.components.kubevirt import (
     COMPONENT,
-    OWNS_ANNOTATION,
     effective_feature_gates,
     feature_gate_problems,
     find_object,
@@ -75,16 +74,10 @@ def test_renders_operator_then_cr_marked_spec_only() -> None:
     assert the_cr["metadata"] == {
         "name": "kubevirt",
         "namespace": "kubevirt",
-        "annotations": {OWNS_ANNOTATION: "spec"},
+        "annotations": {OWN_ANNOTATION: "spec"},
     }
     assert the_cr["spec"]["configuration"]["evictionStrategy"] == "LiveMigrateIfPossible"
     assert dev_config(objects) == {"featureGates": [], "useEmulation": False}
-
-
-def test_owns_annotation_is_what_the_apply_engine_reads() -> None:
-    from kvinstall.kube.apply import OWN_ANNOTATION
-
-    assert OWNS_ANNOTATION == OWN_ANNOTATION
 
 
 def test_config_knobs_reach_the_cr() -> None:

@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 
 KubeObject = dict[str, Any]
 
+# An operator's custom resource carrying this annotation (value "spec") is applied spec-only: the
+# apply engine never takes the status or the fields the operator adds (finalizers, defaults).
+OWN_ANNOTATION = "kvinstall.io/own"
+
 
 @dataclass(frozen=True)
 class Artifact:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kvinstall.components.base import (
+    OWN_ANNOTATION,
     Artifact,
     ArtifactSource,
     CatalogComponent,
@@ -31,10 +32,6 @@ if TYPE_CHECKING:
     from kvinstall.catalog import Catalog, Release
     from kvinstall.config.models import Config
 
-# The apply engine applies only `spec` of objects carrying this annotation and never takes
-# ownership of their status or of fields the operator adds (finalizers, defaults).
-OWNS_ANNOTATION = "kvinstall.io/own"  # what kvinstall.kube.apply reads (OWN_ANNOTATION)
-OWNS_SPEC = "spec"
 
 CRD_API = "apiextensions.k8s.io/v1"
 READY_CONDITIONS: tuple[tuple[str, str], ...] = (
@@ -48,7 +45,7 @@ def mark_operator_cr(obj: KubeObject) -> KubeObject:
     """Mark `obj` as an operator CR whose `spec` only kvinstall owns."""
     meta = obj.setdefault("metadata", {})
     annotations = meta.setdefault("annotations", {}) or {}
-    annotations[OWNS_ANNOTATION] = OWNS_SPEC
+    annotations[OWN_ANNOTATION] = "spec"
     meta["annotations"] = annotations
     return obj
 

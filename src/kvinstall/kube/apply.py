@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from kvinstall.components.base import ReadinessRule
+from kvinstall.components.base import OWN_ANNOTATION, ReadinessRule
 from kvinstall.errors import ClusterError, KvError
 from kvinstall.kube import drift
 from kvinstall.kube.client import Kube, Resource, describe, describe_obj, split_api_version
@@ -34,8 +34,6 @@ KubeObject = dict[str, Any]
 Action = Literal["create", "update", "unchanged"]
 Phase = Literal["crd", "namespace", "object", "custom"]
 PHASES: tuple[Phase, ...] = ("crd", "namespace", "object", "custom")
-# Annotation a component may set on a custom resource: kvinstall then owns only its spec.
-OWN_ANNOTATION = "kvinstall.io/own"
 PROTECTED_KINDS = frozenset({"CustomResourceDefinition.apiextensions.k8s.io", "Namespace"})
 # Groups served by kube-apiserver itself; objects of any other group are custom resources.
 BUILTIN_GROUPS = frozenset(
