@@ -24,37 +24,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from kvinstall.kube import ApplySetRef, Kube, execute, plan_apply
+from substrate.crds import crd as substrate_crd
 from substrate.kube_api import KubeApi
 
 
 def crd(tag: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"gadgets{tag}.bench.kvinstall.io"},
-        "spec": {
-            "group": "bench.kvinstall.io",
-            "scope": "Namespaced",
-            "names": {"plural": f"gadgets{tag}", "singular": f"gadget{tag}", "kind": f"Gadget{tag.upper()}"},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {
-                                "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-                                "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
+    return substrate_crd("bench.kvinstall.io", f"Gadget{tag.upper()}", f"gadgets{tag}")
 
 
 def objects(tag: str, n: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

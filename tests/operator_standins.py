@@ -23,39 +23,10 @@ import yaml
 
 from kvinstall.catalog import Catalog, load_catalog
 from kvinstall.components.base import Artifact
+from substrate.crds import crd
 
 KV_VERSION = "v1.8.4"
 CDI_VERSION = "v1.65.0"
-
-
-def _crd(group: str, kind: str, plural: str, scope: str, version: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{group}"},
-        "spec": {
-            "group": group,
-            "scope": scope,
-            "names": {"kind": kind, "plural": plural, "singular": kind.lower(), "listKind": f"{kind}List"},
-            "versions": [
-                {
-                    "name": version,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {
-                                "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-                                "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
 
 
 def _rbac(name: str, namespace: str, group: str) -> list[dict[str, Any]]:
@@ -109,7 +80,7 @@ def kubevirt_operator_objects(version: str = KV_VERSION) -> list[dict[str, Any]]
             "kind": "Namespace",
             "metadata": {"name": "kubevirt", "labels": {"pod-security.kubernetes.io/enforce": "privileged"}},
         },
-        _crd("kubevirt.io", "KubeVirt", "kubevirts", "Namespaced", "v1"),
+        crd("kubevirt.io", "KubeVirt", "kubevirts", scope="Namespaced", version="v1"),
         {
             "apiVersion": "scheduling.k8s.io/v1",
             "kind": "PriorityClass",
@@ -155,7 +126,7 @@ def cdi_operator_objects(version: str = CDI_VERSION) -> list[dict[str, Any]]:
             "kind": "Namespace",
             "metadata": {"name": "cdi", "labels": {"cdi.kubevirt.io": ""}},
         },
-        _crd("cdi.kubevirt.io", "CDI", "cdis", "Cluster", "v1beta1"),
+        crd("cdi.kubevirt.io", "CDI", "cdis", scope="Cluster", version="v1beta1"),
         *_rbac("cdi-operator", "cdi", "cdi.kubevirt.io"),
         _deployment("cdi-operator", "cdi", img("cdi-operator"), env, replicas=1),
     ]

@@ -35,6 +35,7 @@ from kvinstall.config.models import Config
 from kvinstall.errors import ReadinessTimeout
 from kvinstall.kube import ApplySetRef, Kube, apply_objects, execute, plan_apply, wait_ready
 from operator_standins import serve_https
+from substrate.crds import crd as make_crd
 
 pytestmark = pytest.mark.integration
 
@@ -176,26 +177,7 @@ GROUP = "policytest.kvinstall.io"
 
 
 def _vm_crd(kind: str, plural: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{GROUP}"},
-        "spec": {
-            "group": GROUP,
-            "scope": "Namespaced",
-            "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-                    },
-                }
-            ],
-        },
-    }
+    return make_crd(GROUP, kind, plural, status=False)
 
 
 def as_admission_policy(policy: dict[str, Any], suffix: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -15,29 +15,14 @@ from kvinstall.components.base import KubeObject
 from kvinstall.components.workspaces import COMPONENT
 from kvinstall.config.models import Config
 from kvinstall.kube import ApplyPlan, ApplySetRef, Kube, execute, plan_apply
+from substrate.crds import crd
 
 pytestmark = pytest.mark.integration
 CATALOG = load_catalog()
 
 
 def _kubeovn_crd(kind: str, plural: str) -> KubeObject:
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.kubeovn.io"},
-        "spec": {
-            "group": "kubeovn.io",
-            "scope": "Cluster",
-            "names": {"kind": kind, "plural": plural, "singular": kind.lower(), "listKind": f"{kind}List"},
-            "versions": [{
-                "name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
-                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                    "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-                    "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-                }}},
-            }],
-        },
-    }  # fmt: skip
+    return crd("kubeovn.io", kind, plural, scope="Cluster")
 
 
 @pytest.fixture

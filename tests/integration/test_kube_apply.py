@@ -16,6 +16,7 @@ import pytest
 from kvinstall.errors import ClusterError
 from kvinstall.kube import ApplyFailed, ApplySetRef, Kube, execute, plan_apply
 from kvinstall.kube.inventory import GROUP_KINDS_ANNOTATION, ID_LABEL, PART_OF_LABEL
+from substrate.crds import crd as make_crd
 
 pytestmark = pytest.mark.integration
 
@@ -33,45 +34,11 @@ def uid() -> str:
 
 def crd(suffix: str) -> dict[str, Any]:
     """A tiny CRD of our own (status subresource), one per test so tests stay independent."""
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"widgets{suffix}.example.kvinstall.io"},
-        "spec": {
-            "group": "example.kvinstall.io",
-            "scope": "Namespaced",
-            "names": {
-                "plural": f"widgets{suffix}",
-                "singular": f"widget{suffix}",
-                "kind": f"Widget{suffix.capitalize()}",
-                "listKind": f"Widget{suffix.capitalize()}List",
-            },
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {
-                                "spec": {
-                                    "type": "object",
-                                    "properties": {
-                                        "size": {"type": "integer"},
-                                        "color": {"type": "string"},
-                                        "tags": {"type": "array", "items": {"type": "string"}},
-                                    },
-                                },
-                                "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
+    spec = {"type": "object", "properties": {"size": {"type": "integer"}, "color": {"type": "string"},
+                                             "tags": {"type": "array", "items": {"type": "string"}}}}  # fmt: skip
+    return make_crd(
+        "example.kvinstall.io", f"Widget{suffix.capitalize()}", f"widgets{suffix}", spec_schema=spec
+    )
 
 
 def widget(suffix: str, ns: str, name: str, size: int, **meta: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import pytest
 from kvinstall.components.base import ReadinessRule
 from kvinstall.errors import ReadinessTimeout
 from kvinstall.kube import ApplySetRef, Kube, execute, plan_apply, wait_ready
+from substrate.crds import crd as make_crd
 
 pytestmark = pytest.mark.integration
 
@@ -18,27 +19,7 @@ def test_wait_ready_deployment_crd_and_custom_resource(
 ) -> None:
     ns = kube_namespace
     kube = Kube.from_kubeconfig(kube_api.kubeconfig)
-    crd = {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": "gizmos.example.kvinstall.io"},
-        "spec": {
-            "group": "example.kvinstall.io",
-            "scope": "Namespaced",
-            "names": {"plural": "gizmos", "singular": "gizmo", "kind": "Gizmo"},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "schema": {
-                        "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-                    },
-                }
-            ],
-        },
-    }
+    crd = make_crd("example.kvinstall.io", "Gizmo", "gizmos")
     dep = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -17,6 +17,7 @@ import requests
 from kubernetes import config as k8s_config
 from kubernetes.dynamic import DynamicClient
 
+from substrate.crds import crd
 from substrate.host_lab import DEBIAN_12, SUDO_USER, UBUNTU_2404, ClientKeys, HostSpec, Lab
 from substrate.kube_api import KubeApi
 from substrate.oci_images import (
@@ -114,24 +115,7 @@ def _dynamic(kube_api: KubeApi) -> DynamicClient:
     return DynamicClient(k8s_config.new_client_from_config(config_file=str(kube_api.kubeconfig)))
 
 
-CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "widgets.kvtest.example.com"},
-    "spec": {
-        "group": "kvtest.example.com",
-        "scope": "Namespaced",
-        "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
-        "versions": [{
-            "name": "v1", "served": True, "storage": True,
-            "subresources": {"status": {}},
-            "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                "spec": {"type": "object", "properties": {"size": {"type": "integer"}}},
-                "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-            }}},
-        }],
-    },
-}
+CRD = crd("kvtest.example.com", "Widget", "widgets", spec_schema={"type": "object", "properties": {"size": {"type": "integer"}}})
 
 
 def _apply_crd(kube_api: KubeApi, crd: dict[str, Any]) -> None:
