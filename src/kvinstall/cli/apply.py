@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,6 +17,9 @@ from kvinstall.cli.options import (
     Yes,
 )
 from kvinstall.cli.output import Output
+
+if TYPE_CHECKING:
+    from kvinstall.plan.model import Plan
 
 Phases = Annotated[
     list[str] | None, typer.Option(help="Phase names (repeatable), e.g. preflight, kubeone, kubevirt.")
@@ -66,13 +69,13 @@ def register(app: typer.Typer) -> None:
         display = pick_display(out is Output.json)
         ctx = open_session(file, options, command="apply", display=display, state_override=state_dir)
 
-        def show_and_confirm(plan: object) -> None:
+        def show_and_confirm(plan: Plan) -> None:
             from kvinstall.plan.text import render_text
 
             if out is Output.json:
-                ctx.events.emit("plan", plan=plan.to_dict())  # type: ignore[attr-defined]
+                ctx.events.emit("plan", plan=plan.to_dict())
             elif not yes:
-                output.echo(render_text(plan.to_dict()))  # type: ignore[attr-defined]
+                output.echo(render_text(plan.to_dict()))
             confirm("Apply this plan?", yes=yes)
 
         try:

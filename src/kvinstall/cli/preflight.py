@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from kvinstall.cli import output
 from kvinstall.cli.options import AcceptNewHostKeys, ConfigFile, OutputOpt, SkipChecks, StateDir
 from kvinstall.cli.output import Output
+
+if TYPE_CHECKING:  # imported for annotations only: the command loads paramiko lazily
+    from kvinstall.hosts.preflight import PreflightReport
 
 _MARK = {"pass": "ok", "fail": "FAIL", "warn": "warn", "skipped": "skip"}
 
@@ -45,26 +50,25 @@ def register(app: typer.Typer) -> None:
         report.raise_for_failures()
 
 
-def render_table(report: object) -> None:
+def render_table(rep: PreflightReport) -> None:
     from rich.table import Table
 
-    rep = report  # PreflightReport
-    checks = list(dict.fromkeys(r.check for r in rep.results))  # type: ignore[attr-defined]
+    checks = list(dict.fromkeys(r.check for r in rep.results))
     table = Table(title="Preflight", show_lines=False)
     table.add_column("check")
-    for host in rep.hosts:  # type: ignore[attr-defined]
+    for host in rep.hosts:
         table.add_column(host)
     for check in checks:
         row = [check]
-        for host in rep.hosts:  # type: ignore[attr-defined]
-            r = rep.result(host, check)  # type: ignore[attr-defined]
-            row.append("unreachable" if host in rep.host_errors else (_MARK[r.status] if r else "-"))  # type: ignore[attr-defined]
+        for host in rep.hosts:
+            r = rep.result(host, check)
+            row.append("unreachable" if host in rep.host_errors else (_MARK[r.status] if r else "-"))
         table.add_row(*row)
     output.console().print(table)
-    for host, err in rep.host_errors.items():  # type: ignore[attr-defined]
+    for host, err in rep.host_errors.items():
         output.echo(f"{host}: {err}")
-    for r in rep.results:  # type: ignore[attr-defined]
+    for r in rep.results:
         if r.status in ("fail", "warn"):
             output.echo(f"{r.host}: {r.check}: {r.message}" + (f"\n    fix: {r.remedy}" if r.remedy else ""))
-    for w in rep.warnings:  # type: ignore[attr-defined]
+    for w in rep.warnings:
         output.err(f"warning: {w}")

@@ -90,8 +90,9 @@ def fetch_file(item: FileItem, layout: Layout, on_position: Any, *, retries: int
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
             last = str(exc)
             if attempt == retries:
-                raise ArtifactError(f"download failed after {retries + 1} attempts ({last})",
-                                    where=item.source) from exc
+                raise ArtifactError(
+                    f"download failed after {retries + 1} attempts ({last})", where=item.source
+                ) from exc
             time.sleep(min(0.25 * 2**attempt, 10))
     layout.commit_partial(digest, item.size, f"{item.name}:{item.tag} from {item.source}")
     return received
@@ -119,8 +120,12 @@ def build_artifact(item: FileItem, layout: Layout) -> tuple[bytes, int]:
     content_path = layout.blob_path(item.digest)
     size = content_path.stat().st_size
     filename = item.filename or Path(urlparse(item.source).path).name or item.name.rsplit("/", 1)[-1]
-    layer = {"mediaType": item.media_type, "digest": item.digest, "size": size,
-             "annotations": {TITLE: filename}}
+    layer = {
+        "mediaType": item.media_type,
+        "digest": item.digest,
+        "size": size,
+        "annotations": {TITLE: filename},
+    }
     manifest: dict[str, Any] = {"schemaVersion": 2, "mediaType": MT_OCI_MANIFEST}
     if item.media_type == HELM_CHART_LAYER:
         try:
@@ -128,11 +133,17 @@ def build_artifact(item: FileItem, layout: Layout) -> tuple[bytes, int]:
         except ArtifactError as exc:
             raise ArtifactError(exc.message, where=item.source) from exc
         config = canonical_json(meta)
-        manifest["config"] = {"mediaType": HELM_CONFIG, "digest": layout.put_bytes(config),
-                              "size": len(config)}
+        manifest["config"] = {
+            "mediaType": HELM_CONFIG,
+            "digest": layout.put_bytes(config),
+            "size": len(config),
+        }
     else:
         manifest["artifactType"] = KV_ARTIFACT_TYPE
-        manifest["config"] = {"mediaType": OCI_EMPTY, "digest": layout.put_bytes(EMPTY_CONFIG),
-                              "size": len(EMPTY_CONFIG)}
+        manifest["config"] = {
+            "mediaType": OCI_EMPTY,
+            "digest": layout.put_bytes(EMPTY_CONFIG),
+            "size": len(EMPTY_CONFIG),
+        }
     manifest["layers"] = [layer]
     return canonical_json(manifest), size

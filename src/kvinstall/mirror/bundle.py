@@ -14,6 +14,7 @@ import os
 import shutil
 import tarfile
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -92,7 +93,7 @@ def create_bundle(
     try:
         refs = {text: parse_reference(text) for text in images}
         pulled: list[PulledImage] = run_parallel(
-            [(lambda t=t: resolve_image(clients.get(refs[t]), t, layout, platforms)) for t in images],  # type: ignore[misc]
+            [partial(resolve_image, clients.get(refs[t]), t, layout, platforms) for t in images],
             workers,
         )
         wanted: dict[str, tuple[Reference, int, str]] = {}
@@ -115,14 +116,24 @@ def create_bundle(
             tracker.complete(f.digest)
             return 0 if already else got
 
-        received += sum(run_parallel([(lambda f=f: one_file(f)) for f in files], workers))  # type: ignore[misc]
+        received += sum(run_parallel([partial(one_file, f) for f in files], workers))
         entries = [p.entry for p in pulled]
         for f in files:
             data, _ = build_artifact(f, layout)
             digest = layout.put_bytes(data)
             ref = f"{f.name}:{f.tag}"
-            entries.append(LockEntry(reference=ref, kind="file", repository=f.name, tag=f.tag, digest=digest,
-                                     media_type=MT_OCI_MANIFEST, size=len(data), upstream_digest=digest))
+            entries.append(
+                LockEntry(
+                    reference=ref,
+                    kind="file",
+                    repository=f.name,
+                    tag=f.tag,
+                    digest=digest,
+                    media_type=MT_OCI_MANIFEST,
+                    size=len(data),
+                    upstream_digest=digest,
+                )
+            )
         layout.write_index([index_descriptor(e) for e in entries])
         lock = {"version": LOCK_VERSION, "platforms": platforms, "entries": [e.to_json() for e in entries]}
         lock_bytes = json.dumps(lock, indent=2).encode()
@@ -134,8 +145,12 @@ def create_bundle(
     if not keep_work_dir:
         shutil.rmtree(work, ignore_errors=True)
     return BundleResult(
-        path=out, entries=entries, blobs=len(blob_digests), bytes_total=sum(plan.blob_sizes.values()),
-        bytes_downloaded=received, bytes_reused=reused,
+        path=out,
+        entries=entries,
+        blobs=len(blob_digests),
+        bytes_total=sum(plan.blob_sizes.values()),
+        bytes_downloaded=received,
+        bytes_reused=reused,
     )
 
 
@@ -258,8 +273,11 @@ def inspect_bundle(path: Path) -> BundleInfo:
     lock = reader.lock()
     blobs = [n for n in reader.names() if n.startswith("blobs/sha256/")]
     return BundleInfo(
-        path=Path(path), entries=reader.entries(), platforms=list(lock.get("platforms", [])),
-        blobs=len(blobs), bytes_total=sum(reader.size(n) for n in blobs),
+        path=Path(path),
+        entries=reader.entries(),
+        platforms=list(lock.get("platforms", [])),
+        blobs=len(blobs),
+        bytes_total=sum(reader.size(n) for n in blobs),
     )
 
 
@@ -309,8 +327,9 @@ def push_bundle(
 
     tracker = ProgressTracker(sum(plan.blob_sizes.values()), progress)
     opener: Callable[[str], IO[bytes]] = lambda d: reader.open(blob_name(d))  # noqa: E731
-    with RegistryClient(host, ca_file=ca_file, insecure=insecure, username=username, password=password,
-                        pool=workers) as client:
+    with RegistryClient(
+        host, ca_file=ca_file, insecure=insecure, username=username, password=password, pool=workers
+    ) as client:
         client.ping()
         counters = push_plan(client, plan, target, opener, tracker, workers, chunk_size)
     pushed = {
@@ -318,7 +337,12 @@ def push_bundle(
         for e in entries
     }
     return PushResult(
-        registry=registry, entries=entries, blobs_uploaded=counters.uploaded, blobs_skipped=counters.skipped,
-        blobs_mounted=counters.mounted, bytes_sent=counters.bytes_sent, manifests_put=counters.manifests_put,
+        registry=registry,
+        entries=entries,
+        blobs_uploaded=counters.uploaded,
+        blobs_skipped=counters.skipped,
+        blobs_mounted=counters.mounted,
+        bytes_sent=counters.bytes_sent,
+        manifests_put=counters.manifests_put,
         pushed=pushed,
     )

@@ -14,7 +14,8 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import IO, Any, TypeVar
+from functools import partial
+from typing import IO, Any, TypeVar, cast
 
 from kvinstall.errors import ArtifactError, IntegrityError
 from kvinstall.mirror.layout import REF_NAME, Layout, io_guard
@@ -71,13 +72,14 @@ def run_parallel(tasks: list[Callable[[], T]], workers: int) -> list[T]:
         futures: list[Future[T | None]] = [pool.submit(guarded(t)) for t in tasks]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         for f in done:
-            if f.exception() is not None:
+            exc = f.exception()
+            if exc is not None:
                 stop.set()
                 for other in futures:
                     other.cancel()
                 wait(futures)
-                raise f.exception()  # type: ignore[misc]
-    return [f.result() for f in futures]  # type: ignore[misc]
+                raise exc
+    return [cast("T", f.result()) for f in futures]  # no task failed, so every one ran: never None
 
 
 class Clients:
@@ -94,8 +96,12 @@ class Clients:
             if ref.registry not in self._clients:
                 opts = self._options.get(ref.registry) or self._options.get(ref.endpoint) or RegistryOptions()
                 self._clients[ref.registry] = RegistryClient(
-                    opts.endpoint or ref.endpoint, ca_file=opts.ca_file, insecure=opts.insecure,
-                    username=opts.username, password=opts.password, pool=self._pool,
+                    opts.endpoint or ref.endpoint,
+                    ca_file=opts.ca_file,
+                    insecure=opts.insecure,
+                    username=opts.username,
+                    password=opts.password,
+                    pool=self._pool,
                 )
             return self._clients[ref.registry]
 
@@ -110,9 +116,7 @@ class PulledImage:
     blobs: dict[str, int] = field(default_factory=dict)  # digest -> size
 
 
-def resolve_image(
-    client: RegistryClient, text: str, layout: Layout, platforms: Iterable[str]
-) -> PulledImage:
+def resolve_image(client: RegistryClient, text: str, layout: Layout, platforms: Iterable[str]) -> PulledImage:
     """Fetch the manifests of one image into the layout; returns its lock entry and blobs."""
     ref = parse_reference(text)
     platforms = list(platforms)
@@ -140,8 +144,14 @@ def resolve_image(
             blobs[b["digest"]] = int(b["size"])
     layout.put_bytes(data, expected=digest)
     entry = LockEntry(
-        reference=text, kind="image", repository=ref.repository, tag=ref.tag, digest=digest,
-        media_type=media_type, size=len(data), upstream_digest=upstream,
+        reference=text,
+        kind="image",
+        repository=ref.repository,
+        tag=ref.tag,
+        digest=digest,
+        media_type=media_type,
+        size=len(data),
+        upstream_digest=upstream,
     )
     return PulledImage(entry=entry, blobs=blobs)
 
@@ -187,7 +197,10 @@ def pull_blobs(
                         reused[0] += offset
                     tracker.reach(digest, offset)
                 got = client.download_blob(
-                    ref.repository, digest, out, offset=offset,
+                    ref.repository,
+                    digest,
+                    out,
+                    offset=offset,
                     on_position=lambda p: tracker.reach(digest, p),
                 )
             with lock:
@@ -200,10 +213,7 @@ def pull_blobs(
                 if attempt == 1 or offset == 0:
                     raise
 
-    tasks = [
-        (lambda d=d, r=r, s=s, i=i: one(d, r, s, i)) for d, (r, s, i) in wanted.items()
-    ]
-    run_parallel(tasks, workers)  # type: ignore[arg-type]
+    run_parallel([partial(one, d, r, s, i) for d, (r, s, i) in wanted.items()], workers)
     return received[0], reused[0]
 
 
@@ -286,8 +296,12 @@ def push_plan(
 
     def upload(digest: str, repo: str, image: str) -> None:
         sent = client.upload_blob(
-            repo, digest, plan.blob_sizes[digest], lambda: open_blob(digest),
-            on_position=lambda p: tracker.reach(digest, p), chunk_size=chunk_size,
+            repo,
+            digest,
+            plan.blob_sizes[digest],
+            lambda: open_blob(digest),
+            on_position=lambda p: tracker.reach(digest, p),
+            chunk_size=chunk_size,
             name=f"{image} (blob {digest})",
         )
         with counters.lock:
@@ -316,11 +330,8 @@ def push_plan(
 
     # Largest first keeps the pool busy to the end.
     order = sorted(users, key=lambda d: -plan.blob_sizes[d])
-    run_parallel([(lambda d=d: primary(d)) for d in order], workers)  # type: ignore[misc]
-    run_parallel(
-        [(lambda d=d, r=r, i=i: secondary(d, r, i)) for d in order for r, i in users[d][1:]],  # type: ignore[misc]
-        workers,
-    )
+    run_parallel([partial(primary, d) for d in order], workers)
+    run_parallel([partial(secondary, d, r, i) for d in order for r, i in users[d][1:]], workers)
 
     def manifests_of(e: LockEntry) -> None:
         repo = target_repo(e.repository)
@@ -339,5 +350,5 @@ def push_plan(
             with counters.lock:
                 counters.manifests_put += 1
 
-    run_parallel([(lambda e=e: manifests_of(e)) for e in plan.entries], workers)  # type: ignore[misc]
+    run_parallel([partial(manifests_of, e) for e in plan.entries], workers)
     return counters

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kvinstall.catalog import Catalog
+from kvinstall.components.artifacts import ArtifactCache
 from kvinstall.components.base import Artifact, ArtifactSource, Component
 from kvinstall.config.models import Config
 from kvinstall.mirror.model import HELM_CHART_LAYER, KV_BINARY_LAYER, KV_MANIFEST_LAYER, FileItem, MirrorItem
@@ -103,7 +104,7 @@ def mirror_items(desired: DesiredState, fetch: ArtifactFetch) -> list[MirrorItem
 class ArtifactFetch:
     """Fetches an artifact through the verified cache and gives its cached file and digest."""
 
-    def __init__(self, cache: object) -> None:
+    def __init__(self, cache: ArtifactCache) -> None:
         self.cache = cache
 
     def __call__(self, art: Artifact) -> tuple[Path, str]:
@@ -111,11 +112,11 @@ class ArtifactFetch:
 
         from kvinstall.errors import ArtifactError
 
-        data = self.cache.get(art)  # type: ignore[attr-defined]
+        data = self.cache.get(art)
         if data is None:
             raise ArtifactError(f"{art.describe()} is not available", where=art.name)
         digest = hashlib.sha256(data).hexdigest()
-        return self.cache.path_for(digest), digest  # type: ignore[attr-defined]
+        return self.cache.path_for(digest), digest
 
 
 @dataclass(frozen=True)

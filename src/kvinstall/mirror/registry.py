@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, TypeVar
 from urllib.parse import urlencode, urljoin
@@ -303,7 +304,9 @@ class RegistryClient:
 
         def go() -> int | None:
             resp = self._once(
-                "HEAD", self._url(repository, f"blobs/{digest}"), repository=repository,
+                "HEAD",
+                self._url(repository, f"blobs/{digest}"),
+                repository=repository,
                 scope=self._scope(repository),
             )
             resp.close()
@@ -318,8 +321,11 @@ class RegistryClient:
     def head_manifest(self, repository: str, ref: str) -> ManifestInfo | None:
         def go() -> ManifestInfo | None:
             resp = self._once(
-                "HEAD", self._url(repository, f"manifests/{ref}"), repository=repository,
-                scope=self._scope(repository), headers={"Accept": ACCEPT},
+                "HEAD",
+                self._url(repository, f"manifests/{ref}"),
+                repository=repository,
+                scope=self._scope(repository),
+                headers={"Accept": ACCEPT},
             )
             resp.close()
             if resp.status_code == 404:
@@ -340,8 +346,11 @@ class RegistryClient:
 
         def go() -> tuple[bytes, str, str]:
             resp = self._once(
-                "GET", self._url(repository, f"manifests/{ref}"), repository=repository,
-                scope=self._scope(repository), headers={"Accept": ACCEPT},
+                "GET",
+                self._url(repository, f"manifests/{ref}"),
+                repository=repository,
+                scope=self._scope(repository),
+                headers={"Accept": ACCEPT},
             )
             try:
                 if resp.status_code == 404:
@@ -368,8 +377,11 @@ class RegistryClient:
 
         def go() -> str:
             resp = self._once(
-                "PUT", self._url(repository, f"manifests/{ref}"), repository=repository,
-                scope=self._scope(repository, push=True), headers={"Content-Type": media_type},
+                "PUT",
+                self._url(repository, f"manifests/{ref}"),
+                repository=repository,
+                scope=self._scope(repository, push=True),
+                headers={"Content-Type": media_type},
                 body_factory=lambda: data,
             )
             resp.close()
@@ -399,8 +411,12 @@ class RegistryClient:
         def go() -> None:
             headers = {"Range": f"bytes={pos[0]}-"} if pos[0] else {}
             resp = self._once(
-                "GET", self._url(repository, f"blobs/{digest}"), repository=repository,
-                scope=self._scope(repository), headers=headers, stream=True,
+                "GET",
+                self._url(repository, f"blobs/{digest}"),
+                repository=repository,
+                scope=self._scope(repository),
+                headers=headers,
+                stream=True,
             )
             try:
                 if resp.status_code == 416:
@@ -432,7 +448,9 @@ class RegistryClient:
         def go() -> bool:
             query = urlencode({"mount": digest, "from": from_repository})
             resp = self._once(
-                "POST", self._url(repository, f"blobs/uploads/?{query}"), repository=repository,
+                "POST",
+                self._url(repository, f"blobs/uploads/?{query}"),
+                repository=repository,
                 scope=self._scope(repository, push=True),
             )
             resp.close()
@@ -443,8 +461,12 @@ class RegistryClient:
                 loc = resp.headers.get("Location")
                 if loc:
                     with contextlib.suppress(_Retryable):
-                        self._once("DELETE", urljoin(self.base + "/", loc), repository=repository,
-                                   scope=self._scope(repository, push=True)).close()
+                        self._once(
+                            "DELETE",
+                            urljoin(self.base + "/", loc),
+                            repository=repository,
+                            scope=self._scope(repository, push=True),
+                        ).close()
                 return False
             raise self._fail(f"mount blob {digest}", repository, self._error_text(resp))
 
@@ -482,7 +504,9 @@ class RegistryClient:
         def go() -> None:
             attempt_pos[0] = 0
             resp = self._once(
-                "POST", self._url(repository, "blobs/uploads/"), repository=repository,
+                "POST",
+                self._url(repository, "blobs/uploads/"),
+                repository=repository,
                 scope=self._scope(repository, push=True),
             )
             resp.close()
@@ -500,10 +524,14 @@ class RegistryClient:
                     # A fresh body per attempt: an auth retry must not hash the content twice.
                     bodies.append(_HashingBody(opener, size, count, name or digest))
                     return bodies[-1]
+
             sep = "&" if "?" in location else "?"
             put_url = f"{location}{sep}digest={digest}"
             resp = self._once(
-                "PUT", put_url, repository=repository, scope=self._scope(repository, push=True),
+                "PUT",
+                put_url,
+                repository=repository,
+                scope=self._scope(repository, push=True),
                 headers={"Content-Type": "application/octet-stream"}
                 | ({} if final_body else {"Content-Length": "0"}),
                 body_factory=final_body,
@@ -550,12 +578,15 @@ class RegistryClient:
                 hasher.update(piece)
                 start = pos
                 resp = self._once(
-                    "PATCH", location, repository=repository, scope=self._scope(repository, push=True),
+                    "PATCH",
+                    location,
+                    repository=repository,
+                    scope=self._scope(repository, push=True),
                     headers={
                         "Content-Type": "application/octet-stream",
                         "Content-Range": f"{start}-{start + len(piece) - 1}",
                     },
-                    body_factory=lambda p=piece: p,  # type: ignore[misc]
+                    body_factory=partial(bytes, piece),
                 )
                 resp.close()
                 if resp.status_code != 202:

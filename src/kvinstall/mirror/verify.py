@@ -73,7 +73,8 @@ def verify_bundle(path: Path) -> list[BundleProblem]:
     listed = {m.get("digest") for m in index.get("manifests", [])}
     problems = [
         BundleProblem(e.digest, [e.reference], "locked but not listed in index.json")
-        for e in entries if e.digest not in listed
+        for e in entries
+        if e.digest not in listed
     ]
     for digest, message in sorted(bad.items()) + sorted(missing.items()):
         problems.append(BundleProblem(digest, users.get(digest, []), message))
