@@ -154,10 +154,15 @@ class ClusterSim:
 
     api: Any  # tests/substrate KubeApi
     interval: float = 0.2
-    max_seconds: float = 900.0
+    # A safety bound only: the module's fixture closes the loop when the module ends. It must outlast
+    # the slowest module on a loaded machine (a loop that had stopped left later tests waiting on
+    # readiness no controller would ever report).
+    max_seconds: float = 3 * 3600.0
     errors: list[str] = field(default_factory=list)
     paused: threading.Event = field(default_factory=threading.Event)
+    ticks: int = 0  # complete passes without an error
     _stop: threading.Event = field(default_factory=threading.Event)
+    _ticked: threading.Condition = field(default_factory=threading.Condition)
     _thread: threading.Thread | None = None
 
     def start(self) -> ClusterSim:
@@ -179,7 +184,20 @@ class ClusterSim:
                 except Exception as exc:  # the apiserver may be restarting: note it and go on
                     if len(self.errors) < 50:
                         self.errors.append(f"{type(exc).__name__}: {exc}")
+                else:
+                    with self._ticked:
+                        self.ticks += 1
+                        self._ticked.notify_all()
             self._stop.wait(self.interval)
+
+    def wait_working(self, timeout: float = 120.0) -> None:
+        """Block until the loop completes a whole pass that starts after this call (so it is alive and
+        reaches the apiserver); fail with its last errors otherwise. Tests call it after an outage."""
+        with self._ticked:
+            want = self.ticks + 2  # the pass in flight may have started before the call
+            ok = self._ticked.wait_for(lambda: self.ticks >= want, timeout)
+        alive = self._thread is not None and self._thread.is_alive()
+        assert ok and alive, f"controller loop not working (alive={alive}); last errors: {self.errors[-3:]}"
 
     def _get(self, path: str) -> Any:
         r = self.api.request("GET", path, timeout=5)

@@ -11,6 +11,7 @@ import json
 import signal
 import subprocess
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,8 @@ def test_apiserver_restarted_mid_apply(world_env: World, host_lab: Any, tmp_path
     assert fault.thread is not None, "the phase never started"
     fault.thread.join(120)
     assert not fault.errors, fault.errors
+    # The module's controller loop outlives the outage (later tests in this module rely on it).
+    world.sim.wait_working()
     # Transient failures are retried: the run completes; if it gives up, it says so clearly.
     if during.code != 0:
         assert during.code == exit_code("cluster"), during.error
@@ -148,29 +151,13 @@ def _events(lines: list[str]) -> list[dict[str, Any]]:
     return out
 
 
-def test_sigint_mid_apply_then_resume(world_env: World, host_lab: Any, tmp_path: Path) -> None:
-    world = world_env
-    _lab, state, config = converged(world, host_lab, tmp_path)
-    _delete(world, KUBEVIRT_CR)  # work for a phase after the interrupted one
-
-    # The CLI as a user runs it, in the root network namespace: it cannot reach the lab's hosts,
-    # hence --skip preflight (the apiserver and the upstream are on 127.0.0.1).
-    path = write_config(config, tmp_path / "cluster.yaml")
-    args = [
-        "apply",
-        "-f",
-        str(path),
-        "--yes",
-        "--skip",
-        "preflight",
-        "--output",
-        "json",
-        "--state-dir",
-        str(state),
-    ]
-    env = cli_env(world, tmp_path / "home")
-    proc = subprocess.Popen(cli_argv(*args), cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+def _interrupted_cli(
+    argv: list[str], cwd: Path, env: dict[str, str], at: Callable[[dict[str, Any]], bool]
+) -> tuple[int, list[dict[str, Any]], str]:
+    """Runs `kvinstall` with JSON output and sends it one real SIGINT at the first event `at` accepts.
+    Returns its exit code, its events and everything it said."""
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
     watchdog = threading.Timer(300, proc.kill)  # bounded: a hung run fails the test, never the suite
     watchdog.start()
     lines: list[str] = []
@@ -180,7 +167,7 @@ def test_sigint_mid_apply_then_resume(world_env: World, host_lab: Any, tmp_path:
         for line in proc.stdout:
             lines.append(line)
             event = json.loads(line) if line.startswith("{") else {}
-            if not sent and event.get("type") == "phase.start" and event.get("phase") == "component/kubeovn":
+            if not sent and at(event):
                 proc.send_signal(signal.SIGINT)
                 sent = True
         code = proc.wait(60)
@@ -188,30 +175,68 @@ def test_sigint_mid_apply_then_resume(world_env: World, host_lab: Any, tmp_path:
     finally:
         watchdog.cancel()
         proc.kill()
-    assert sent, "".join(lines)
-    assert code == 130, "".join(lines) + stderr
-    events = _events([line for line in lines if line.strip()])
-    # It stopped at a safe point: the phase in flight finished, nothing after it started.
+    said = "".join(lines) + stderr
+    assert sent, said
+    return code, _events([line for line in lines if line.strip()]), said
+
+
+def test_sigint_mid_apply_then_resume(world_env: World, host_lab: Any, tmp_path: Path) -> None:
+    world = world_env
+    world.sim.wait_working()  # readiness below is reported by it; a dead loop would look like a hang
+    _lab, state, config = converged(world, host_lab, tmp_path)
+    _delete(world, KUBEVIRT_CR)  # work for a phase after the interrupted one
+
+    # The CLI as a user runs it, in the root network namespace: it cannot reach the lab's hosts,
+    # hence --skip preflight (the apiserver and the upstream are on 127.0.0.1).
+    path = write_config(config, tmp_path / "cluster.yaml")
+    args = ["apply", "-f", str(path), "--yes", "--skip", "preflight", "--output", "json",
+            "--state-dir", str(state)]  # fmt: skip
+    env = cli_env(world, tmp_path / "home")
+
+    # 1. Ctrl-C as Kube-OVN's phase starts: that phase (all ready already) finishes, nothing after it starts.
+    code, events, said = _interrupted_cli(
+        cli_argv(*args), tmp_path, env,
+        lambda e: e.get("type") == "phase.start" and e.get("phase") == "component/kubeovn",
+    )  # fmt: skip
+    assert code == 130, said
     started = [e["phase"] for e in events if e["type"] == "phase.start"]
     assert started[-1] == "component/kubeovn", started
     assert any(e["type"] == "warning" and "interrupt" in e["message"] for e in events)
     end = [e for e in events if e["type"] == "run.end"][-1]
     assert end["status"] == "failed" and end["exitCode"] == 130
-    # And it says how to continue.
-    said = "".join(lines) + stderr
-    assert "--resume" in said, said
+    assert "--resume" in said, said  # it says how to continue
 
-    resume = subprocess.run(cli_argv(*args, "--resume"), cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
-                            capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
-    assert resume.returncode == 0, resume.stdout[-3000:] + resume.stderr
-    events = _events(resume.stdout.splitlines())
+    # 2. --resume, with the controllers stopped (the fake loop paused): KubeVirt's CR is created and
+    # never reported ready. Ctrl-C during that wait ends the run at once, not at the 600 s timeout.
+    world.sim.paused.set()
+    try:
+        code, events, said = _interrupted_cli(
+            cli_argv(*args, "--resume"), tmp_path, env,
+            lambda e: e.get("type") == "progress" and e.get("phase") == "component/kubevirt",
+        )  # fmt: skip
+    finally:
+        world.sim.paused.clear()
+    assert code == 130, said
     skips = {e["phase"]: e["reason"] for e in events if e["type"] == "phase.skip"}
     for phase in ("bootstrap", "component/kubeovn"):
         assert "--resume" in skips.get(phase, ""), skips
     ran = [e["phase"] for e in events if e["type"] == "phase.start"]
-    assert ran[0] == "component/kubevirt" and ran[-1] == "verify", ran
+    assert ran == ["component/kubevirt"], ran
     objects = [(e["action"], e["object"]) for e in events if e["type"] == "object"]
     assert objects == [("create", "KubeVirt.kubevirt.io/kubevirt/kubevirt")]
+    ended = [e for e in events if e["type"] == "phase.end"]
+    assert [(e["phase"], e["status"]) for e in ended] == [("component/kubevirt", "failed")], ended
+    assert "not ready" in ended[0]["error"]["message"] and "--resume" in said, said
+
+    # 3. --resume again, controllers back: the interrupted phase runs again (it was not recorded as
+    # done), finds its objects in place, waits for readiness, and the run converges.
+    resume = subprocess.run(cli_argv(*args, "--resume"), cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    assert resume.returncode == 0, resume.stdout[-3000:] + resume.stderr
+    events = _events(resume.stdout.splitlines())
+    ran = [e["phase"] for e in events if e["type"] == "phase.start"]
+    assert ran[0] == "component/kubevirt" and ran[-1] == "verify", ran
+    assert [e for e in events if e["type"] == "object"] == []
     assert events[-1]["type"] == "run.end" and events[-1]["status"] == "ok"
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from kvinstall.components.base import ReadinessRule
-from kvinstall.errors import ReadinessTimeout
+from kvinstall.errors import Interrupted, ReadinessTimeout
 from kvinstall.kube import ApplySetRef, Kube, execute, plan_apply, wait_ready
 from substrate.crds import crd as make_crd
 
@@ -97,4 +97,27 @@ def test_wait_ready_deployment_crd_and_custom_resource(
         "POST", f"/api/v1/namespaces/{ns}/configmaps", json={"metadata": {"name": "never"}}
     ).raise_for_status()
     wait_ready(kube, rules, timeout=30, interval=0.2)
+    kube.close()
+
+
+def test_wait_ready_ends_at_once_when_cancelled(kube_api: Any, kube_namespace: str) -> None:
+    """Ctrl-C during a long readiness wait: the wait stops at the next poll, not at its timeout."""
+    import threading
+
+    kube = Kube.from_kubeconfig(kube_api.kubeconfig)
+    rules = [ReadinessRule("v1", "ConfigMap", "never", kube_namespace, exists_only=True)]
+    cancel = threading.Event()
+    polls: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        polls.append(done)
+        if len(polls) == 2:
+            cancel.set()  # as the SIGINT handler does, from the outside, mid-wait
+
+    with pytest.raises(Interrupted) as info:
+        # An hour's timeout: only the cancel can end this wait within the test's own timeout.
+        wait_ready(kube, rules, timeout=3600, interval=0.2, on_progress=progress, cancel=cancel)
+    assert "1 object(s) were not ready" in str(info.value)
+    assert info.value.exit_code == 130
+    assert polls == [0, 0]  # it stopped at the first poll after the cancel
     kube.close()

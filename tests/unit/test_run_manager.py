@@ -4,6 +4,8 @@ that is not resumable (verify) always runs."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -11,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from kvinstall.errors import KvError
+from kvinstall.errors import Interrupted, KvError
 from kvinstall.run.context import Options
 from kvinstall.run.events import Events
 from kvinstall.run.journal import Journal
@@ -86,3 +88,28 @@ def test_a_phase_that_is_not_resumable_always_runs(tmp_path: Path) -> None:
     run_phases(ctx, [Step("a", ran), Step("verify", ran, resumable=False)])
     assert skipped(keep) == ["a"]
     assert ran == ["verify"]
+
+
+class InterruptMidEmit(Keep):
+    """Sends SIGINT to this process while the events lock is held (inside a sink), the moment the
+    first phase starts: where a user's Ctrl-C lands when the terminal has just shown that line."""
+
+    def handle(self, event: dict[str, Any]) -> None:
+        super().handle(event)
+        if event["type"] == "phase.start" and event["phase"] == "a":
+            os.kill(os.getpid(), signal.SIGINT)  # the handler runs before this method returns
+
+
+@pytest.mark.timeout(60)  # a deadlocked emit would hang here: the bound turns it into a failure
+def test_ctrl_c_while_an_event_is_being_written_stops_after_the_phase(tmp_path: Path) -> None:
+    ran: list[str] = []
+    keep = InterruptMidEmit()
+    ctx = SimpleNamespace(options=Options(), journal=Journal.load(tmp_path), events=Events([keep]),
+                          stop=threading.Event(), summaries={}, config_file=tmp_path / "c.yaml")  # fmt: skip
+    with pytest.raises(Interrupted) as info:
+        run_phases(ctx, [Step("a", ran), Step("b", ran)])
+    assert ran == ["a"]  # the phase in flight finished; the next one never started
+    assert "--resume" in (info.value.hint or "")
+    warnings = [e["message"] for e in keep.events if e["type"] == "warning"]
+    assert len(warnings) == 1 and "interrupt received" in warnings[0]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is restored

@@ -4,13 +4,14 @@ resources. `is_ready` is pure (object in, verdict and reason out); `wait_ready` 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from kvinstall.components.base import ReadinessRule
-from kvinstall.errors import ReadinessTimeout
+from kvinstall.errors import Interrupted, ReadinessTimeout
 from kvinstall.kube.client import Kube, describe
 
 KubeObject = dict[str, Any]
@@ -147,9 +148,12 @@ def wait_ready(
     *,
     interval: float = 1.0,
     on_progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> None:
     """Poll until every rule holds. On timeout raise ReadinessTimeout naming each object not ready
-    and why (its last condition message)."""
+    and why (its last condition message). When `cancel` is set (Ctrl-C) the wait ends at once with
+    Interrupted: waiting writes nothing, so stopping it is always safe."""
+    cancel = cancel or threading.Event()
     end = time.monotonic() + timeout
     pending = list(rules)
     why: dict[int, str] = {}
@@ -173,10 +177,12 @@ def wait_ready(
                 on_progress(len(rules) - len(pending), len(rules))
             if not pending:
                 return
+            if cancel.is_set():
+                raise Interrupted(f"stopped while {len(pending)} object(s) were not ready yet")
             if time.monotonic() >= end:
                 lines = [f"{rule_name(r)}: {why[id(r)]}" for r in pending]
                 raise ReadinessTimeout(
                     f"{len(pending)} object(s) not ready after {timeout:.0f}s:\n  " + "\n  ".join(lines),
                     where=rule_name(pending[0]) if len(pending) == 1 else None,
                 )
-            time.sleep(min(interval, max(0.0, end - time.monotonic())))
+            cancel.wait(min(interval, max(0.0, end - time.monotonic())))

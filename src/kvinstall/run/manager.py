@@ -4,6 +4,7 @@ inputs), Ctrl-C (stop at the next safe point, say how to continue), events and j
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -30,15 +31,24 @@ def check_selectors(phases: Sequence[Phase], selectors: frozenset[str]) -> None:
 
 @contextmanager
 def stop_on_sigint(ctx: Context) -> Iterator[None]:
-    """First Ctrl-C: finish the current step, then stop. Second: stop now."""
+    """First Ctrl-C: finish the current step, then stop (a readiness wait, which writes nothing, ends at
+    once). Second: stop now."""
+    warnings: list[threading.Thread] = []
+
+    def warn() -> None:
+        ctx.events.emit(
+            "warning", message="interrupt received: stopping after the current step (again to abort)"
+        )
 
     def handler(signum: int, frame: FrameType | None) -> None:
         if ctx.stop.is_set():
             raise KeyboardInterrupt
         ctx.stop.set()
-        ctx.events.emit(
-            "warning", message="interrupt received: stopping after the current step (again to abort)"
-        )
+        # Not emitted here: the handler runs on the main thread between two bytecodes, possibly while
+        # that thread holds the events lock (mid-emit), and emitting would deadlock the run.
+        thread = threading.Thread(target=warn, name="sigint-warning", daemon=True)
+        warnings.append(thread)
+        thread.start()
 
     try:
         previous = signal.signal(signal.SIGINT, handler)
@@ -49,6 +59,8 @@ def stop_on_sigint(ctx: Context) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        for thread in warnings:  # the warning is out before the run's last event
+            thread.join(10)
 
 
 def _end(ctx: Context, phase: Phase, t0: float, status: str, **extra: object) -> None:
@@ -97,6 +109,14 @@ def run_phases(ctx: Context, phases: Sequence[Phase], *, command: str = "apply")
             t0 = time.monotonic()
             try:
                 summary = phase.run(ctx)
+            except Interrupted as exc:
+                # Cut short (e.g. a readiness wait): the phase is not recorded as done, so --resume
+                # runs it again; it converges from where it stopped.
+                _end(ctx, phase, t0, "failed", error=exc.to_dict())
+                raise Interrupted(
+                    f"{exc.message} (phase {phase.name})",
+                    hint=f"run `kvinstall {command} -f {ctx.config_file} --resume` to continue",
+                ) from exc
             except KvError as exc:
                 _end(ctx, phase, t0, "failed", error=exc.to_dict())
                 raise

@@ -317,7 +317,7 @@ class ComponentPhase:
             def progress(done: int, total: int) -> None:
                 ctx.events.emit("progress", phase=self.name, what="ready", done=done, total=total)
 
-            wait_ready(kube, rules, ctx.options.ready_timeout, on_progress=progress)
+            wait_ready(kube, rules, ctx.options.ready_timeout, on_progress=progress, cancel=ctx.stop)
             for r in rules:
                 ctx.events.emit("ready", phase=self.name, object=rule_name(r))
         parts = [
