@@ -259,7 +259,7 @@ def test_command_injection_through_values_does_nothing(host_lab: LabFactory, tmp
         out = conn.run(["printf", "%s\\0", config.hosts[0].tunnel_interface or "", *evil]).check().stdout
         assert out.split("\0")[:-1] == [evil[0], *evil]
         # and through the facts script (peer addresses)
-        facts = parse_facts(conn.run_script(facts_script([Peer(v) for v in evil] + [Peer(h2.ip)])).stdout)
+        facts = parse_facts(conn.run_script(facts_script([Peer(v) for v in evil] + [Peer(h2.ip)], reach_timeout=30)).stdout)
         assert facts.reach[f"{h2.ip}:22"] is True
         # sudo path too
         conn.run(["echo", *evil], sudo=True).check()
@@ -277,5 +277,6 @@ def test_more_hosts_than_parallel_slots(host_lab: LabFactory, tmp_path: Path) ->
     assert not report.host_errors and len(report.facts) == 6
     assert {f.hostname for f in report.facts.values()} == {f"h{i}" for i in range(1, 7)}
     assert all(report.result(ip, "hostname.unique").status == "pass" for ip in report.hosts)
-    assert all(report.result(ip, "network.reachability").status == "pass" for ip in report.hosts)
+    reach = {ip: report.result(ip, "network.reachability") for ip in report.hosts}
+    assert all(r.status == "pass" for r in reach.values()), {ip: r.message for ip, r in reach.items()}
     assert report.to_dict()["hosts"] == list(report.hosts)

@@ -134,3 +134,29 @@ def test_peer_addresses_cannot_inject_commands(tmp_path: Path) -> None:
     # the script ran to its end: every probe was attempted with the text as a (bad) host name
     assert out.stdout.rstrip().endswith("@@end")
     assert "@@reach" in out.stdout
+
+
+def test_reachability_probe_ignores_the_shells_rc_files(tmp_path: Path) -> None:
+    """The probe's bash must not read ~/.bashrc (bash run with a session's stdin and SSH_CLIENT set
+    sources it, which ate the whole connect timeout on a host with a slow rc file)."""
+    import socket
+
+    home = tmp_path / "home"
+    home.mkdir()
+    marker = tmp_path / "rc-was-read"
+    (home / ".bashrc").write_text(f"touch {marker}\n")
+    (home / ".bash_profile").write_text(f"touch {marker}\n")
+    with socket.socket() as listener, socket.socket() as closed:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        peers = [Peer("127.0.0.1", listener.getsockname()[1]), Peer("127.0.0.1", closed.getsockname()[1])]
+        env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "SSH_CLIENT": "10.0.0.1 1 22", "SHLVL": "0"}
+        ours, theirs = socket.socketpair()  # stdin a socket, as in an SSH session
+        with ours, theirs:
+            ours.sendall(facts_script(peers, reach_timeout=30).encode())
+            ours.shutdown(socket.SHUT_WR)
+            out = subprocess.run(["sh", "-s"], stdin=theirs, capture_output=True, text=True, timeout=120, env=env)
+    facts = parse_facts(out.stdout)
+    assert facts.reach == {f"127.0.0.1:{peers[0].port}": True, f"127.0.0.1:{peers[1].port}": False}
+    assert not marker.exists()

@@ -34,7 +34,8 @@ _GREP_FILES = (
     "/proc/net/udp6 /sys/block/*/size /sys/bus/pci/devices/*/class /sys/bus/pci/devices/*/vendor "
     "/sys/bus/pci/devices/*/device"
 )
-REACH_TIMEOUT_S = 3
+REACH_TIMEOUT_S = 3.0  # per attempt; preflight passes the config's ssh.connectTimeout
+REACH_ATTEMPTS = 2  # a busy host may miss one attempt (process start counts against the timeout)
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,9 @@ class Peer:
     port: int = 22
 
 
-def facts_script(peers: Sequence[Peer] = (), *, check_sudo: bool = False) -> str:
+def facts_script(
+    peers: Sequence[Peer] = (), *, check_sudo: bool = False, reach_timeout: float = REACH_TIMEOUT_S
+) -> str:
     """The POSIX sh script that prints every fact, in sections `@@name`."""
     lines = [
         "exec 2>/dev/null",
@@ -78,13 +81,19 @@ def facts_script(peers: Sequence[Peer] = (), *, check_sudo: bool = False) -> str
         lines += ["echo @@sudo", "if sudo -n true; then echo ok; else echo fail; fi"]
     if peers:
         lines.append("echo @@reach")
+        t = f"{max(1, round(reach_timeout))}"
+        # bash started with the SSH session's stdin and SSH_CLIENT set takes itself for a shell run by
+        # sshd and sources ~/.bashrc (seconds on some hosts, eaten from the timeout): --norc, no stdin.
         probe = (
             "if command -v bash >/dev/null; then "
-            f'timeout {REACH_TIMEOUT_S} bash -c \'exec 3<>"/dev/tcp/$0/$1"\' "$1" "$2"; '
-            f'elif command -v nc >/dev/null; then timeout {REACH_TIMEOUT_S} nc -z "$1" "$2"; '
+            f'timeout {t} bash --norc --noprofile -c \'exec 3<>"/dev/tcp/$0/$1"\' "$1" "$2" </dev/null; '
+            f'elif command -v nc >/dev/null; then timeout {t} nc -z "$1" "$2"; '
             "else exit 127; fi"
         )
-        lines.append(f'probe() {{ ( {probe} ); echo "$1 $2 $?"; }}')
+        # Attempts until one connects (or the probe cannot run at all: 127); the last status counts.
+        attempts = f"n=0; while :; do ( {probe} ); rc=$?; n=$((n+1)); "
+        attempts += f'[ "$rc" -eq 0 ] || [ "$rc" -eq 127 ] || [ "$n" -ge {REACH_ATTEMPTS} ] && break; done'
+        lines.append(f'probe() {{ {attempts}; echo "$1 $2 $rc"; }}')
         for p in peers:
             lines.append(f"probe {shlex.quote(p.address)} {int(p.port)} &")
         lines.append("wait")

@@ -15,7 +15,7 @@ from typing import Any
 from kvinstall.config.models import Config
 from kvinstall.errors import PreflightError, SSHError, UsageError
 from kvinstall.hosts.checks import CHECKS, CHECKS_BY_ID, CheckResult, ClusterContext, HostContext, evaluate
-from kvinstall.hosts.facts import HostFacts, Peer, facts_script, parse_facts
+from kvinstall.hosts.facts import REACH_TIMEOUT_S, HostFacts, Peer, facts_script, parse_facts
 from kvinstall.hosts.hostkeys import HostKeyPolicy
 from kvinstall.hosts.ssh import (
     Connection,
@@ -91,8 +91,11 @@ class PreflightReport:
             )
 
 
-def gather_facts(conn: Connection, peers: Sequence[Peer], timeout: float) -> HostFacts:
-    out = conn.run_script(facts_script(peers, check_sudo=conn.target.needs_sudo), sudo=False, timeout=timeout)
+def gather_facts(
+    conn: Connection, peers: Sequence[Peer], timeout: float, reach_timeout: float = REACH_TIMEOUT_S
+) -> HostFacts:
+    script = facts_script(peers, check_sudo=conn.target.needs_sudo, reach_timeout=reach_timeout)
+    out = conn.run_script(script, sudo=False, timeout=timeout)
     if "@@end" not in out.stdout:
         # The script always ends with the marker: without it, the output is truncated.
         raise SSHError(
@@ -146,7 +149,9 @@ def run_preflight(
     timeout = min(config.ssh.command_timeout, FACTS_TIMEOUT_CAP_S)
     peers = {t.name: peers_of(config, targets, i) for i, t in enumerate(targets)}
     try:
-        gathered = pool.run_all(targets, lambda c: gather_facts(c, peers[c.target.name], timeout))
+        # Peers are probed with the connect timeout the config trusts for SSH itself.
+        reach = config.ssh.connect_timeout
+        gathered = pool.run_all(targets, lambda c: gather_facts(c, peers[c.target.name], timeout, reach))
     finally:
         if own_pool:
             pool.close()
