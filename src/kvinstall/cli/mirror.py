@@ -230,6 +230,7 @@ def push_cmd(
         password=target.password,
         workers=workers,
         progress=_progress("mirror push"),
+        skip_verify=target.skip_verify,
     )
     if out is Output.json:
         output.emit_json(

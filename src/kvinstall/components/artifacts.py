@@ -76,29 +76,53 @@ class OfflineRegistry:
     insecure: bool = False  # plain HTTP
     username: str | None = None
     password: str | None = None
+    skip_verify: bool = False  # TLS, certificate not verified
 
     def __repr__(self) -> str:  # never print the password
         return f"OfflineRegistry(host={self.host!r}, insecure={self.insecure})"
 
+    def client(self, **kw: Any) -> Any:
+        from kvinstall.mirror.registry import RegistryClient
 
-def offline_registry(config: Config) -> OfflineRegistry | None:
-    """The site registry of an offline config (None online). The password is read from its
-    source here; a missing one is a ConfigError naming the field."""
+        return RegistryClient(
+            self.host,
+            ca_file=self.ca_file,
+            insecure=self.insecure,
+            skip_verify=self.skip_verify,
+            username=self.username,
+            password=self.password,
+            **kw,
+        )
+
+
+def offline_registry(config: Config, *, charts: bool = False) -> OfflineRegistry | None:
+    """The site registry of an offline config (None online), as the nodes' images are pulled from
+    it, or with charts=True as kvinstall reads its charts and manifests (`offline.charts`, when
+    set). Passwords are read from their source here; a missing one is a ConfigError naming the field."""
     off = config.offline
     if not off.enabled or not off.registry:
         return None
+    creds, field, skip = off.credentials, "offline.credentials.password", off.insecure_skip_verify
+    if charts and off.charts is not None:
+        creds, field = off.charts.credentials, "offline.charts.credentials.password"
+        skip = off.charts.insecure_skip_verify
     username = password = None
-    if off.credentials is not None:
-        username = off.credentials.username
-        password = off.credentials.password.require("offline.credentials.password")
+    if creds is not None:
+        username = creds.username
+        password = creds.password.require(field)
     return OfflineRegistry(
-        host=off.registry, ca_file=off.ca_file, insecure=off.insecure, username=username, password=password
+        host=off.registry,
+        ca_file=off.ca_file,
+        insecure=off.insecure,
+        username=username,
+        password=password,
+        skip_verify=skip,
     )
 
 
 def source_for(config: Config, *, fetch: bool = True, cache_dir: str | Path | None = None) -> ArtifactCache:
     """The ArtifactSource for a config: the site registry when offline, upstream otherwise."""
-    return ArtifactCache(cache_dir, offline_registry=offline_registry(config), fetch=fetch)
+    return ArtifactCache(cache_dir, offline_registry=offline_registry(config, charts=True), fetch=fetch)
 
 
 def _sha256(data: bytes) -> str:
@@ -321,7 +345,12 @@ class ArtifactCache:
         where = f"artifact {artifact.name} ({reg.host}/{repository}:{ref})"
         ca = reg.ca_file or (self.verify if isinstance(self.verify, str) else None)
         with RegistryClient(
-            reg.host, ca_file=ca, insecure=reg.insecure, username=reg.username, password=reg.password
+            reg.host,
+            ca_file=ca,
+            insecure=reg.insecure,
+            skip_verify=reg.skip_verify,
+            username=reg.username,
+            password=reg.password,
         ) as client:
             if reg is self.offline_registry and client.head_manifest(repository, ref) is None:
                 raise _NotInSiteRegistry(where)

@@ -65,8 +65,10 @@ def cdi_config(config: Config, catalog: Catalog) -> dict[str, Any]:
     if cdi.filesystem_overhead.storage_class:
         overhead["storageClass"] = dict(sorted(cdi.filesystem_overhead.storage_class.items()))
     out["filesystemOverhead"] = overhead
-    if config.offline.enabled and config.offline.insecure and config.offline.registry:
-        out["insecureRegistries"] = [config.offline.registry]
+    off = config.offline
+    if off.enabled and (off.insecure or off.insecure_skip_verify) and off.registry:
+        # CDI's importer skips TLS verification (or uses HTTP) for the registries listed here.
+        out["insecureRegistries"] = [off.registry]
     return out
 
 

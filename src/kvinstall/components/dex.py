@@ -193,9 +193,10 @@ def state_dir_credentials(state_dir: Path) -> CredentialsProvider:
 
 
 def _resolve_refs(value: Any, loc: tuple[str | int, ...]) -> Any:
-    """Connector settings with every `{valueFrom: {env|file: ...}}` replaced by the secret's value."""
+    """Connector settings with every secret (`{valueFrom: {env|file: ...}}`, or `{value: ...}` as a KubeV
+    file's inline secret becomes) replaced by the secret's value."""
     if isinstance(value, dict):
-        if set(value) == {"valueFrom"}:
+        if set(value) == {"valueFrom"} or (set(value) == {"value"} and isinstance(value["value"], str)):
             try:
                 secret = Secret.model_validate(value)
             except ValueError as exc:
@@ -257,13 +258,15 @@ def dex_config(config: Config, admin: AdminCredentials | None) -> dict[str, Any]
         ]
     else:
         out["enablePasswordDB"] = False
-        connectors = []
-        for i, conn in enumerate(auth.oidc.connectors):
-            loc: tuple[str | int, ...] = ("auth", "oidc", "connectors", i)
-            settings = _resolve_refs(dict(conn.config), (*loc, "config"))
-            if conn.client_secret is not None:
-                settings["clientSecret"] = conn.client_secret.require((*loc, "clientSecret"))
-            connectors.append({"type": conn.type, "id": conn.id, "name": conn.name, "config": settings})
+    # Upstream connectors in either mode: basic offers them next to the password login.
+    connectors = []
+    for i, conn in enumerate(auth.oidc.connectors):
+        loc: tuple[str | int, ...] = ("auth", "oidc", "connectors", i)
+        settings = _resolve_refs(dict(conn.config), (*loc, "config"))
+        if conn.client_secret is not None:
+            settings["clientSecret"] = conn.client_secret.require((*loc, "clientSecret"))
+        connectors.append({"type": conn.type, "id": conn.id, "name": conn.name, "config": settings})
+    if connectors or auth.mode == "oidc":
         out["connectors"] = connectors
     return out
 

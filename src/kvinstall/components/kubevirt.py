@@ -241,6 +241,8 @@ def _cr_values(config: Config, catalog: Catalog) -> dict[str, Any]:
         "workload_update_strategy": {"workloadUpdateMethods": ["LiveMigrate"]} if kv.live_migration else {},
         "permitted_host_devices": permitted,
         "mediated_devices_configuration": mdev,
+        # virt-operator deploys the bundle unless told not to: only the opt-out is written.
+        "common_instancetypes": None if kv.common_instancetypes else {"enabled": False},
     }
 
 

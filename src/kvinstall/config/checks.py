@@ -262,7 +262,18 @@ def check_auth(cfg: Config, _: Catalog) -> Iterator[Problem]:
                     hint="move it to connectors[].clientSecret with valueFrom: {env: NAME} or {file: PATH}",
                     code="inline-secret",
                 )
+    seen: dict[str, int] = {}
     for i, client in enumerate(auth.static_clients):
+        if client.id in seen:
+            yield _err(
+                f"static client id {client.id!r} is used twice (also auth.staticClients[{seen[client.id]}])",
+                "auth",
+                "staticClients",
+                i,
+                "id",
+                code="duplicate",
+            )
+        seen.setdefault(client.id, i)
         if client.public and client.secret is not None:
             yield _err("a public client has no secret", "auth", "staticClients", i, "secret")
         if not client.public and client.secret is None:
@@ -281,6 +292,15 @@ def check_offline(cfg: Config, _: Catalog) -> Iterator[Problem]:
         )
     if off.insecure and off.ca_file:
         yield _err("insecure (plain HTTP) and caFile exclude each other", "offline", "insecure")
+    if off.insecure and off.insecure_skip_verify:
+        yield _err(
+            "insecure (plain HTTP) has no TLS whose certificate could go unverified",
+            "offline",
+            "insecureSkipVerify",
+            hint="keep one of insecure (HTTP) or insecureSkipVerify (HTTPS, certificate not checked)",
+        )
+    if off.insecure_skip_verify and off.ca_file:
+        yield _err("insecureSkipVerify and caFile exclude each other", "offline", "insecureSkipVerify")
 
 
 def check_workspaces(cfg: Config, _: Catalog) -> Iterator[Problem]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,14 +98,20 @@ def _kind_of(node: Any) -> str:
     return f"a {type(node).__name__}"
 
 
-def load_tree(tree: Any, *, source: str, catalog: Catalog) -> Loaded:
+def load_tree(tree: Any, *, source: str, catalog: Catalog, drop_unsupported: bool = False) -> Loaded:
+    """Validate a parsed tree. A KubeV tree is converted first; its problems (found in KubeV terms)
+    come first, and kvinstall's own are mapped back to the KubeV file's lines and field names.
+    drop_unsupported: KubeV fields kvinstall does not provide are dropped with a warning instead of
+    refused (`convert --drop-unsupported`)."""
     converted_from = None
     pre_problems: list[Problem] = []
     pathmap: dict[Loc, Loc] = {}
+    rename: Callable[[str | None], str | None] = lambda text: text  # noqa: E731
     data: Any = tree
     if kubev.is_kubev(tree):
-        result = kubev.convert(tree)
-        data, pathmap, pre_problems = result.data, result.pathmap, result.problems
+        result = kubev.convert(tree, drop_unsupported=drop_unsupported)
+        data, pathmap, rename = result.data, result.pathmap, result.rename
+        pre_problems = [_place(p, tree, source, {}, kubev_file=True) for p in result.problems]
         converted_from = kubev.KIND
     elif (
         isinstance(tree, dict)
@@ -121,27 +128,39 @@ def load_tree(tree: Any, *, source: str, catalog: Catalog) -> Loaded:
             )
         )
 
-    problems = [_place(p, tree, source, pathmap) for p in pre_problems]
+    problems = [
+        p if p.file else _place(p, tree, source, pathmap) for p in pre_problems
+    ]  # KubeV's are placed already
+    found: list[Problem] = []
     config: Config | None = None
     plain = _plain(data)
     try:
         config = Config.model_validate(plain)
     except ValidationError as exc:
         field_problems = _from_pydantic(exc)
-        problems += [_place(p, tree, source, pathmap) for p in field_problems]
+        found += field_problems
         # Report the cross-field problems too, in the same run: check the config without the
         # fields that failed (they fall back to their defaults), where that still makes one.
         partial = _without(plain, [p.loc for p in field_problems])
         if partial is not None:
             bad = [p.loc for p in field_problems]
-            problems += [
-                _place(p, tree, source, pathmap)
+            found += [
+                p
                 for p in run_checks(partial, catalog)
                 if p.severity == "error" and not any(_overlaps(p.loc, b) for b in bad)
             ]
     if config is not None:
-        problems += [_place(p, tree, source, pathmap) for p in run_checks(config, catalog)]
-        problems += _unresolvable_secrets(config, tree, source, pathmap)
+        found += run_checks(config, catalog)
+    if converted_from:
+        # A warning about kvinstall settings a KubeV file cannot hold is no use to its author.
+        found = [p for p in found if p.severity == "error" or _map_loc(p.loc, pathmap) != p.loc]
+    kv = converted_from is not None
+    placed = [_renamed(_place(p, tree, source, pathmap, kubev_file=kv), rename) for p in found]
+    if config is not None:
+        placed += [_renamed(p, rename) for p in _unresolvable_secrets(config, tree, source, pathmap)]
+    # Where a KubeV field is already reported, what kvinstall found there follows from it: not repeated.
+    reported = [p.loc for p in problems if p.severity == "error"]
+    problems += [p for p in placed if not any(_overlaps(p.loc, r) for r in reported)]
     errors = [p for p in problems if p.severity == "error"]
     if errors or config is None:
         # Warnings ride along so the user sees everything in one go.
@@ -192,6 +211,12 @@ def _unresolvable_secrets(config: Config, tree: Any, source: str, pathmap: dict[
     return out
 
 
+def _renamed(p: Problem, rename: Callable[[str | None], str | None]) -> Problem:
+    from dataclasses import replace
+
+    return replace(p, message=rename(p.message) or p.message, hint=rename(p.hint))
+
+
 def _sorted(problems: list[Problem]) -> list[Problem]:
     return sorted(problems, key=lambda p: (p.line or 0, p.column or 0, p.path))
 
@@ -213,7 +238,9 @@ def _plain(node: Any) -> Any:
     return node
 
 
-def _place(p: Problem, tree: Any, source: str, pathmap: dict[Loc, Loc]) -> Problem:
+def _place(
+    p: Problem, tree: Any, source: str, pathmap: dict[Loc, Loc], *, kubev_file: bool = False
+) -> Problem:
     if p.line is not None:
         return p
     loc = _map_loc(p.loc, pathmap)
@@ -223,6 +250,8 @@ def _place(p: Problem, tree: Any, source: str, pathmap: dict[Loc, Loc]) -> Probl
         if _is_scalar_at(tree, loc) and p.code != "unknown-field"
         else position(tree, loc)
     )
+    if kubev_file and loc and isinstance(tree, dict) and loc[0] not in tree:
+        pos = None  # a missing top-level section has no line of its own (the first line is not it)
     line, col = pos if pos else (None, None)
     from dataclasses import replace
 
@@ -238,7 +267,8 @@ def _map_loc(loc: Loc, pathmap: dict[Loc, Loc]) -> Loc:
     """Converted files: map a kvinstall path back to where it came from in the KubeV file."""
     for n in range(len(loc), 0, -1):
         if loc[:n] in pathmap:
-            return pathmap[loc[:n]]
+            # What lies below a mapped field is named alike in both formats (lists, maps).
+            return pathmap[loc[:n]] + loc[n:]
     return loc
 
 

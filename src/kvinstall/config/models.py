@@ -11,7 +11,7 @@ import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from kvinstall.config.secrets import Secret
@@ -106,16 +106,34 @@ class Model(BaseModel):
     )
 
 
+def _removal(kind: str, key: str, value: str) -> str:
+    """`key-` removes `key` (kubectl label/annotate semantics): the key without the dash, no value."""
+    if value != "":
+        raise ValueError(f"{kind} {key!r} removes {key[:-1]!r}: give it an empty value, not {value!r}")
+    return key[:-1]
+
+
 def _check_labels(labels: dict[str, str]) -> dict[str, str]:
     for key, value in labels.items():
-        if not _LABEL_KEY.match(key) or len(key) > 317:
-            raise ValueError(f"label key {key!r} is not a valid Kubernetes label key")
+        name = _removal("label", key, value) if key.endswith("-") else key
+        if not _LABEL_KEY.match(name) or len(name) > 317:
+            raise ValueError(f"label key {name!r} is not a valid Kubernetes label key")
         if len(value) > 63 or not _LABEL_VALUE.match(value):
             raise ValueError(f"label value {value!r} (key {key!r}) is not a valid Kubernetes label value")
     return labels
 
 
+def _check_annotations(annotations: dict[str, str]) -> dict[str, str]:
+    for key, value in annotations.items():
+        name = _removal("annotation", key, value) if key.endswith("-") else key
+        if not _LABEL_KEY.match(name) or len(name) > 317:
+            raise ValueError(f"annotation key {name!r} is not a valid Kubernetes annotation key")
+    return annotations
+
+
+# A key ending in '-' removes that key from the node (kubectl semantics; KubeOne applies it too).
 Labels = Annotated[dict[str, str], AfterValidator(_check_labels)]
+Annotations = Annotated[dict[str, str], AfterValidator(_check_annotations)]
 
 
 # --- hosts and SSH -------------------------------------------------------------------------------
@@ -158,6 +176,82 @@ class SSHSettings(Model):
     parallelism: int = Field(default=30, ge=1, le=512, description="Hosts contacted at once.")
 
 
+_GO_DURATION = re.compile(r"^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$")
+_THRESHOLD = re.compile(r"^([0-9]+(\.[0-9]+)?%|[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|Pi|Ei|M|G|T|P|E)?)$")
+
+
+def _reserved(v: dict[str, str]) -> dict[str, str]:
+    for key, value in v.items():
+        _quantity(value)
+        if not re.match(r"^[a-z][-a-z.]*$", key):
+            raise ValueError(f"{key!r} is not a resource name such as cpu, memory, ephemeral-storage or pid")
+    return v
+
+
+def _eviction(v: dict[str, str]) -> dict[str, str]:
+    for key, value in v.items():
+        if not re.match(r"^[a-z]+\.[a-zA-Z]+$", key):
+            raise ValueError(f"{key!r} is not an eviction signal such as memory.available or nodefs.available")
+        if not _THRESHOLD.match(str(value)):
+            raise ValueError(f"{value!r} ({key}) is neither a quantity (100Mi) nor a percentage (10%)")
+    return v
+
+
+def _duration(v: str) -> str:
+    if not _GO_DURATION.match(v):
+        raise ValueError(f"{v!r} is not a duration such as 2m, 1h30m or 0s")
+    return v
+
+
+class NodeKubelet(Model):
+    """Kubelet settings KubeOne applies per node (as kubelet flags)."""
+
+    system_reserved: Annotated[dict[str, str], AfterValidator(_reserved)] = Field(
+        default_factory=dict, description="Resources reserved for the OS (--system-reserved), e.g. {cpu: 500m}."
+    )
+    kube_reserved: Annotated[dict[str, str], AfterValidator(_reserved)] = Field(
+        default_factory=dict, description="Resources reserved for Kubernetes daemons (--kube-reserved)."
+    )
+    eviction_hard: Annotated[dict[str, str], AfterValidator(_eviction)] = Field(
+        default_factory=dict, description="Hard eviction thresholds, e.g. {memory.available: 100Mi}."
+    )
+    max_pods: int | None = Field(default=None, ge=1, description="Pods per node (kubelet default 110).")
+
+
+class Kubelet(NodeKubelet):
+    """Kubelet settings for every node (KubeOne's kubeletConfig)."""
+
+    image_gc_high_threshold_percent: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        alias="imageGCHighThresholdPercent",
+        description="Disk usage (%) above which image garbage collection always runs (default 85).",
+    )
+    image_gc_low_threshold_percent: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        alias="imageGCLowThresholdPercent",
+        description="Disk usage (%) below which image garbage collection never runs (default 80).",
+    )
+    image_minimum_gc_age: Annotated[str, AfterValidator(_duration)] | None = Field(
+        default=None, alias="imageMinimumGCAge", description="Minimum age of an unused image before removal (2m)."
+    )
+    image_maximum_gc_age: Annotated[str, AfterValidator(_duration)] | None = Field(
+        default=None, alias="imageMaximumGCAge", description="Maximum age of an unused image (0s: no limit)."
+    )
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> Kubelet:
+        high, low = self.image_gc_high_threshold_percent, self.image_gc_low_threshold_percent
+        if high is not None and low is not None and high <= low:
+            raise ValueError(
+                f"imageGCHighThresholdPercent ({high}) must be greater than imageGCLowThresholdPercent ({low})"
+            )
+        return self
+
+
 class Taint(Model):
     key: str = Field(description="Taint key.")
     value: str = Field(default="", description="Taint value.")
@@ -185,7 +279,15 @@ class Host(Model):
         default=None,
         description="Pinned SSH host key ('ssh-ed25519 AAAA...'); checked instead of known_hosts.",
     )
-    labels: Labels = Field(default_factory=dict, description="Node labels.")
+    labels: Labels = Field(
+        default_factory=dict, description="Node labels; a key ending in '-' (value \"\") removes that label."
+    )
+    annotations: Annotations = Field(
+        default_factory=dict, description="Node annotations; a key ending in '-' (value \"\") removes it."
+    )
+    kubelet: NodeKubelet | None = Field(
+        default=None, description="Kubelet settings of this node (override the cluster-wide `kubelet`)."
+    )
     taints: list[Taint] | None = Field(
         default=None, description="Node taints. Unset on a control-plane host: the default NoSchedule taint."
     )
@@ -241,6 +343,12 @@ class Network(Model):
     )
     dns_server: IPAddress | None = Field(
         default=None, description="Cluster DNS service address (default: the tenth address of serviceCIDR)."
+    )
+    upstream_dns: IPAddress | None = Field(
+        default=None,
+        alias="upstreamDNS",
+        description="DNS resolver the cluster DNS (CoreDNS, NodeLocal DNSCache) forwards names outside the "
+        "cluster to (default: the nodes' /etc/resolv.conf).",
     )
     tunnel_interface: str | None = Field(
         default=None,
@@ -386,6 +494,9 @@ class KubeVirt(Model):
     cpu_allocation_ratio: int | None = Field(
         default=None, ge=1, le=100, description="vCPUs per physical CPU request."
     )
+    common_instancetypes: bool = Field(
+        default=True, description="Deploy KubeVirt's common instance types and preferences (virt-operator's bundle)."
+    )
 
 
 class FilesystemOverhead(Model):
@@ -452,7 +563,8 @@ class OIDCAuth(Model):
 
 class Auth(Model):
     mode: Literal["none", "basic", "oidc"] = Field(
-        default="none", description="none, basic (Dex password DB) or oidc."
+        default="none",
+        description="none, basic (Dex password DB with a generated admin, plus any oidc.connectors) or oidc.",
     )
     issuer: str | None = Field(
         default=None, description="Dex issuer URL (https), e.g. https://dex.example.com/dex."
@@ -535,6 +647,17 @@ class RegistryCredentials(Model):
     )
 
 
+class ChartAccess(Model):
+    """How kvinstall itself reads the charts and manifests in the site registry."""
+
+    credentials: RegistryCredentials | None = Field(
+        default=None, description="Login for reading charts and manifests (default: none)."
+    )
+    insecure_skip_verify: bool = Field(
+        default=False, description="TLS without verifying the registry's certificate (prefer offline.caFile)."
+    )
+
+
 class Offline(Model):
     enabled: bool = Field(
         default=False, description="Install from the site registry only; nothing from the internet."
@@ -542,9 +665,21 @@ class Offline(Model):
     registry: str | None = Field(
         default=None, description="Site registry HOST[:PORT] holding the pushed bundle."
     )
-    credentials: RegistryCredentials | None = Field(default=None, description="Login for the site registry.")
+    credentials: RegistryCredentials | None = Field(
+        default=None, description="Login for the site registry (nodes pulling images, the gate, mirror push)."
+    )
     ca_file: str | None = Field(default=None, description="CA bundle that signed the registry's certificate.")
     insecure: bool = Field(default=False, description="Plain HTTP registry (no TLS).")
+    insecure_skip_verify: bool = Field(
+        default=False,
+        description="TLS without verifying the registry's certificate: nodes (containerd), CDI and kvinstall "
+        "(prefer caFile).",
+    )
+    charts: ChartAccess | None = Field(
+        default=None,
+        description="How kvinstall reads the charts and manifests in the site registry, when not like the "
+        "images (its own login or TLS setting).",
+    )
 
     @field_validator("registry")
     @classmethod
@@ -581,6 +716,11 @@ class Config(Model):
     )
     ssh: SSHSettings = Field(default_factory=SSHSettings, description="SSH defaults for every host.")
     hosts: list[Host] = Field(min_length=1, description="The bare-metal machines: control plane and workers.")
+    kubelet: Kubelet | None = Field(default=None, description="Kubelet settings for every node.")
+    image_pull_secret: Secret | None = Field(
+        default=None,
+        description='Registry logins for every node\'s containerd, as Docker config JSON ({"auths": {...}}).',
+    )
     api_endpoint: APIEndpoint | None = Field(
         default=None,
         alias="apiEndpoint",
@@ -624,6 +764,10 @@ class Config(Model):
         found: list[tuple[str, Secret]] = []
         if self.offline.credentials is not None:
             found.append(("offline.credentials.password", self.offline.credentials.password))
+        if self.offline.charts is not None and self.offline.charts.credentials is not None:
+            found.append(("offline.charts.credentials.password", self.offline.charts.credentials.password))
+        if self.image_pull_secret is not None:
+            found.append(("imagePullSecret", self.image_pull_secret))
         if self.auth.basic.password is not None:
             found.append(("auth.basic.password", self.auth.basic.password))
         for i, client in enumerate(self.auth.static_clients):

@@ -3,8 +3,9 @@
 Bare metal (`cloudProvider: none`), CNI `external` (Kube-OVN is installed after KubeOne), control
 planes labelled `kube-ovn/role=master` (the Kube-OVN chart finds its central nodes by that label),
 containerd mirrors to the site registry in offline mode, and OIDC flags when Dex is enabled.
-Registry passwords never enter the manifest: `registries_auth()` gives them for KubeOne's
-credentials file (`-c`), written with mode 0600 by the runner.
+Node labels and annotations (a key ending in '-' removes it: KubeOne's own rule) and kubelet
+settings pass through. Registry passwords never enter the manifest: `registries_auth()` gives
+them for KubeOne's credentials file (`-c`), written with mode 0600 by the runner.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from kvinstall.config.models import Bastion, Config, Host
+from kvinstall.config.dockerconfig import docker_config_logins
+from kvinstall.config.models import Bastion, Config, Host, NodeKubelet
 
 API_VERSION = "kubeone.k8c.io/v1beta2"
 KIND = "KubeOneCluster"
@@ -65,6 +67,10 @@ def _host(config: Config, h: Host, host_key_of: Mapping[str, str]) -> dict[str, 
         labels[KUBE_OVN_MASTER_LABEL[0]] = KUBE_OVN_MASTER_LABEL[1]
     if labels:
         out["labels"] = dict(sorted(labels.items()))
+    if h.annotations:
+        out["annotations"] = dict(sorted(h.annotations.items()))
+    if h.kubelet is not None:
+        out["kubelet"] = kubelet_fields(h.kubelet)
     if h.taints is not None:
         # [] = no taints at all (on a control plane: schedulable); unset = KubeOne's default.
         out["taints"] = [
@@ -76,20 +82,20 @@ def _host(config: Config, h: Host, host_key_of: Mapping[str, str]) -> dict[str, 
     return out
 
 
+def kubelet_fields(k: NodeKubelet) -> dict[str, Any]:
+    """KubeOne's KubeletConfig (the same camelCase keys), without the unset fields."""
+    return k.model_dump(by_alias=True, exclude_none=True, exclude_defaults=True, mode="json")
+
+
 def _registries(config: Config) -> dict[str, Any]:
     off = config.offline
     scheme = "http" if off.insecure else "https"
     mirror = f"{scheme}://{off.registry}"
     entry: dict[str, Any] = {"mirrors": [mirror]}
-    if off.insecure:
+    if off.insecure or off.insecure_skip_verify:
         entry["tlsConfig"] = {"insecureSkipVerify": True}
-    regs = {r: dict(entry) for r in UPSTREAM_REGISTRIES}
-    # The site registry itself (images rewritten to it) gets the same TLS settings.
-    site: dict[str, Any] = {"mirrors": [mirror]}
-    if off.insecure:
-        site["tlsConfig"] = {"insecureSkipVerify": True}
-    regs[str(off.registry)] = site
-    return regs
+    # The upstream registries and the site registry itself (images rewritten to it) alike.
+    return {r: dict(entry) for r in [*UPSTREAM_REGISTRIES, str(off.registry)]}
 
 
 def render_manifest(config: Config, *, host_keys: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -117,6 +123,8 @@ def render_manifest(config: Config, *, host_keys: Mapping[str, str] | None = Non
             "cni": {"external": {}},
         },
     }
+    if config.kubelet is not None:
+        manifest["kubeletConfig"] = kubelet_fields(config.kubelet)
     if config.workers:
         manifest["staticWorkers"] = {"hosts": [_host(config, h, keys) for h in config.workers]}
     if config.offline.enabled and config.offline.registry:
@@ -133,23 +141,33 @@ def render_manifest(config: Config, *, host_keys: Mapping[str, str] | None = Non
 
 
 def registries_auth(config: Config) -> dict[str, Any] | None:
-    """The `registriesAuth` document for KubeOne's credentials file (holds the registry password).
+    """The `registriesAuth` document for KubeOne's credentials file (holds registry passwords).
 
     Kept out of the manifest so that the manifest (stored in the state directory, hashed, shown in
-    plans) never carries a secret. None when there is nothing to authenticate.
+    plans) never carries a secret. The logins of `imagePullSecret` first; in offline mode the site
+    registry's login for every registry it stands in for. None when there is nothing to authenticate.
     """
+    registries: dict[str, Any] = {}
+    if config.image_pull_secret is not None:
+        text = config.image_pull_secret.require("imagePullSecret")
+        try:
+            logins = docker_config_logins(text)
+        except ValueError as exc:
+            from kvinstall.config.problems import Problem
+            from kvinstall.errors import ConfigError
+
+            raise ConfigError([Problem(str(exc), loc=("imagePullSecret",))]) from None
+        registries.update({host: {"auth": auth} for host, auth in logins.items()})
     off = config.offline
-    if not (off.enabled and off.registry and off.credentials):
+    if off.enabled and off.registry and off.credentials:
+        auth = {
+            "username": off.credentials.username,
+            "password": off.credentials.password.require("offline.credentials.password"),
+        }
+        registries.update({r: {"auth": dict(auth)} for r in [*UPSTREAM_REGISTRIES, str(off.registry)]})
+    if not registries:
         return None
-    auth = {
-        "username": off.credentials.username,
-        "password": off.credentials.password.require("offline.credentials.password"),
-    }
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "ContainerRuntimeContainerd",
-        "registries": {r: {"auth": dict(auth)} for r in [*UPSTREAM_REGISTRIES, str(off.registry)]},
-    }
+    return {"apiVersion": API_VERSION, "kind": "ContainerRuntimeContainerd", "registries": registries}
 
 
 def to_yaml(doc: Any) -> str:

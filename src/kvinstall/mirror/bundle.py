@@ -301,6 +301,7 @@ def push_bundle(
     workers: int = 8,
     progress: Progress | None = None,
     chunk_size: int | None = None,
+    skip_verify: bool = False,
 ) -> PushResult:
     """Upload what the registry lacks, then the manifests (exact bytes), then the locked tags.
 
@@ -328,7 +329,13 @@ def push_bundle(
     tracker = ProgressTracker(sum(plan.blob_sizes.values()), progress)
     opener: Callable[[str], IO[bytes]] = lambda d: reader.open(blob_name(d))  # noqa: E731
     with RegistryClient(
-        host, ca_file=ca_file, insecure=insecure, username=username, password=password, pool=workers
+        host,
+        ca_file=ca_file,
+        insecure=insecure,
+        skip_verify=skip_verify,
+        username=username,
+        password=password,
+        pool=workers,
     ) as client:
         client.ping()
         counters = push_plan(client, plan, target, opener, tracker, workers, chunk_size)

@@ -128,6 +128,7 @@ class PushTarget:
     insecure: bool = False
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    skip_verify: bool = False  # TLS, certificate not verified (offline.insecureSkipVerify)
 
     def with_password(self, password: str) -> PushTarget:
         return replace(self, password=password)
@@ -146,4 +147,7 @@ def push_target(config: Config, *, override: PushTarget) -> PushTarget:
         insecure=override.insecure or off.insecure,
         username=override.username or (creds.username if creds else None),
         password=password,
+        # The config's setting applies to its own registry only, not to one given on the command line.
+        skip_verify=override.skip_verify
+        or (off.insecure_skip_verify and override.registry in (None, "", off.registry)),
     )

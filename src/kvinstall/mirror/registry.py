@@ -126,6 +126,7 @@ class RegistryClient:
         *,
         ca_file: str | Path | None = None,
         insecure: bool = False,
+        skip_verify: bool = False,
         username: str | None = None,
         password: str | None = None,
         retries: int = 6,
@@ -135,9 +136,10 @@ class RegistryClient:
     ) -> None:
         self.host = host
         # insecure means plain HTTP (a lab or a loopback registry); TLS otherwise, verified
-        # against the CA file when one is given, else the system trust store.
+        # against the CA file when one is given, else the system trust store, unless the user
+        # chose skip_verify (a registry whose certificate no CA here vouches for).
         self.base = f"{'http' if insecure else 'https'}://{host}"
-        self._verify: bool | str = str(ca_file) if ca_file else True
+        self._verify: bool | str = False if skip_verify else (str(ca_file) if ca_file else True)
         self._username = username
         self._password = password
         self.retries = retries

@@ -17,6 +17,7 @@ from kvinstall.plan.model import Action, ActionKind, Observed, Phase, Plan
 
 if TYPE_CHECKING:
     from kvinstall.kube.apply import ApplyPlan
+    from kvinstall.kube.dns import UpstreamResult
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,37 @@ def _component_phase(comp: DesiredComponent, live: ApplyPlan | None) -> Phase:
     return phase
 
 
+def _dns_phase(upstream: str, dns: UpstreamResult | None) -> Phase:
+    """The cluster DNS's Corefiles (apply's bootstrap phase edits them after KubeOne)."""
+    from kvinstall.kube.dns import COREFILES
+
+    phase = Phase(name="bootstrap", title="Cluster bootstrap")
+    want = f"forward . {upstream}"
+
+    def action(ref: str, kind: ActionKind, reason: str) -> Action:
+        ns, name = ref.removeprefix("ConfigMap ").split("/")
+        return Action(
+            action=kind,
+            target=ref,
+            api_version="v1",
+            kind="ConfigMap",
+            name=name,
+            namespace=ns,
+            reason=reason,
+            details={"upstreamDNS": upstream},
+        )
+
+    if dns is None:
+        for ns, name in COREFILES:
+            phase.actions.append(action(f"ConfigMap {ns}/{name}", "update", f"Corefile: {want}"))
+        return phase
+    phase.actions += [action(ref, "update", f"Corefile: {want}") for ref in dns.changed]
+    phase.actions += [action(ref, "unchanged", want) for ref in dns.unchanged]
+    phase.notes += [f"{ref} is not deployed: nothing to point at {upstream}" for ref in dns.absent]
+    phase.notes += [f"{ref} has no root server block (.:53): not changed" for ref in dns.unparsed]
+    return phase
+
+
 def build_plan(
     desired: DesiredState,
     *,
@@ -99,6 +131,7 @@ def build_plan(
     untrusted_host_keys: Mapping[str, str] | None = None,
     host_results: Mapping[str, list[str]] | None = None,
     warnings: list[str] | None = None,
+    dns: UpstreamResult | None = None,
 ) -> Plan:
     observed = observed or Observed()
     phases: list[Phase] = []
@@ -139,6 +172,8 @@ def build_plan(
         k1.actions.append(Action(action="run", target="kubeone apply", reason=reason, details=details))
     k1.images = list(desired.kubernetes_images)
     phases.append(k1)
+    if desired.upstream_dns:
+        phases.append(_dns_phase(desired.upstream_dns, dns))
 
     for comp in desired.components:
         phases.append(_component_phase(comp, (cluster or {}).get(comp.name)))

@@ -49,6 +49,7 @@ class DesiredState:
     components: list[DesiredComponent]
     binaries: list[Artifact]
     offline_registry: str | None = None  # offline mode: the site registry everything comes from
+    upstream_dns: str | None = None  # the resolver the cluster DNS forwards outside names to
 
     def all_images(self) -> list[str]:
         seen: dict[str, None] = {}
@@ -131,4 +132,5 @@ def desire(
         components=desired_components,
         binaries=binaries,
         offline_registry=config.offline.registry if config.offline.enabled else None,
+        upstream_dns=config.network.upstream_dns,
     )

@@ -56,10 +56,15 @@ def make_plan(
     kube = cluster_client(kubeconfig or kubeconfig_path(state), observed)
     cluster = None
     kubeone = None
+    dns = None
     if kube is not None:
         cluster = observe_cluster(kube, desired)
         observed.cluster = True
         kubeone = kubeone_decision(kube, config, desired, state)
+        if desired.upstream_dns:
+            from kvinstall.kube.dns import ensure_upstream
+
+            dns = ensure_upstream(kube, desired.upstream_dns, dry_run=True)
     plan = build_plan(
         desired,
         observed=observed,
@@ -68,6 +73,7 @@ def make_plan(
         untrusted_host_keys=untrusted,
         host_results=host_results,
         warnings=[str(w) for w in loaded.warnings],
+        dns=dns,
     )
     return PlanResult(config=config, desired=desired, plan=plan, warnings=loaded.warnings, state=state)
 

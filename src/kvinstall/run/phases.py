@@ -105,8 +105,9 @@ class GatePhase:
         from kvinstall.mirror.gate import check_complete
 
         refs = required_refs(ctx)
-        client = site_registry_client(ctx)
-        missing = check_complete(client, refs)
+        images, artifacts = required_refs_split(ctx)
+        with site_registry_client(ctx) as client, site_registry_client(ctx, charts=True) as charts:
+            missing = check_complete(client, images) + check_complete(charts, artifacts)
         if missing:
             raise IncompleteMirrorError(
                 f"{len(missing)} of {len(refs)} artifact(s) are missing from the site registry:\n  "
@@ -117,34 +118,38 @@ class GatePhase:
         return f"all {len(refs)} images and artifacts are in {ctx.config.offline.registry}"
 
 
-def site_registry_client(ctx: Context) -> Any:
+def site_registry_client(ctx: Context, *, charts: bool = False) -> Any:
+    """A client of the site registry as the nodes pull images from it, or (charts=True) as
+    kvinstall reads its charts and manifests."""
     from kvinstall.components.artifacts import offline_registry
-    from kvinstall.mirror.registry import RegistryClient
 
-    reg = offline_registry(ctx.config)
+    reg = offline_registry(ctx.config, charts=charts)
     assert reg is not None  # the gate runs in offline mode only
-    return RegistryClient(
-        reg.host, ca_file=reg.ca_file, insecure=reg.insecure, username=reg.username, password=reg.password
-    )
+    return reg.client()
 
 
 def required_refs(ctx: Context) -> list[str]:
     """Every image the rendered objects reference, every image of the catalog (operators such as
     virt-operator derive their operands' references from their own, so those appear in no object),
     plus every artifact, as site-registry references."""
+    images, artifacts = required_refs_split(ctx)
+    return [*images, *artifacts]
+
+
+def required_refs_split(ctx: Context) -> tuple[list[str], list[str]]:
+    """required_refs as (images, artifacts): each is checked with its own login."""
     from kvinstall.components.artifacts import artifact_oci_ref
     from kvinstall.render.images import images_in, rewrite_image
 
     site = str(ctx.config.offline.registry)
-    refs: dict[str, None] = {}
+    images: dict[str, None] = {}
     for comp in ctx.desired.components:
         for img in [*sorted(images_in(comp.objects)), *comp.images]:
-            refs.setdefault(img if img.startswith(site + "/") else rewrite_image(img, site), None)
+            images.setdefault(img if img.startswith(site + "/") else rewrite_image(img, site), None)
     for img in ctx.desired.kubernetes_images:
-        refs.setdefault(rewrite_image(img, site), None)
-    for art in ctx.desired.all_artifacts():
-        refs.setdefault(artifact_oci_ref(art, site), None)
-    return list(refs)
+        images.setdefault(rewrite_image(img, site), None)
+    artifacts = {artifact_oci_ref(art, site): None for art in ctx.desired.all_artifacts()}
+    return list(images), [a for a in artifacts if a not in images]
 
 
 def nodes_ready_at_version(kube: Kube, config: Config) -> tuple[bool, str]:
@@ -210,7 +215,7 @@ class KubeOnePhase:
 
 class BootstrapPhase:
     """kvinstall's own namespace and state (the last applied config without secrets, the catalog
-    versions), and node labels from the config."""
+    versions), node labels and annotations from the config, and the cluster DNS's upstream."""
 
     name = "bootstrap"
     title = "Cluster bootstrap"
@@ -219,7 +224,7 @@ class BootstrapPhase:
         return True, ""
 
     def inputs(self, ctx: Context) -> Any:
-        return self.objects(ctx)
+        return {"objects": self.objects(ctx), "upstreamDNS": ctx.config.network.upstream_dns}
 
     def objects(self, ctx: Context) -> list[dict[str, Any]]:
         import base64
@@ -251,11 +256,17 @@ class BootstrapPhase:
         _emit_plan(ctx, self.name, plan)
         execute(kube, plan)
         labelled = label_nodes(kube, ctx)
-        return f"state recorded; {labelled} node(s) relabelled"
+        summary = f"state recorded; {labelled} node(s) relabelled"
+        if ctx.config.network.upstream_dns:
+            summary += "; " + upstream_dns(kube, ctx)
+        return summary
 
 
 def label_nodes(kube: Kube, ctx: Context) -> int:
-    """Labels from the config on nodes that lack them (KubeOne sets them only when a node joins)."""
+    """Labels and annotations from the config on the nodes, set or (key ending in '-') removed
+    (KubeOne applies them only when it runs)."""
+    from kvinstall.kube.nodes import node_patch
+
     changed = 0
     for host in ctx.config.hosts:
         want = dict(host.labels)
@@ -265,21 +276,45 @@ def label_nodes(kube: Kube, ctx: Context) -> int:
         node = kube.get("v1", "Node", name)
         if node is None:
             continue
-        have = node["metadata"].get("labels") or {}
-        missing = {k: v for k, v in want.items() if have.get(k) != v}
-        if missing:
-            kube.patch_merge("v1", "Node", name, {"metadata": {"labels": missing}})
+        patch = node_patch(want, host.annotations, node)
+        if patch:
+            kube.patch_merge("v1", "Node", name, patch)
             ctx.events.emit(
                 "object",
                 phase="bootstrap",
                 action="update",
                 object=f"Node {name}",
                 changes=[
-                    {"path": f"metadata.labels.{k}", "op": "add", "after": v} for k, v in missing.items()
+                    {"path": f"metadata.{part}.{k}", "op": "remove" if v is None else "add", "after": v}
+                    for part, values in patch["metadata"].items()
+                    for k, v in values.items()
                 ],
             )
             changed += 1
     return changed
+
+
+def upstream_dns(kube: Kube, ctx: Context) -> str:
+    """CoreDNS and NodeLocal DNSCache forward outside names to network.upstreamDNS."""
+    from kvinstall.kube.dns import ensure_upstream
+
+    upstream = str(ctx.config.network.upstream_dns)
+    result = ensure_upstream(kube, upstream)
+    for ref in result.changed:
+        ctx.events.emit(
+            "object",
+            phase="bootstrap",
+            action="update",
+            object=ref,
+            changes=[{"path": "data.Corefile", "op": "replace", "after": f"forward . {upstream}"}],
+        )
+    if "ConfigMap kube-system/coredns" in result.absent + result.unparsed:
+        raise ClusterError(
+            "cannot set the cluster DNS upstream: ConfigMap kube-system/coredns has no Corefile with a "
+            "root server block (.:53)",
+            where="network.upstreamDNS",
+        )
+    return f"cluster DNS forwards to {upstream} ({len(result.changed)} Corefile(s) updated)"
 
 
 class ComponentPhase:
