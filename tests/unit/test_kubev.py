@@ -3,17 +3,14 @@ problems on the KubeV file's own lines, and `convert` with its secret files. Pur
 
 from __future__ import annotations
 
-import io
-import os
 import stat
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
-from ruamel.yaml import YAML
 
+from cluster_dns import KUBEADM_COREFILE, nodelocaldns_corefile
 from kvinstall.catalog import load_catalog
 from kvinstall.components import kubeovn
 from kvinstall.components.artifacts import offline_registry
@@ -29,40 +26,8 @@ from kvinstall.kube.nodes import node_patch
 from kvinstall.kubeone.manifest import registries_auth, render_manifest
 from kvinstall.plan.make import make_plan
 
-ROOT = Path(__file__).resolve().parents[2]
-# ../shared/upstream next to the checkout (CI), or next to a folder above it (a git worktree).
-UPSTREAM = Path(
-    os.environ.get("KVINSTALL_UPSTREAM_DIR")
-    or next((p / "shared" / "upstream" for p in ROOT.parents if (p / "shared" / "upstream").is_dir()), "")
-)
 HEAD = "apiVersion: virtualization.k8c.io/v1alpha1\nkind: KubeVCluster\n"
 CP = "controlPlane:\n  hosts:\n    - address: 192.168.1.10\n"
-
-# kubeadm's default Corefile (what `kubeadm init` writes into kube-system/coredns).
-KUBEADM_COREFILE = """.:53 {
-    errors
-    health {
-       lameduck 5s
-    }
-    ready
-    kubernetes cluster.local in-addr.arpa ip6.arpa {
-       pods insecure
-       fallthrough in-addr.arpa ip6.arpa
-       ttl 30
-    }
-    prometheus :9153
-    forward . /etc/resolv.conf {
-       max_concurrent 1000
-    }
-    cache 30 {
-       disable success cluster.local
-       disable denial cluster.local
-    }
-    loop
-    reload
-    loadbalance
-}
-"""
 
 
 def load(text: str) -> Loaded:
@@ -73,19 +38,6 @@ def problems(text: str) -> list[str]:
     with pytest.raises(ConfigError) as info:
         load(text)
     return [str(p) for p in info.value.problems]
-
-
-def nodelocaldns_corefile() -> str:
-    """The Corefile of KubeOne's NodeLocal DNSCache addon, from the real KubeOne release source,
-    rendered as KubeOne does (cluster domain filled in; the __PILLAR__ names stay for node-cache)."""
-    with tarfile.open(UPSTREAM / "kubeone" / "kubeone-v1.13.7-src.tar.gz") as tar:
-        member = tar.extractfile("addons/nodelocaldns/nodelocaldns.yaml")
-        assert member is not None
-        docs = list(YAML(typ="safe").load_all(io.StringIO(member.read().decode())))
-    cm = next(d for d in docs if d and d.get("kind") == "ConfigMap")
-    return str(cm["data"]["Corefile"]).replace(
-        "{{ .Config.ClusterNetwork.ServiceDomainName }}", "cluster.local"
-    )
 
 
 # -- problems on the KubeV file's lines, in its own field names ----------------------------------

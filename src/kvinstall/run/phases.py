@@ -268,14 +268,15 @@ def label_nodes(kube: Kube, ctx: Context) -> int:
     from kvinstall.kube.nodes import node_patch
 
     changed = 0
+    nodes = kube.list("v1", "Node")
     for host in ctx.config.hosts:
         want = dict(host.labels)
         if host.role == "controlPlane":
             want["kube-ovn/role"] = "master"
-        name = host.hostname or host.address
-        node = kube.get("v1", "Node", name)
+        node = find_node(nodes, host.hostname or host.address, host.internal_address)
         if node is None:
             continue
+        name = node["metadata"]["name"]
         patch = node_patch(want, host.annotations, node)
         if patch:
             kube.patch_merge("v1", "Node", name, patch)
@@ -292,6 +293,25 @@ def label_nodes(kube: Kube, ctx: Context) -> int:
             )
             changed += 1
     return changed
+
+
+def find_node(nodes: list[dict[str, Any]], name: str, address: str) -> dict[str, Any] | None:
+    """The Node named `name`, else the one whose InternalIP is `address` (KubeOne names nodes after
+    `hostname -f` when the config gives no hostname)."""
+    by_name = next((n for n in nodes if n["metadata"]["name"] == name), None)
+    if by_name is not None:
+        return by_name
+    return next(
+        (
+            n
+            for n in nodes
+            if any(
+                a.get("type") == "InternalIP" and a.get("address") == address
+                for a in (n.get("status") or {}).get("addresses") or []
+            )
+        ),
+        None,
+    )
 
 
 def upstream_dns(kube: Kube, ctx: Context) -> str:
