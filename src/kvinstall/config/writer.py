@@ -14,16 +14,6 @@ from kvinstall.config.schema import MODELINE
 
 
 def config_to_data(config: Config) -> dict[str, Any]:
-    inline = [path for path, secret in config.secrets() if secret.value is not None]
-    inline += [
-        f"auth.oidc.connectors[{i}].config.{key}"
-        for i, conn in enumerate(config.auth.oidc.connectors)
-        for key, value in conn.config.items()
-        if isinstance(value, dict) and set(value) == {"value"}
-    ]
-    if inline:
-        # Its value would be written as a placeholder: callers move inline secrets to files first.
-        raise ValueError(f"inline secret(s) cannot be written to a file: {', '.join(inline)}")
     data = config.model_dump(by_alias=True, exclude_defaults=True, mode="json")
     # Always written even when default, so a reader sees what is pinned.
     data["apiVersion"] = config.api_version
@@ -34,6 +24,16 @@ def config_to_data(config: Config) -> dict[str, Any]:
 
 
 def to_yaml(config: Config, header: str | None = None) -> str:
+    inline = [path for path, secret in config.secrets() if secret.value is not None]
+    inline += [
+        f"auth.oidc.connectors[{i}].config.{key}"
+        for i, conn in enumerate(config.auth.oidc.connectors)
+        for key, value in conn.config.items()
+        if isinstance(value, dict) and set(value) == {"value"}
+    ]
+    if inline:
+        # Its value would be written as a placeholder: callers move inline secrets to files first.
+        raise ValueError(f"inline secret(s) cannot be written to a file: {', '.join(inline)}")
     from ruamel.yaml import YAML
     from ruamel.yaml.comments import CommentedMap
 
