@@ -3,6 +3,7 @@ problems on the KubeV file's own lines, and `convert` with its secret files. Pur
 
 from __future__ import annotations
 
+import os
 import stat
 import subprocess
 import sys
@@ -401,3 +402,33 @@ def test_tunnel_interfaces_reach_kube_ovn() -> None:
     values = kubeovn.chart_values(cfg, release)
     assert values["networking"]["IFACE"] == "bond0,^ens[0-9]+$"
     assert values["ipv4"]["POD_CIDR"] == "10.244.0.0/16"
+
+
+def test_plan_cli_of_a_kubev_file_equals_that_of_its_conversion(tmp_path: Path) -> None:
+    """The commands themselves, in an empty network namespace (the hosts named do not exist here)."""
+    import json
+
+    root = Path(__file__).resolve().parents[2]
+    src = root / "tests/unit/kubev_corpus/30-reference-dex-google.yaml"
+    out = tmp_path / "cluster.yaml"
+    env = {
+        **os.environ,
+        "KVINSTALL_STATE_DIR": str(tmp_path / "state"),
+        "KVINSTALL_CACHE_DIR": str(tmp_path / "c"),
+    }
+
+    def kv(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = ["unshare", "-n", sys.executable, "-m", "kvinstall", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+
+    assert kv("convert", "-f", str(src), "-o", str(out)).returncode == 0
+    plans = []
+    for path in (src, out):
+        res = kv("plan", "-f", str(path), "-o", "json")
+        assert res.returncode == 0, res.stderr
+        plan = json.loads(res.stdout)
+        plans.append({k: v for k, v in plan.items() if k != "warnings"})
+    assert plans[0] == plans[1]
+    assert plans[0]["cluster"] == "kubev-cluster" and "component/dex" in [
+        p["name"] for p in plans[0]["phases"]
+    ]

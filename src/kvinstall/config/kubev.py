@@ -209,23 +209,12 @@ class _Converter:
             return []
         return node
 
-    def string(self, loc: Loc) -> str | None:
-        node = self.node(loc)
-        if node is None:
-            return None
-        if not isinstance(node, str):
-            self.error(loc, f"expected a string, found {_kind_of(node)}")
-            return None
-        return str(node)
-
     def one_of(self, loc: Loc, options: Collection[str], what: str) -> str | None:
         """The one option set in the section at `loc` (None: section absent). The KubeV rule:
         exactly one option; an omitted section means `none`."""
         sec = self.mapping(loc, options, what=f"{format_path(loc)} (options: {', '.join(options)})")
         if sec is None:
-            if self.has(loc) and self.node(loc) is None:
-                return None  # `section:` with no value: as if omitted
-            return None
+            return None  # absent, `section:` with no value (as if omitted), or not a mapping (reported)
         chosen = [k for k in sec if k in options]
         if len(chosen) != 1:
             self.error(
@@ -266,14 +255,14 @@ class _Converter:
             code=INLINE_SECRET,
         )
 
-    def copy(self, src: Loc, dst: Loc, keys: Collection[str], rename: dict[str, str] | None = None) -> None:
-        """Each of `keys` present under `src` to the same (or renamed) key under `dst`."""
+    def copy(self, src: Loc, dst: Loc, keys: Collection[str]) -> None:
+        """Each of `keys` present under `src` to the same key under `dst`."""
         sec = self.node(src)
         if not isinstance(sec, dict):
             return
         for key in keys:
             if key in sec:
-                self.put((*dst, (rename or {}).get(key, key)), (*src, key), sec[key])
+                self.put((*dst, key), (*src, key), sec[key])
 
     # -- the sections ------------------------------------------------------------------------------
 
@@ -310,20 +299,17 @@ class _Converter:
         for section, role in (("controlPlane", "controlPlane"), ("staticWorkers", "worker")):
             sec = self.mapping((section,), ("hosts",))
             entries = self.items((section, "hosts")) if sec is not None else []
-            if (
-                section == "controlPlane"
-                and not entries
-                and not isinstance(self.node((section, "hosts")), list)
-            ):
-                if sec is None and self.node((section,)) is not None:
-                    continue  # not a mapping: reported
+            listed = self.node((section, "hosts"))
+            # A section or hosts list of the wrong shape is reported already.
+            shapeless = (sec is None and self.node((section,)) is not None) or (
+                listed is not None and not isinstance(listed, list)
+            )
+            if section == "controlPlane" and not entries and not shapeless:
                 self.error(
                     (section,) if sec is None else (section, "hosts"),
                     "required: at least one control plane host",
                     hint="controlPlane: {hosts: [{address: 192.168.1.10, sshUsername: ubuntu}]}",
                 )
-            elif section == "controlPlane" and not entries:
-                self.error((section, "hosts"), "required: at least one control plane host")
             for i, entry in enumerate(entries):
                 old: Loc = (section, "hosts", i)
                 if not isinstance(entry, dict):
