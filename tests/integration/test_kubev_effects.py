@@ -1,6 +1,7 @@
 """KubeV fields that act on the live cluster, against a real kube-apiserver + etcd (fixture kube_api):
 dnsServerIP edits the Corefiles of CoreDNS and of KubeOne's NodeLocal DNSCache (then stays put: no
-writes on a re-run), and node labels/annotations are set and, with a trailing '-', removed.
+writes on a re-run), node labels/annotations are set and, with a trailing '-', removed, and a registry's
+`insecure` is TLS without verification against a real HTTPS registry (fixture registries).
 
 What a real cluster would hold is made here with the real objects' shapes: kubeadm's default Corefile,
 and KubeOne's NodeLocal DNSCache ConfigMap from the KubeOne release source in ../shared/upstream.
@@ -157,3 +158,29 @@ def test_node_labels_and_annotations_are_set_and_removed(kube: Kube, kube_api: A
     mark = kube_api.audit_mark()
     assert label_nodes(kube, ctx) == 0
     assert kube_api.write_count(mark) == 0
+
+
+def test_insecure_means_tls_without_verification_against_a_real_registry(registries: Any) -> None:
+    """KubeV's `containerRegistry.insecure` (offline.insecureSkipVerify): kvinstall's own client talks
+    TLS to a registry whose CA it was not given; without the flag it refuses that registry."""
+    from kvinstall.components.artifacts import offline_registry
+    from kvinstall.errors import KvError
+    from kvinstall.mirror.items import PushTarget, push_target
+
+    host = registries.tls.host
+    text = (
+        KUBEV + "controlPlane:\n  hosts:\n    - address: 192.168.1.10\n"
+        f"offlineSettings:\n  enabled: true\n  containerRegistry:\n    address: https://{host}\n"
+    )
+    strict = load_text(text).config
+    lax = load_text(text + "    insecure: true\n").config
+    reg = offline_registry(strict)
+    assert reg is not None
+    with reg.client(retries=1) as client, pytest.raises(KvError, match=r"(?i)certificate|TLS|SSL"):
+        client.ping()
+    reg = offline_registry(lax)
+    assert reg is not None and reg.skip_verify
+    with reg.client(retries=1) as client:
+        client.ping()
+    assert push_target(lax, override=PushTarget("")).skip_verify
+    assert not push_target(lax, override=PushTarget("elsewhere:5000")).skip_verify

@@ -301,6 +301,16 @@ def check_offline(cfg: Config, _: Catalog) -> Iterator[Problem]:
         )
     if off.insecure_skip_verify and off.ca_file:
         yield _err("insecureSkipVerify and caFile exclude each other", "offline", "insecureSkipVerify")
+    if off.enabled and (
+        off.insecure_skip_verify or (off.charts is not None and off.charts.insecure_skip_verify)
+    ):
+        yield _warn(
+            "the site registry's TLS certificate is not verified: anyone on the path can stand in for it",
+            "offline",
+            "insecureSkipVerify" if off.insecure_skip_verify else "charts",
+            hint="verify it with offline.caFile (a kvinstall setting: `kvinstall convert` a KubeV file to use it)",
+            code="tls-unverified",
+        )
 
 
 def check_workspaces(cfg: Config, _: Catalog) -> Iterator[Problem]:

@@ -140,6 +140,11 @@ class RegistryClient:
         # chose skip_verify (a registry whose certificate no CA here vouches for).
         self.base = f"{'http' if insecure else 'https'}://{host}"
         self._verify: bool | str = False if skip_verify else (str(ca_file) if ca_file else True)
+        if skip_verify:
+            # The user chose it (offline.insecureSkipVerify): no warning per request on stderr.
+            import urllib3
+
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self._username = username
         self._password = password
         self.retries = retries
