@@ -53,3 +53,12 @@ def test_push_without_any_registry_is_a_usage_error(tmp_path: Path) -> None:
     )  # fmt: skip
     assert res.returncode == 64
     assert "no registry" in res.stderr
+
+
+def test_skip_verify_comes_with_the_configs_own_registry_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KV_TEST_REG_PW", "s3cret-pw")
+    cfg = offline(caFile=None, insecureSkipVerify=True)
+    assert push_target(cfg, override=PushTarget("")).skip_verify
+    assert push_target(cfg, override=PushTarget("reg.site:5000")).skip_verify
+    assert not push_target(cfg, override=PushTarget("other:5001")).skip_verify
+    assert not push_target(offline(), override=PushTarget("")).skip_verify
