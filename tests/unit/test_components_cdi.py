@@ -1,4 +1,4 @@
-"""CDI rendering: operator manifest (a stand-in, see tests/operator_standins.py) + the CR."""
+"""CDI rendering: the real operator manifest of the release (tests/upstream_pack.py) + the CR."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from kvinstall.components.kubevirt import find_object
 from kvinstall.config.models import Config
 from kvinstall.errors import ArtifactError
 from kvinstall.render.images import images_in, images_outside
-from operator_standins import CDI_VERSION, MemorySource, catalog_with, cdi_operator_objects, manifest_bytes
+from kvinstall.catalog import load_catalog
+from upstream_pack import MemorySource, PackSource, documents, dump_documents, upstream_file
 
-URL = "https://artifacts.test/cdi-operator.yaml"
+CDI_VERSION = "v1.65.0"
 SITE = "10.1.2.3:5000"
-MANIFEST = manifest_bytes(cdi_operator_objects())
-CATALOG = catalog_with("cdi", CDI_VERSION, URL, MANIFEST)
+CATALOG = load_catalog()
 
 
 def cfg(**extra: Any) -> Config:
@@ -33,7 +33,7 @@ def cfg(**extra: Any) -> Config:
 
 
 def render(config: Config) -> list[KubeObject]:
-    return COMPONENT.render(config, CATALOG, MemorySource({"cdi-operator": MANIFEST})).objects
+    return COMPONENT.render(config, CATALOG, PackSource()).objects
 
 
 def cr(objects: list[KubeObject]) -> KubeObject:
@@ -73,13 +73,14 @@ def test_config_knobs_reach_the_cr() -> None:
     assert "insecureRegistries" not in conf
 
 
-def test_v1_64_gates_come_from_the_catalog() -> None:
-    from kvinstall.catalog import load_catalog
+@pytest.mark.parametrize("version", ["v1.65.0", "v1.64.0"])
+def test_default_gates_are_those_of_the_release_cr(version: str) -> None:
     from kvinstall.components.cdi import feature_gates
 
-    assert feature_gates(cfg(components={"cdi": {"version": "v1.64.0"}}), load_catalog()) == [
-        "HonorWaitForFirstConsumer"
-    ]
+    (upstream,) = documents(upstream_file("cdi", version, "cdi-cr.yaml"))
+    assert feature_gates(cfg(components={"cdi": {"version": version}}), CATALOG) == (
+        upstream["spec"]["config"]["featureGates"]
+    )
 
 
 @pytest.mark.parametrize("insecure", [True, False])
@@ -90,7 +91,7 @@ def test_offline_rewrites_operator_and_every_operand_env(insecure: bool) -> None
     assert deploy is not None
     container = deploy["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == f"{SITE}/kubevirt/cdi-operator:{CDI_VERSION}"
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
     for name in OPERAND_IMAGE_ENV:
         assert env[name].startswith(f"{SITE}/kubevirt/cdi-"), name
     assert env["OPERATOR_VERSION"] == CDI_VERSION  # not an image: untouched
@@ -110,10 +111,11 @@ def test_disabled_and_images() -> None:
 
 
 def test_manifest_without_operator_is_refused() -> None:
-    data = manifest_bytes(cdi_operator_objects()[:2])
-    catalog = catalog_with("cdi", CDI_VERSION, URL, data)
+    # Not a real release: the real manifest with its operator Deployment taken out.
+    real = documents(upstream_file("cdi", CDI_VERSION, "cdi-operator.yaml"))
+    data = dump_documents([o for o in real if o["kind"] != "Deployment"])
     with pytest.raises(ArtifactError, match="cdi-operator"):
-        COMPONENT.render(cfg(), catalog, MemorySource({"cdi-operator": data}))
+        COMPONENT.render(cfg(), CATALOG, MemorySource({"cdi-operator": data}))
 
 
 def test_readiness() -> None:

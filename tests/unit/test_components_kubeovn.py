@@ -1,5 +1,5 @@
-"""Kube-OVN: chart values from the config, rendered by the real helm binary from a stand-in chart
-(the upstream chart cannot be fetched here; tests/standins.py builds one with its value names)."""
+"""Kube-OVN: chart values from the config, rendered by the real helm binary from the real charts of
+the releases in the catalog (tests/upstream_pack.py)."""
 
 from __future__ import annotations
 
@@ -7,24 +7,11 @@ from typing import Any
 
 import pytest
 
-import standins
 from kvinstall.catalog import load_catalog
-from kvinstall.components.base import Artifact
 from kvinstall.components.kubeovn import COMPONENT, chart_values
 from kvinstall.config.models import Config
 from kvinstall.render.images import images_in, images_outside
-
-
-class Source:
-    """An ArtifactSource holding bytes by artifact name (the cache is tested in integration)."""
-
-    def __init__(self, **by_name: bytes) -> None:
-        self.by_name = by_name
-        self.asked: list[str] = []
-
-    def get(self, artifact: Artifact) -> bytes | None:
-        self.asked.append(artifact.name)
-        return self.by_name.get(artifact.name.replace("-", "_"))
+from upstream_pack import MemorySource, PackSource
 
 
 def config(**extra: Any) -> Config:
@@ -61,7 +48,6 @@ def test_values_from_config() -> None:
     )
     v = chart_values(cfg, RELEASE)
     assert v["MASTER_NODES"] == "10.0.0.1,192.0.2.11,10.0.0.3"
-    assert v["replicaCount"] == 3
     assert v["ipv4"] == {
         "POD_CIDR": "10.50.0.0/16",
         "POD_GATEWAY": "10.50.0.1",
@@ -78,6 +64,7 @@ def test_values_from_config() -> None:
     )
     assert v["global"]["registry"]["address"] == "docker.io/kubeovn"
     assert v["global"]["images"]["kubeovn"]["tag"] == "v1.16.2"
+    assert v["global"]["images"]["natgateway"] == {"repository": "vpc-nat-gateway", "tag": "v1.16.2"}
 
 
 def test_explicit_gateway_and_no_mtu() -> None:
@@ -87,17 +74,19 @@ def test_explicit_gateway_and_no_mtu() -> None:
 
 
 def test_render_with_real_helm() -> None:
-    rendered = COMPONENT.render(config(), CATALOG, Source(kube_ovn_chart=standins.kubeovn_chart()))
+    rendered = COMPONENT.render(config(), CATALOG, PackSource())
     objs = {(o["kind"], o["metadata"]["name"]): o for o in rendered.objects}
     central = objs[("Deployment", "ovn-central")]
     assert central["spec"]["replicas"] == 3
-    assert (
-        "--node-ips=10.0.0.1,192.0.2.11,10.0.0.3"
-        in central["spec"]["template"]["spec"]["containers"][0]["args"]
-    )
+    env = central["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "NODE_IPS", "value": "10.0.0.1,192.0.2.11,10.0.0.3"} in env
+    assert objs[("Deployment", "kube-ovn-controller")]["spec"]["replicas"] == 3
     assert ("CustomResourceDefinition", "subnets.kubeovn.io") in objs
     assert not any(o["kind"] == "Job" for o in rendered.objects), "the chart's hooks are not rendered"
-    assert images_in(rendered.objects) == {"docker.io/kubeovn/kube-ovn:v1.16.2"}
+    assert images_in(rendered.objects) == {
+        "docker.io/kubeovn/kube-ovn:v1.16.2",
+        "docker.io/kubeovn/vpc-nat-gateway:v1.16.2",  # ConfigMap ovn-vpc-nat-config
+    }
     assert any("kube-ovn/role=master" in n for n in rendered.notes)
 
 
@@ -107,13 +96,13 @@ def test_offline_render_points_every_image_at_the_site() -> None:
         components={"kubeOVN": {"enableNatGateway": True}},
     )
     assert chart_values(cfg, RELEASE)["global"]["registry"]["address"] == "registry.site:5000/kubeovn"
-    rendered = COMPONENT.render(cfg, CATALOG, Source(kube_ovn_chart=standins.kubeovn_chart()))
+    rendered = COMPONENT.render(cfg, CATALOG, PackSource())
     assert images_outside(rendered.objects, "registry.site:5000") == set()
     assert "registry.site:5000/kubeovn/vpc-nat-gateway:v1.16.2" in images_in(rendered.objects)
 
 
 def test_unavailable_chart_is_reported_not_hidden() -> None:
-    rendered = COMPONENT.render(config(), CATALOG, Source())
+    rendered = COMPONENT.render(config(), CATALOG, MemorySource({}))
     assert rendered.objects == []
     assert [a.name for a in rendered.unavailable] == ["kube-ovn-chart"]
 
@@ -140,11 +129,14 @@ def test_artifacts_and_images_come_from_the_catalog() -> None:
     assert "docker.io/kubeovn/kube-ovn:v1.16.2" in COMPONENT.images(config(), CATALOG)
 
 
-@pytest.mark.parametrize("version", ["v1.14.35"])
+@pytest.mark.parametrize("version", ["v1.15.24"])
 def test_other_catalog_version(version: str) -> None:
     cfg = config(components={"kubeOVN": {"version": version}})
-    rendered = COMPONENT.render(cfg, CATALOG, Source(kube_ovn_chart=standins.kubeovn_chart(version)))
-    assert images_in(rendered.objects) == {f"docker.io/kubeovn/kube-ovn:{version}"}
+    rendered = COMPONENT.render(cfg, CATALOG, PackSource())
+    assert images_in(rendered.objects) == {
+        f"docker.io/kubeovn/kube-ovn:{version}",
+        f"docker.io/kubeovn/vpc-nat-gateway:{version}",
+    }
 
 
 def _cni_args(objects: list[dict]) -> list[str]:
@@ -153,7 +145,7 @@ def _cni_args(objects: list[dict]) -> list[str]:
 
 
 def test_mtu_reaches_the_cni_server() -> None:
-    source = Source(kube_ovn_chart=standins.kubeovn_chart())
+    source = PackSource()
     assert not any(
         a.startswith("--mtu") for a in _cni_args(COMPONENT.render(config(), CATALOG, source).objects)
     )

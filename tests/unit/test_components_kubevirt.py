@@ -1,5 +1,5 @@
-"""KubeVirt rendering: operator manifest (a stand-in: the upstream release asset cannot be fetched
-here, see tests/operator_standins.py) + the CR from the config, gates, devices, offline rewrite."""
+"""KubeVirt rendering: the real operator manifest of the release (tests/upstream_pack.py) + the CR from
+the config, gates (the release's own lists, see catalog.yaml), devices, offline rewrite."""
 
 from __future__ import annotations
 
@@ -18,15 +18,9 @@ from kvinstall.components.kubevirt import (
 from kvinstall.config.models import Config
 from kvinstall.errors import ArtifactError, ConfigError, IntegrityError
 from kvinstall.render.images import images_in, images_outside
-from operator_standins import (
-    KV_VERSION,
-    MemorySource,
-    catalog_with,
-    kubevirt_operator_objects,
-    manifest_bytes,
-)
+from upstream_pack import MemorySource, PackSource, documents, dump_documents, pinned_catalog, upstream_file
 
-URL = "https://artifacts.test/kubevirt-operator.yaml"
+KV_VERSION = "v1.8.4"
 SITE = "registry.site.test:5000"
 
 
@@ -46,13 +40,12 @@ def kv(**fields: Any) -> dict[str, Any]:
     return {"components": {"kubevirt": fields}}
 
 
-MANIFEST = manifest_bytes(kubevirt_operator_objects())
-CATALOG = catalog_with("kubevirt", KV_VERSION, URL, MANIFEST)
+MANIFEST = upstream_file("kubevirt", KV_VERSION, "kubevirt-operator.yaml")
+CATALOG = load_catalog()
 
 
-def render(config: Config, source: MemorySource | None = None) -> list[KubeObject]:
-    src = source or MemorySource({"kubevirt-operator": MANIFEST})
-    return COMPONENT.render(config, CATALOG, src).objects
+def render(config: Config, source: Any = None) -> list[KubeObject]:
+    return COMPONENT.render(config, CATALOG, source or PackSource()).objects
 
 
 def cr(objects: list[KubeObject]) -> KubeObject:
@@ -167,23 +160,55 @@ def test_unknown_and_discontinued_gates_are_config_errors() -> None:
         ("components.kubevirt.featureGates[2]", "error"),
     ]
     assert "NoSuchGate" in problems[0].message and "discontinued" in problems[1].message
+    # KubeVirt's own words say why and what instead.
+    assert "Macvtap network binding is discontinued since v1.3" in problems[1].message
     with pytest.raises(ConfigError) as err:
         render(config)
     assert len(err.value.problems) == 2
 
 
+@pytest.mark.parametrize("version", ["v1.8.4", "v1.7.4"])
+def test_every_gate_of_the_release_is_accepted(version: str) -> None:
+    """Every alpha/beta gate the release registers validates cleanly and reaches the CR; GA and
+    deprecated ones warn; discontinued ones are refused (naming the gate and the version)."""
+    gates = CATALOG.component("kubevirt", version).feature_gates
+    active = sorted(gates.alpha | gates.beta)
+    config = cfg(**kv(version=version, featureGates=active))
+    assert feature_gate_problems(config, CATALOG) == []
+    assert effective_feature_gates(config, CATALOG) == active
+    for state in ("ga", "deprecated"):
+        listed = sorted(getattr(gates, state))
+        problems = feature_gate_problems(cfg(**kv(version=version, featureGates=listed)), CATALOG)
+        assert [p.severity for p in problems] == ["warning"] * len(listed), state
+        assert all(state.replace("ga", "GA") in p.message for p in problems)
+    for gate in sorted(gates.discontinued):
+        (problem,) = feature_gate_problems(cfg(**kv(version=version, featureGates=[gate])), CATALOG)
+        assert problem.severity == "error"
+        assert f"{gate} is discontinued in KubeVirt {version}" in problem.message
+        assert problem.hint
+
+
+def test_deprecated_gates_still_reach_the_cr() -> None:
+    config = cfg(**kv(featureGates=["MultiArchitecture"]))
+    assert [p.code for p in feature_gate_problems(config, CATALOG)] == ["deprecated-gate"]
+    assert effective_feature_gates(config, CATALOG) == ["MultiArchitecture"]
+
+
 def test_gates_are_checked_against_the_chosen_version() -> None:
-    # Template exists in v1.8.4 but not in the v1.5.3 catalog entry.
-    assert feature_gate_problems(cfg(**kv(featureGates=["Template"])), load_catalog()) == []
-    problems = feature_gate_problems(cfg(**kv(version="v1.5.3", featureGates=["Template"])), load_catalog())
+    # Template is new in v1.8; ExperimentalVirtiofsSupport was deprecated in v1.7 and is gone in v1.8.
+    assert feature_gate_problems(cfg(**kv(featureGates=["Template"])), CATALOG) == []
+    problems = feature_gate_problems(cfg(**kv(version="v1.7.4", featureGates=["Template"])), CATALOG)
     assert [p.severity for p in problems] == ["error"]
+    old = feature_gate_problems(cfg(**kv(version="v1.7.4", featureGates=["ExperimentalVirtiofsSupport"])), CATALOG)
+    new = feature_gate_problems(cfg(**kv(featureGates=["ExperimentalVirtiofsSupport"])), CATALOG)
+    assert [p.severity for p in old] == ["warning"] and [p.severity for p in new] == ["error"]
 
 
 def test_ga_gates_warn_and_are_left_out() -> None:
     config = cfg(**kv(featureGates=["GPU", "LiveMigration", "VMExport"]))
     problems = feature_gate_problems(config, CATALOG)
     assert [p.severity for p in problems] == ["warning", "warning"]
-    rendered = COMPONENT.render(config, CATALOG, MemorySource({"kubevirt-operator": MANIFEST}))
+    rendered = COMPONENT.render(config, CATALOG, PackSource())
     assert dev_config(rendered.objects)["featureGates"] == ["VMExport"]
     assert len(rendered.notes) == 2 and all("GA" in n for n in rendered.notes)
 
@@ -200,6 +225,12 @@ def test_images_include_gate_images_of_enabled_gates_only() -> None:
         f"quay.io/kubevirt/virt-exportproxy:{KV_VERSION}",
         f"quay.io/kubevirt/virt-exportserver:{KV_VERSION}",
     ]
+    # virt-template has its own version (the bundle virt-operator v1.8.4 embeds).
+    with_template = COMPONENT.images(cfg(**kv(featureGates=["Template"])), CATALOG)
+    assert with_template[len(base) :] == [
+        "quay.io/kubevirt/virt-template-apiserver:v0.1.8",
+        "quay.io/kubevirt/virt-template-controller:v0.1.8",
+    ]
 
 
 def test_offline_rewrites_operator_image_and_env_keeps_version() -> None:
@@ -211,7 +242,7 @@ def test_offline_rewrites_operator_image_and_env_keeps_version() -> None:
     assert deploy is not None
     container = deploy["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == f"{SITE}/kubevirt/virt-operator:{KV_VERSION}"
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["VIRT_OPERATOR_IMAGE"] == f"{SITE}/kubevirt/virt-operator:{KV_VERSION}"
     assert env["KUBEVIRT_VERSION"] == KV_VERSION
     # Online, nothing is rewritten.
@@ -231,24 +262,30 @@ def test_unavailable_manifest_is_reported_not_hidden() -> None:
 
 
 def test_tampered_manifest_is_refused() -> None:
+    # The real manifest with a byte added: what a digest mismatch looks like (the pack has none).
+    pinned = pinned_catalog("https://artifacts.test")
     with pytest.raises(IntegrityError) as err:
-        render(cfg(), MemorySource({"kubevirt-operator": MANIFEST + b"\n# tampered\n"}))
+        COMPONENT.render(cfg(), pinned, MemorySource({"kubevirt-operator": MANIFEST + b"\n# tampered\n"}))
     assert "kubevirt-operator" in str(err.value)
+
+
+def _without_operator() -> bytes:
+    return dump_documents([o for o in documents(MANIFEST) if o["kind"] != "Deployment"])
 
 
 @pytest.mark.parametrize(
     ("data", "message"),
+    # Broken manifests, made here: no release is broken like this.
     [
         (b"- just\n- a list\n", "not a mapping"),
         (b"kind: Deployment\n", "not a Kubernetes object"),
         (b"a: [unclosed\n", "not valid YAML"),
-        (manifest_bytes(kubevirt_operator_objects()[:2]), "no Deployment virt-operator"),
+        (_without_operator(), "no Deployment virt-operator"),
     ],
 )
 def test_broken_manifest_is_an_artifact_error(data: bytes, message: str) -> None:
-    catalog = catalog_with("kubevirt", KV_VERSION, URL, data)
     with pytest.raises(ArtifactError) as err:
-        COMPONENT.render(cfg(), catalog, MemorySource({"kubevirt-operator": data}))
+        COMPONENT.render(cfg(), CATALOG, MemorySource({"kubevirt-operator": data}))
     assert message in str(err.value)
     assert "kubevirt-operator" in str(err.value)
 

@@ -1,29 +1,21 @@
-"""Kyverno from a stand-in chart (rendered by the real helm), and the baseline VM policies."""
+"""Kyverno from the real chart of the release (rendered by the real helm), and the baseline VM policies."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import standins
 from kvinstall.catalog import load_catalog
 from kvinstall.components import ALL_COMPONENTS, COMPONENT_MODULES, component
-from kvinstall.components.base import Artifact, ordered
+from kvinstall.components.base import ordered
 from kvinstall.components.kyverno import COMPONENT as KYVERNO
 from kvinstall.components.kyverno import DEPLOYMENTS, chart_values
 from kvinstall.components.policies import COMPONENT as POLICIES
 from kvinstall.components.policies import policy_ids, render_policies
 from kvinstall.config.models import Config
 from kvinstall.render.images import images_in, images_outside
+from upstream_pack import MemorySource, PackSource
 
 CATALOG = load_catalog()
-
-
-class Source:
-    def __init__(self, data: bytes | None) -> None:
-        self.data = data
-
-    def get(self, artifact: Artifact) -> bytes | None:
-        return self.data if artifact.name == "kyverno-chart" else None
 
 
 def config(**extra: Any) -> Config:
@@ -38,26 +30,28 @@ def config(**extra: Any) -> Config:
 
 
 def test_online_render_uses_upstream_images() -> None:
-    rendered = KYVERNO.render(config(), CATALOG, Source(standins.kyverno_chart()))
+    rendered = KYVERNO.render(config(), CATALOG, PackSource())
     names = {(o["kind"], o["metadata"]["name"]) for o in rendered.objects}
     assert {("Deployment", d) for d in DEPLOYMENTS} <= names
     assert ("Namespace", "kyverno") in names
     assert rendered.objects[0]["kind"] == "Namespace"
     assert ("CustomResourceDefinition", "validatingpolicies.policies.kyverno.io") in names
     assert "reg.kyverno.io/kyverno/kyverno:v1.18.2" in images_in(rendered.objects)
-    assert not any(o["kind"] == "Job" for o in rendered.objects)
+    # Hooks (webhook cleanup, CRD migration, the readiness test) are not applied.
+    assert not any(o["kind"] in ("Job", "Pod") for o in rendered.objects)
+    # The chart writes `defaultMode: 0444`: octal, as Kubernetes reads it (r--r--r--).
+    deploy = next(o for o in rendered.objects if (o["kind"], o["metadata"]["name"]) == ("Deployment", DEPLOYMENTS[0]))
+    modes = [v["projected"]["defaultMode"] for v in deploy["spec"]["template"]["spec"]["volumes"] if "projected" in v]
+    assert modes == [0o444]
 
 
-def test_offline_overrides_every_registry_including_fixed_ones() -> None:
+def test_offline_points_every_image_at_the_site() -> None:
     cfg = config(offline={"enabled": True, "registry": "10.1.1.1:5000"})
     values = chart_values(cfg)
-    assert values["webhooksCleanup"]["image"]["registry"] == "10.1.1.1:5000"
-    assert values["test"]["image"]["registry"] == "10.1.1.1:5000"
     assert values["admissionController"]["initContainer"]["image"]["registry"] == "10.1.1.1:5000"
-    rendered = KYVERNO.render(cfg, CATALOG, Source(standins.kyverno_chart()))
+    rendered = KYVERNO.render(cfg, CATALOG, PackSource())
     assert images_outside(rendered.objects, "10.1.1.1:5000") == set()
-    cm = next(o for o in rendered.objects if o["kind"] == "ConfigMap")
-    assert cm["data"]["webhooksCleanupImage"] == "10.1.1.1:5000/kyverno/kyverno-cli"
+    assert "10.1.1.1:5000/kyverno/kyvernopre:v1.18.2" in images_in(rendered.objects)
 
 
 def test_online_values_are_empty() -> None:
@@ -129,7 +123,7 @@ def test_enforce_mode_and_allowed_namespaces_and_disabled() -> None:
 
 def test_policies_component() -> None:
     cfg = config(components={"kyverno": {"policies": {"disabled": ["nope"]}}})
-    rendered = POLICIES.render(cfg, CATALOG, Source(None))
+    rendered = POLICIES.render(cfg, CATALOG, MemorySource({}))
     assert len(rendered.objects) == 5
     assert any("nope" in n for n in rendered.notes)
     assert [r.name for r in POLICIES.readiness(cfg, CATALOG)] == sorted(policy_ids())

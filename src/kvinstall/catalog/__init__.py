@@ -10,21 +10,43 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from kvinstall.components.base import Artifact
 
 
+GateState = Literal["alpha", "beta", "ga", "deprecated", "discontinued"]
+
+
 @dataclass(frozen=True)
 class FeatureGates:
+    """A KubeVirt release's feature gates by state, as the release registers them. Alpha and beta
+    gates are off until listed; GA ones are always on; deprecated ones still work (KubeVirt warns);
+    discontinued ones are gone. `messages`: KubeVirt's own words for deprecated/discontinued gates."""
+
     ga: frozenset[str] = frozenset()
     beta: frozenset[str] = frozenset()
     alpha: frozenset[str] = frozenset()
+    deprecated: frozenset[str] = frozenset()
     discontinued: frozenset[str] = frozenset()
+    messages: tuple[tuple[str, str], ...] = ()
 
     @property
     def known(self) -> frozenset[str]:
-        return self.ga | self.beta | self.alpha | self.discontinued
+        return self.ga | self.beta | self.alpha | self.deprecated | self.discontinued
+
+    def state(self, gate: str) -> GateState | None:
+        states: tuple[tuple[GateState, frozenset[str]], ...] = (
+            ("alpha", self.alpha),
+            ("beta", self.beta),
+            ("ga", self.ga),
+            ("deprecated", self.deprecated),
+            ("discontinued", self.discontinued),
+        )
+        return next((state for state, gates in states if gate in gates), None)
+
+    def message(self, gate: str) -> str | None:
+        return dict(self.messages).get(gate)
 
 
 @dataclass(frozen=True)
@@ -91,6 +113,17 @@ def _artifact(raw: dict[str, Any], version: str) -> Artifact:
     )
 
 
+def _feature_gates(raw: dict[str, Any]) -> FeatureGates:
+    # alpha/beta/ga: lists of names; deprecated/discontinued: name -> KubeVirt's message.
+    messages = {
+        gate: str(msg) for state in ("deprecated", "discontinued") for gate, msg in (raw.get(state) or {}).items()
+    }
+    return FeatureGates(
+        **{state: frozenset(raw.get(state) or ()) for state in ("alpha", "beta", "ga", "deprecated", "discontinued")},
+        messages=tuple(sorted(messages.items())),
+    )
+
+
 def _product(name: str, raw: dict[str, Any]) -> Product:
     releases: dict[str, Release] = {}
     for version, spec in raw["versions"].items():
@@ -102,11 +135,7 @@ def _product(name: str, raw: dict[str, Any]) -> Product:
             artifacts=tuple(_artifact(a, version) for a in spec.get("artifacts", [])),
             images=tuple(i.replace("{v}", version) for i in spec.get("images", [])),
             gate_images={k: tuple(v) for k, v in spec.get("gateImages", {}).items()},
-            feature_gates=(
-                FeatureGates(**{k: frozenset(v) for k, v in gates.items()})
-                if isinstance(gates, dict)
-                else FeatureGates()
-            ),
+            feature_gates=_feature_gates(gates) if isinstance(gates, dict) else FeatureGates(),
             cdi_feature_gates=tuple(gates) if isinstance(gates, list) else (),
             kubernetes=tuple(spec.get("kubernetes", [])),
         )

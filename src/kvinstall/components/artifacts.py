@@ -320,11 +320,11 @@ class ArtifactCache:
         repo = artifact.source if artifact.source.endswith("/") else artifact.source + "/"
         where = f"artifact {artifact.name} ({repo}index.yaml)"
         raw = self._http_get(artifact, urljoin(repo, "index.yaml"))
-        try:
-            from ruamel.yaml import YAML
+        from kvinstall.render import fastyaml
 
-            index = YAML(typ="safe", pure=True).load(raw)
-        except Exception as exc:
+        try:
+            index = fastyaml.load(raw)
+        except fastyaml.YAMLError as exc:
             raise ArtifactError(f"the chart repository index is not valid YAML: {exc}", where=where) from None
         entries = (index or {}).get("entries", {}) if isinstance(index, dict) else {}
         for entry in entries.get(artifact.chart or artifact.name) or []:

@@ -209,17 +209,14 @@ def chart_values(config: Config, release: Release) -> dict[str, Any]:
         "global": {
             "registry": {"address": registry},
             "images": {
-                "kubeovn": {
-                    "repository": "kube-ovn",
-                    "vpcRepository": "vpc-nat-gateway",
-                    "tag": release.version,
-                }
+                "kubeovn": {"repository": "kube-ovn", "tag": release.version},
+                "natgateway": {"repository": "vpc-nat-gateway", "tag": release.version},
             },
         },
         "namespace": release.namespace or "kube-system",
+        # The chart sizes ovn-central and kube-ovn-controller by the number of these addresses.
         "MASTER_NODES": ",".join(masters),
         "MASTER_NODES_LABEL": MASTER_LABEL,
-        "replicaCount": len(masters),
         "networking": networking,
         "func": {
             "ENABLE_LB": kubeovn.enable_load_balancer,

@@ -25,6 +25,7 @@ from kvinstall.components.base import (
     ReadinessRule,
     Rendered,
 )
+from kvinstall.config.checks import feature_gate_problems
 from kvinstall.config.problems import Problem
 from kvinstall.errors import ArtifactError, ConfigError
 
@@ -129,41 +130,10 @@ def devices_declared(config: Config) -> bool:
     return bool(devices.pci_host_devices or devices.mediated_devices)
 
 
-def feature_gate_problems(config: Config, catalog: Catalog) -> list[Problem]:
-    """Gates the chosen version does not know or no longer has (errors), and GA ones (warnings)."""
-    kv = config.components.kubevirt
-    gates = _release(config, catalog).feature_gates
-    problems: list[Problem] = []
-    for i, gate in enumerate(kv.feature_gates):
-        loc = ("components", "kubevirt", "featureGates", i)
-        if gate in gates.discontinued:
-            problems.append(
-                Problem(f"feature gate {gate} was discontinued in KubeVirt {kv.version}", loc=loc)
-            )
-        elif gate in gates.ga:
-            problems.append(
-                Problem(
-                    f"feature gate {gate} is GA in KubeVirt {kv.version}: always on, listing it does nothing",
-                    loc=loc,
-                    severity="warning",
-                    code="ga-feature-gate",
-                )
-            )
-        elif gate not in gates.known:
-            problems.append(
-                Problem(
-                    f"KubeVirt {kv.version} has no feature gate {gate!r}",
-                    loc=loc,
-                    hint="known alpha/beta gates: " + ", ".join(sorted(gates.alpha | gates.beta)),
-                    code="unknown-feature-gate",
-                )
-            )
-    return problems
-
-
 def effective_feature_gates(config: Config, catalog: Catalog) -> list[str]:
-    """The gates to write into the CR: the configured alpha/beta ones (GA ones dropped, as they are
-    on anyway), plus HostDevices when devices are declared. Raises ConfigError on invalid gates."""
+    """The gates to write into the CR: the configured alpha/beta/deprecated ones (GA ones dropped,
+    as they are on anyway), plus HostDevices when devices are declared. Raises ConfigError on
+    unknown or discontinued gates."""
     errors: list[object] = [p for p in feature_gate_problems(config, catalog) if p.severity == "error"]
     if errors:
         raise ConfigError(errors)

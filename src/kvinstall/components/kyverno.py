@@ -1,8 +1,9 @@
 """Kyverno, from its upstream Helm chart; installed last among the controllers, because its
 webhooks (failurePolicy Fail) can block other installs while it is not ready.
 
-Offline: a per-image `registry` wins over `global.image.registry`, and the webhooks-cleanup and
-test images are pinned to ghcr.io upstream, so every image's registry is set one by one.
+Offline: the registry of each image the applied objects use is set one by one (a per-image
+`registry` wins over `global.image.registry`). The chart's other images (webhooks cleanup, CRD
+migration, tests) belong to Helm hooks, which kvinstall neither applies nor mirrors.
 Removal: the Deployments first, then the webhook configurations Kyverno created at run time
 (left behind, they would reject API requests with nobody to answer them), then the rest.
 """
@@ -30,19 +31,13 @@ DEPLOYMENTS = (
 )
 WEBHOOK_KINDS = ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
 WEBHOOK_API = "admissionregistration.k8s.io/v1"
-# Value paths (dotted) of every image the chart renders, hooks included.
+# Value paths (dotted) of every image of the objects kvinstall applies (charts 3.7 and 3.8 alike).
 IMAGE_VALUE_PATHS = (
     "admissionController.container.image",
     "admissionController.initContainer.image",
     "backgroundController.image",
     "cleanupController.image",
     "reportsController.image",
-    "webhooksCleanup.image",
-    "test.image",
-    "crds.migration.image",
-    "policyReportsCleanup.image",
-    "cleanupJobs.admissionReports.image",
-    "cleanupJobs.clusterAdmissionReports.image",
 )
 
 
@@ -58,7 +53,6 @@ def chart_values(config: Config) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if config.offline.enabled and config.offline.registry:
         site = config.offline.registry
-        values["global"] = {"image": {"registry": site}}
         for path in IMAGE_VALUE_PATHS:
             _set_path(values, path, {"registry": site})
     return values

@@ -166,29 +166,56 @@ def check_versions(cfg: Config, cat: Catalog) -> Iterator[Problem]:
         )
 
 
-def check_kubevirt(cfg: Config, cat: Catalog) -> Iterator[Problem]:
+def feature_gate_problems(cfg: Config, cat: Catalog) -> list[Problem]:
+    """Each listed KubeVirt gate against the chosen release's own list: unknown or discontinued
+    gates are errors (KubeVirt would ignore or refuse them), GA and deprecated ones warnings."""
     kv = cfg.components.kubevirt
     release = cat.components["kubevirt"].get(kv.version)
-    if release is not None:
-        gates = release.feature_gates
-        for i, gate in enumerate(kv.feature_gates):
-            loc = ("components", "kubevirt", "featureGates", i)
-            if gate in gates.discontinued:
-                yield _err(f"feature gate {gate} is discontinued in KubeVirt {kv.version}", *loc)
-            elif gate in gates.ga:
-                yield _warn(
-                    f"feature gate {gate} is GA in KubeVirt {kv.version}: listing it has no effect", *loc
-                )
-            elif gate not in gates.known:
-                from difflib import get_close_matches
+    if release is None:
+        return []  # check_versions names the version
+    gates = release.feature_gates
+    problems: list[Problem] = []
+    for i, gate in enumerate(kv.feature_gates):
+        loc = ("components", "kubevirt", "featureGates", i)
+        state = gates.state(gate)
+        upstream = gates.message(gate)
+        if state == "discontinued":
+            problems.append(_err(
+                f"feature gate {gate} is discontinued in KubeVirt {kv.version}"
+                + (f": {upstream}" if upstream else ""),
+                *loc,
+                hint="remove it from components.kubevirt.featureGates",
+                code="discontinued-gate",
+            ))  # fmt: skip
+        elif state == "deprecated":
+            problems.append(_warn(
+                f"feature gate {gate} is deprecated in KubeVirt {kv.version}"
+                + (f": {upstream}" if upstream else ""),
+                *loc,
+                code="deprecated-gate",
+            ))  # fmt: skip
+        elif state == "ga":
+            problems.append(_warn(
+                f"feature gate {gate} is GA in KubeVirt {kv.version}: always on, listing it has no effect",
+                *loc,
+                code="ga-gate",
+            ))  # fmt: skip
+        elif state is None:
+            from difflib import get_close_matches
 
-                close = get_close_matches(gate, sorted(gates.known), n=1)
-                yield _err(
-                    f"unknown feature gate {gate!r} for KubeVirt {kv.version}",
-                    *loc,
-                    hint=f"did you mean {close[0]!r}?" if close else None,
-                    code="unknown-gate",
-                )
+            close = get_close_matches(gate, sorted(gates.known), n=1)
+            problems.append(_err(
+                f"unknown feature gate {gate!r} for KubeVirt {kv.version}",
+                *loc,
+                hint=f"did you mean {close[0]!r}?" if close else None,
+                code="unknown-gate",
+            ))  # fmt: skip
+    return problems
+
+
+def check_kubevirt(cfg: Config, cat: Catalog) -> Iterator[Problem]:
+    kv = cfg.components.kubevirt
+    yield from feature_gate_problems(cfg, cat)
     for dup, n in Counter(kv.feature_gates).items():
         if n > 1:
             yield _warn(f"feature gate {dup} listed {n} times", "components", "kubevirt", "featureGates")

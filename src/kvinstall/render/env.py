@@ -15,7 +15,6 @@ Build strings inside the expression: `{{ ("prefix-" ~ name) | q }}`. Only plain 
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Mapping
 from functools import lru_cache
@@ -23,7 +22,6 @@ from importlib import resources
 from typing import Any
 
 import jinja2
-from ruamel.yaml import YAML
 
 from kvinstall.components.base import KubeObject
 
@@ -140,12 +138,14 @@ def environment() -> jinja2.Environment:
 
 
 def parse_documents(text: str, *, where: str) -> list[KubeObject]:
-    """Every non-empty YAML document of `text`; each must be a mapping."""
-    yaml = YAML(typ="safe", pure=True)
+    """Every non-empty YAML document of `text` (machine-written: libyaml, see fastyaml); each must
+    be a mapping."""
+    from kvinstall.render import fastyaml
+
     out: list[KubeObject] = []
     try:
-        docs = list(yaml.load_all(io.StringIO(text)))
-    except Exception as exc:  # ruamel raises many types; all mean the same here
+        docs = fastyaml.load_all(text)
+    except fastyaml.YAMLError as exc:
         raise TemplateError(f"{where}: the output is not valid YAML: {exc}") from None
     for i, doc in enumerate(docs):
         if doc is None:

@@ -48,12 +48,12 @@ def export_files(desired: DesiredState, *, include_secrets: bool = False) -> dic
 
 def write_export(desired: DesiredState, out_dir: Path, *, include_secrets: bool = False) -> list[Path]:
     from kvinstall.fsutil import write_atomic
-    from kvinstall.kubeone.manifest import to_yaml
+    from kvinstall.render import fastyaml
 
     written = []
     for rel, (doc, mode) in export_files(desired, include_secrets=include_secrets).items():
         path = out_dir / rel
-        text = doc if isinstance(doc, str) else to_yaml(doc)
+        text = doc if isinstance(doc, str) else fastyaml.dump(doc)
         write_atomic(path, text, mode=mode)
         written.append(path)
     return written

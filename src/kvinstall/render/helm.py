@@ -20,10 +20,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-
 from kvinstall.components.base import KubeObject
 from kvinstall.errors import ArtifactError
+from kvinstall.render import fastyaml
 from kvinstall.render.env import TemplateError, parse_documents
 
 _TEST_BIN = Path.home() / ".cache" / "kvinstall-test" / "v1.34.4" / "bin" / "helm"
@@ -93,10 +92,10 @@ def chart_metadata(chart: bytes, *, where: str) -> dict[str, Any]:
                 if len(parts) == 2 and parts[1] == "Chart.yaml" and member.isfile():
                     f = tar.extractfile(member)
                     if f is not None:
-                        data = YAML(typ="safe", pure=True).load(f.read())
+                        data = fastyaml.load(f.read())
                         if isinstance(data, dict):
                             return data
-    except (tarfile.TarError, OSError, EOFError) as exc:
+    except (tarfile.TarError, OSError, EOFError, fastyaml.YAMLError) as exc:
         raise ArtifactError(f"not a Helm chart archive: {exc}", where=where) from None
     raise ArtifactError("not a Helm chart archive: no Chart.yaml", where=where)
 
