@@ -19,7 +19,7 @@ from kvinstall.errors import KvError
 from kvinstall.run.apply import run_apply
 from kvinstall.run.context import Options
 from kvinstall.run.session import open_session
-from operator_standins import serve_https
+from substrate.https_files import serve_https
 
 EVENTS_SCHEMA = json.loads(
     (Path(__file__).resolve().parents[2] / "src/kvinstall/run/events.schema.json").read_text()

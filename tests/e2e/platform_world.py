@@ -1,14 +1,19 @@
 """The world an end-to-end `apply` runs in: real sshd hosts (host_lab), the real kube-apiserver, real
-helm, a local HTTPS "upstream" serving stand-in artifacts, and two fakes at process boundaries that
-cannot exist here, each said so where it is defined:
+helm, a local HTTPS "upstream" serving the REAL upstream charts and manifests (tests/upstream_pack.py:
+chart repositories with their index, manifests at their release URLs), and two fakes at process
+boundaries that cannot exist here, each said so where it is defined:
 
 - `kubeone` (STAND-IN): a script on the config's kubeone.binary path. KubeOne would provision real
   machines; the stand-in records each call, registers a Ready Node per host (at the manifest's
   Kubernetes version, with the manifest's labels) in the test apiserver and prints its kubeconfig.
 - `ClusterSim` (FAKE CONTROLLER LOOP): no kubelet or operators run here, so a bounded background loop
-  plays them: workloads become ready, the KubeVirt and CDI CRs reach phase Deployed, Kube-OVN's
-  controller creates its default Vpc and Subnets. It only writes when something is not ready yet,
-  so a converged cluster sees no writes from it.
+  plays them on the real CRDs, as the real controllers act: workloads become ready; virt-operator and
+  cdi-operator put their finalizer on their CR, create their operands (tests/substrate/operators.py:
+  the workloads and images their source creates for the gates on), report status (KubeVirt through
+  its status subresource; CDI, whose CRD has none, through the object itself, as cdi-operator does)
+  and on deletion remove their operands, then their finalizer; Kube-OVN's controller creates its
+  default Vpc and Subnets; Kyverno reports each ValidatingPolicy ready. It only writes when
+  something is not as the controller wants it, so a converged cluster sees no writes from it.
 """
 
 from __future__ import annotations
@@ -26,8 +31,8 @@ from typing import Any
 
 import yaml
 
-import standins
-from operator_standins import cdi_operator_objects, kubevirt_operator_objects, manifest_bytes
+from substrate.operators import OPERAND_LABEL, cdi_operator_operands, kubevirt_version, virt_operator_operands
+from upstream_pack import pinned_catalog_data, site_files
 
 MERGE = {"Content-Type": "application/merge-patch+json"}
 CONDITIONS_OK = [
@@ -101,46 +106,30 @@ def write_kubeone_standin(directory: Path) -> Path:
 # --- upstream artifacts ---------------------------------------------------------------------------
 
 
-def chart_repo(name: str, version: str, chart: bytes, prefix: str) -> dict[str, bytes]:
-    index = {"apiVersion": "v1", "entries": {name: [
-        {"name": name, "version": version, "urls": [f"{name}-{version}.tgz"],
-         "digest": hashlib.sha256(chart).hexdigest()},
-    ]}}  # fmt: skip
-    return {f"{prefix}/index.yaml": yaml.safe_dump(index).encode(), f"{prefix}/{name}-{version}.tgz": chart}
+# KubeOne and helm binaries are not part of the upstream pack: the catalog's binary artifacts point
+# at placeholder files (STAND-INS: only `mirror create` copies them; nothing runs them).
+BINARY_STANDINS = {
+    "/kubeone/kubeone.zip": b"PK stand-in kubeone archive\n",
+    "/helm/helm.tar.gz": b"stand-in helm archive\n",
+}
 
 
 def upstream_files() -> dict[str, bytes]:
-    """Every upstream artifact the default versions need, as the local HTTPS upstream serves them."""
-    files: dict[str, bytes] = {}
-    files |= chart_repo("kube-ovn", "v1.16.2", standins.kubeovn_chart(), "/kubeovn")
-    files |= chart_repo("kyverno", "3.8.2", standins.kyverno_chart(), "/kyverno")
-    files["/kubevirt/kubevirt-operator.yaml"] = manifest_bytes(kubevirt_operator_objects())
-    files["/cdi/cdi-operator.yaml"] = manifest_bytes(cdi_operator_objects())
-    files["/kubeone/kubeone.zip"] = b"PK stand-in kubeone archive\n"
-    files["/helm/helm.tar.gz"] = b"stand-in helm archive\n"
-    return files
+    """Every upstream artifact of the catalog, as the local HTTPS upstream serves them."""
+    return {**site_files(), **BINARY_STANDINS}
 
 
 def catalog_file(base_url: str, files: dict[str, bytes], out: Path) -> Path:
-    """The shipped catalog with every artifact of the default versions pointed at the local upstream
-    and pinned to the stand-in's sha256 (how a site pins its own mirror: KVINSTALL_CATALOG)."""
-    from importlib import resources
+    """The shipped catalog with every component artifact pointed at the local upstream and pinned to
+    the real file's sha256 (how a site pins its own mirror: KVINSTALL_CATALOG)."""
+    data = pinned_catalog_data(base_url)
 
-    data = yaml.safe_load(resources.files("kvinstall.catalog").joinpath("catalog.yaml").read_text())
-
-    def pin(artifact: dict[str, Any], path: str, digest_of: str) -> None:
+    def pin(artifact: dict[str, Any], path: str) -> None:
         artifact["source"] = base_url + path
-        artifact["sha256"] = hashlib.sha256(files[digest_of]).hexdigest()
+        artifact["sha256"] = hashlib.sha256(files[path]).hexdigest()
 
-    comps = data["components"]
-    pin(comps["kubeovn"]["versions"]["v1.16.2"]["artifacts"][0], "/kubeovn", "/kubeovn/kube-ovn-v1.16.2.tgz")
-    pin(comps["kyverno"]["versions"]["v1.18.2"]["artifacts"][0], "/kyverno", "/kyverno/kyverno-3.8.2.tgz")
-    kv = comps["kubevirt"]["versions"]["v1.8.4"]["artifacts"][0]
-    pin(kv, "/kubevirt/kubevirt-operator.yaml", "/kubevirt/kubevirt-operator.yaml")
-    cdi = comps["cdi"]["versions"]["v1.65.0"]["artifacts"][0]
-    pin(cdi, "/cdi/cdi-operator.yaml", "/cdi/cdi-operator.yaml")
-    pin(data["kubeone"]["versions"]["v1.11.1"]["artifacts"][0], "/kubeone/kubeone.zip", "/kubeone/kubeone.zip")
-    pin(data["helm"]["versions"]["v3.19.5"]["artifacts"][0], "/helm/helm.tar.gz", "/helm/helm.tar.gz")
+    pin(data["kubeone"]["versions"]["v1.11.1"]["artifacts"][0], "/kubeone/kubeone.zip")
+    pin(data["helm"]["versions"]["v3.19.5"]["artifacts"][0], "/helm/helm.tar.gz")
     out.write_text(yaml.safe_dump(data, sort_keys=False))
     return out
 
@@ -208,7 +197,8 @@ class ClusterSim:
 
     def tick(self) -> None:
         self._workloads()
-        self._operator_crs()
+        self._kubevirt()
+        self._cdi()
         self._kube_ovn()
         self._policies()
 
@@ -242,18 +232,98 @@ class ClusterSim:
                                                "message": "ready"}]  # fmt: skip
                     self._status(path, want)
 
-    def _operator_crs(self) -> None:
-        for path in ("/apis/kubevirt.io/v1/kubevirts", "/apis/cdi.kubevirt.io/v1beta1/cdis"):
-            for obj in (self._get(path) or {}).get("items", []):
-                st = obj.get("status") or {}
-                if st.get("phase") == "Deployed" and st.get("observedGeneration") == obj["metadata"].get("generation"):
-                    continue
-                meta = obj["metadata"]
-                base = path.rsplit("/", 1)
-                obj_path = (f"{base[0]}/namespaces/{meta['namespace']}/{base[1]}/{meta['name']}"
-                            if meta.get("namespace") else f"{path}/{meta['name']}")  # fmt: skip
-                self._status(obj_path, {"phase": "Deployed", "conditions": CONDITIONS_OK,
-                                        "observedGeneration": meta.get("generation")})  # fmt: skip
+    def _create(self, obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        plural = obj["kind"].lower() + "s"
+        self.api.request("POST", f"/apis/apps/v1/namespaces/{meta['namespace']}/{plural}", json=obj, timeout=5)
+
+    def _delete(self, path: str) -> None:
+        self.api.request("DELETE", path, timeout=5)
+
+    def _operands(self, owner: str, namespace: str, want: list[dict[str, Any]]) -> bool:
+        """Create the operands that are missing, delete those no longer wanted; True when all exist."""
+        names = {(o["kind"], o["metadata"]["name"]) for o in want}
+        have: set[tuple[str, str]] = set()
+        for kind, plural in (("Deployment", "deployments"), ("DaemonSet", "daemonsets")):
+            path = f"/apis/apps/v1/namespaces/{namespace}/{plural}"
+            for obj in (self._get(f"{path}?labelSelector={OPERAND_LABEL}%3D{owner}") or {}).get("items", []):
+                if (kind, obj["metadata"]["name"]) in names:
+                    have.add((kind, obj["metadata"]["name"]))
+                else:
+                    self._delete(f"{path}/{obj['metadata']['name']}")
+        for obj in want:
+            if (obj["kind"], obj["metadata"]["name"]) not in have:
+                self._create(obj)
+        return have == names
+
+    def _finalize(self, path: str, obj: dict[str, Any], finalizer: str, owner: str, namespace: str) -> bool:
+        """The operator's finalizer: added to a live CR; on deletion, operands go, then the finalizer.
+        True when the CR is being deleted (nothing else to do)."""
+        meta = obj["metadata"]
+        finalizers = meta.get("finalizers") or []
+        if meta.get("deletionTimestamp"):
+            self._operands(owner, namespace, [])
+            if finalizer in finalizers:
+                rest = [f for f in finalizers if f != finalizer]
+                self.api.request("PATCH", path, json={"metadata": {"finalizers": rest or None}}, headers=MERGE,
+                                 timeout=5)  # fmt: skip
+            return True
+        if finalizer not in finalizers:
+            self.api.request("PATCH", path, json={"metadata": {"finalizers": [*finalizers, finalizer]}},
+                             headers=MERGE, timeout=5)  # fmt: skip
+        return False
+
+    def _ready(self, namespace: str, operands: list[dict[str, Any]]) -> bool:
+        for obj in operands:
+            plural = obj["kind"].lower() + "s"
+            live = self._get(f"/apis/apps/v1/namespaces/{namespace}/{plural}/{obj['metadata']['name']}") or {}
+            if not (live.get("status") or {}).get("observedGeneration"):
+                return False
+        return True
+
+    def _kubevirt(self) -> None:
+        """virt-operator: its operands for the gates of the CR, then phase Deployed (status subresource)."""
+        path = "/apis/kubevirt.io/v1/kubevirts"
+        for obj in (self._get(path) or {}).get("items", []):
+            meta = obj["metadata"]
+            ns = meta["namespace"]
+            obj_path = f"/apis/kubevirt.io/v1/namespaces/{ns}/kubevirts/{meta['name']}"
+            if self._finalize(obj_path, obj, "foregroundDeleteKubeVirt", "kubevirt", ns):
+                continue
+            operator = self._get(f"/apis/apps/v1/namespaces/{ns}/deployments/virt-operator")
+            if operator is None:
+                continue
+            dev = ((obj.get("spec") or {}).get("configuration") or {}).get("developerConfiguration") or {}
+            operands = virt_operator_operands(operator, dev.get("featureGates") or [])
+            if not self._operands("kubevirt", ns, operands) or not self._ready(ns, operands):
+                continue
+            version = kubevirt_version(operator)
+            st = obj.get("status") or {}
+            want = {"phase": "Deployed", "observedGeneration": meta.get("generation"),
+                    "observedKubeVirtVersion": version, "targetKubeVirtVersion": version}  # fmt: skip
+            if n_differs(st, want) or not _conditions_ok(st):
+                self._status(obj_path, {**want, "conditions": CONDITIONS_OK})
+
+    def _cdi(self) -> None:
+        """cdi-operator: its operands, then phase Deployed. The CDI CRD has no status subresource:
+        cdi-operator writes status through the object itself, and so does this."""
+        path = "/apis/cdi.kubevirt.io/v1beta1/cdis"
+        for obj in (self._get(path) or {}).get("items", []):
+            obj_path = f"{path}/{obj['metadata']['name']}"
+            operator = self._get("/apis/apps/v1/namespaces/cdi/deployments/cdi-operator")
+            if self._finalize(obj_path, obj, "operator.cdi.kubevirt.io", "cdi", "cdi") or operator is None:
+                continue
+            operands = cdi_operator_operands(operator)
+            if not self._operands("cdi", "cdi", operands) or not self._ready("cdi", operands):
+                continue
+            version = next(e["value"] for e in operator["spec"]["template"]["spec"]["containers"][0]["env"]
+                           if e["name"] == "OPERATOR_VERSION")  # fmt: skip
+            st = obj.get("status") or {}
+            want = {"phase": "Deployed", "observedVersion": version, "operatorVersion": version,
+                    "targetVersion": version}  # fmt: skip
+            if n_differs(st, want) or not _conditions_ok(st):
+                self.api.request("PATCH", obj_path, json={"status": {**want, "conditions": CONDITIONS_OK}},
+                                 headers=MERGE, timeout=5)  # fmt: skip
 
     def _kube_ovn(self) -> None:
         if self._get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/subnets.kubeovn.io") is None:
@@ -278,6 +348,11 @@ class ClusterSim:
 
 def n_differs(status: dict[str, Any], want: dict[str, Any]) -> bool:
     return any(status.get(k) != v for k, v in want.items())
+
+
+def _conditions_ok(status: dict[str, Any]) -> bool:
+    have = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+    return all(have.get(c["type"]) == c["status"] for c in CONDITIONS_OK)
 
 
 def events_of(text: str) -> list[dict[str, Any]]:

@@ -1,6 +1,7 @@
 """The artifact cache against real servers: a local HTTPS file server (started here, self-signed CA
-from substrate.pki, passed to requests with verify=) serving stand-in artifacts, and the TLS
-docker-registry of the substrate for OCI artifacts and offline mode."""
+from substrate.pki, passed to requests with verify=) serving the real Kube-OVN chart and small
+files made here (the cache treats every file alike; a few bytes show a tampered or resumed download
+better than a large one), and the TLS docker-registry of the substrate for OCI artifacts and offline mode."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-import standins
 from kvinstall.components.artifacts import (
     ArtifactCache,
     NoFetch,
@@ -29,9 +29,11 @@ from kvinstall.errors import ArtifactError, IntegrityError
 from substrate.oci_images import OCI_MANIFEST, Blob, canonical_json, push_blob, push_manifest
 from substrate.pki import CA
 from substrate.registries import Registries
+from upstream_pack import artifact_bytes
 
 pytestmark = pytest.mark.integration
 
+CHART = artifact_bytes("kubeovn", "v1.16.2")["kube-ovn-chart"]
 MANIFEST = b"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kubevirt\n"
 
 
@@ -221,21 +223,21 @@ def chart_artifact(server: FileServer, sha256: str | None) -> Artifact:
 
 
 def test_chart_from_repository_index(tmp_path: Path, server: FileServer) -> None:
-    chart = standins.kubeovn_chart()
+    chart = CHART
     _chart_repo(server, chart, sha(chart))
     assert cache(tmp_path, server).get(chart_artifact(server, None)) == chart
     assert server.hits["/repo/charts/kube-ovn-v1.16.2.tgz"] == 1
 
 
 def test_chart_not_matching_the_index_digest_is_refused(tmp_path: Path, server: FileServer) -> None:
-    chart = standins.kubeovn_chart()
+    chart = CHART
     _chart_repo(server, chart, sha(b"something else"))
     with pytest.raises(IntegrityError, match="repository index lists"):
         cache(tmp_path, server).get(chart_artifact(server, None))
 
 
 def test_chart_version_missing_from_the_index(tmp_path: Path, server: FileServer) -> None:
-    _chart_repo(server, standins.kubeovn_chart(), "")
+    _chart_repo(server, CHART, "")
     art = Artifact(
         name="kube-ovn-chart", kind="chart", source=f"{server.url}/repo", version="v9.9.9", chart="kube-ovn"
     )

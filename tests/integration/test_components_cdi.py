@@ -1,7 +1,8 @@
-"""CDI on the real apiserver: the operator manifest (a stand-in with real CRD structure, served over
-local HTTPS with a pinned digest, fetched by the real ArtifactCache) and the cluster-scoped CR;
-readiness through operator_sim (CDI's operator cannot run here, the test plays it); removal with
-the CR deleted (and its finalizer released by the simulated operator) before the operator."""
+"""CDI on the real apiserver: the real operator manifest of the release (tests/upstream_pack.py, served
+over local HTTPS at its release URL with a pinned digest, fetched by the real ArtifactCache) and the
+cluster-scoped CR; readiness through operator_sim (CDI's operator cannot run here, the test plays it
+on the real CRD, which has no status subresource); removal with the CR deleted (and its finalizer
+released by the simulated operator) before the operator, each object deleted once."""
 
 from __future__ import annotations
 
@@ -19,11 +20,12 @@ from kvinstall.config.models import Config
 from kvinstall.errors import ReadinessTimeout
 from kvinstall.kube import ApplySetRef, Kube, apply_objects, execute, plan_apply, wait_ready
 from kvinstall.render.images import images_outside
-from operator_standins import CDI_VERSION, catalog_with, cdi_operator_objects, manifest_bytes, serve_https
+from substrate.https_files import serve_https
+from upstream_pack import pinned_catalog, site_files
 
 pytestmark = pytest.mark.integration
 
-MANIFEST = manifest_bytes(cdi_operator_objects())
+CDI_VERSION = "v1.65.0"
 CR_PATH = "/apis/cdi.kubevirt.io/v1beta1/cdis/cdi"
 DEPLOY_PATH = "/apis/apps/v1/namespaces/cdi/deployments/cdi-operator"
 SITE = "127.0.0.1:5999"  # never contacted: only written into image references
@@ -61,8 +63,8 @@ def test_offline_install_ready_and_remove(
             }
         },
     )
-    with serve_https({"/cdi-operator.yaml": MANIFEST}, registry_ca) as url:
-        catalog = catalog_with("cdi", CDI_VERSION, f"{url}/cdi-operator.yaml", MANIFEST)
+    with serve_https(site_files(), registry_ca) as url:
+        catalog = pinned_catalog(url)
         cache = ArtifactCache(tmp_path / "cache", verify=str(registry_ca.cert_path), retries=1)
         objects = COMPONENT.render(config, catalog, cache).objects
     assert images_outside(objects, SITE) == set()
@@ -75,7 +77,7 @@ def test_offline_install_ready_and_remove(
     assert live["spec"]["config"]["uploadProxyURLOverride"] == "https://upload.example.test"
     deploy = kube.get("apps/v1", "Deployment", "cdi-operator", "cdi")
     assert deploy is not None
-    env = {e["name"]: e["value"] for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {e["name"]: e.get("value") for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["IMPORTER_IMAGE"] == f"{SITE}/kubevirt/cdi-importer:{CDI_VERSION}"
 
     rules = COMPONENT.readiness(config, catalog)
@@ -85,7 +87,7 @@ def test_offline_install_ready_and_remove(
 
     # The operator acts (simulated): Deployment Available, CR Deployed with its conditions, finalizer.
     operator_sim.deployment_available("cdi", "cdi-operator")
-    operator_sim.patch_status(CR_PATH, operator_sim.kubevirt_status())
+    operator_sim.cdi_deployed()
     wait_ready(kube, rules, timeout=30, interval=0.5)
     r = kube_api.request("PATCH", CR_PATH, json={"metadata": {"finalizers": ["operator.cdi.kubevirt.io"]}},
                          headers=MERGE)  # fmt: skip
@@ -116,8 +118,8 @@ def test_offline_install_ready_and_remove(
     execute(kube, removal, prune_hook=lambda k, items, rest: COMPONENT.remove(config, catalog, k, rest))
     t.join(30)
     assert released == [True]
-    deletes = [
-        (w.resource, w.name) for w in kube_api.writes_since(mark) if w.verb == "delete" and w.code < 300
-    ]
+    writes = [w for w in kube_api.writes_since(mark) if w.verb == "delete"]
+    assert [(w.resource, w.name) for w in writes if w.code == 404] == []  # the CR is not deleted twice
+    deletes = [(w.resource, w.name) for w in writes if w.code < 300]
     assert deletes.index(("cdis", "cdi")) < deletes.index(("deployments", "cdi-operator"))
     assert kube.get("cdi.kubevirt.io/v1beta1", "CDI", "cdi") is None

@@ -1,5 +1,5 @@
-"""Kube-OVN on the real apiserver: a stand-in chart (tests/standins.py; the upstream chart cannot be
-fetched here) served from a local HTTPS chart repository with a pinned digest, fetched by the real
+"""Kube-OVN on the real apiserver: the real kube-ovn chart (tests/upstream_pack.py) served from a local
+HTTPS chart repository (index.yaml + archive) with a pinned digest, fetched by the real
 ArtifactCache, rendered by the real helm, applied by the apply engine. No kubelet or controller runs
 here, so the test plays them (operator_sim and status patches): workloads become ready, the
 controller creates the default Subnets and Vpc with its finalizer. Removal is checked in the
@@ -7,27 +7,23 @@ apiserver's audit log: finalizers cleared, CRs deleted, controller, then CNI, th
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-import standins
-from kvinstall.catalog import Catalog, load_catalog
+from kvinstall.catalog import Catalog
 from kvinstall.components.artifacts import ArtifactCache
 from kvinstall.components.kubeovn import COMPONENT, KubeOVN
 from kvinstall.config.models import Config
 from kvinstall.errors import IntegrityError, ReadinessTimeout
 from kvinstall.kube import ApplySetRef, Kube, apply_objects, execute, plan_apply, wait_ready
-from operator_standins import serve_https
+from substrate.https_files import serve_https
+from upstream_pack import pinned_catalog, site_files
 
 pytestmark = pytest.mark.integration
 
-CHART = standins.kubeovn_chart()
 OVN = "/apis/kubeovn.io/v1"
 FINALIZER = "kube-ovn-controller"
 
@@ -48,24 +44,6 @@ def cfg() -> Config:
     )
 
 
-def catalog_for(url: str, digest: str) -> Catalog:
-    catalog = load_catalog()
-    product = catalog.components["kubeovn"]
-    release = product.releases["v1.16.2"]
-    artifacts = tuple(dataclasses.replace(a, source=f"{url}/repo", sha256=digest) for a in release.artifacts)
-    releases = {**product.releases, "v1.16.2": dataclasses.replace(release, artifacts=artifacts)}
-    return dataclasses.replace(
-        catalog, components={**catalog.components, "kubeovn": dataclasses.replace(product, releases=releases)}
-    )
-
-
-def repo_files(chart: bytes) -> dict[str, bytes]:
-    index = {"apiVersion": "v1", "entries": {"kube-ovn": [
-        {"name": "kube-ovn", "version": "v1.16.2", "urls": ["kube-ovn-v1.16.2.tgz"]},
-    ]}}  # fmt: skip
-    return {"/repo/index.yaml": yaml.safe_dump(index).encode(), "/repo/kube-ovn-v1.16.2.tgz": chart}
-
-
 @pytest.fixture
 def kube(kube_api: Any) -> Iterator[Kube]:
     k = Kube.from_kubeconfig(kube_api.kubeconfig)
@@ -75,14 +53,16 @@ def kube(kube_api: Any) -> Iterator[Kube]:
 
 @pytest.fixture
 def served(registry_ca: Any, tmp_path: Path) -> Iterator[tuple[Catalog, ArtifactCache]]:
-    with serve_https(repo_files(CHART), registry_ca) as url:
-        catalog = catalog_for(url, hashlib.sha256(CHART).hexdigest())
-        yield catalog, ArtifactCache(tmp_path / "cache", verify=str(registry_ca.cert_path), retries=1)
+    with serve_https(site_files(), registry_ca) as url:
+        yield pinned_catalog(url), ArtifactCache(tmp_path / "cache", verify=str(registry_ca.cert_path), retries=1)
 
 
 def test_tampered_chart_is_refused(registry_ca: Any, tmp_path: Path) -> None:
-    with serve_https(repo_files(CHART + b"\0"), registry_ca) as url:
-        catalog = catalog_for(url, hashlib.sha256(CHART).hexdigest())
+    # The real chart with a byte appended, under its own name: what a tampered download looks like.
+    files = site_files()
+    files["/kubeovn.github.io/kube-ovn/kube-ovn-v1.16.2.tgz"] += b"\0"
+    with serve_https(files, registry_ca) as url:
+        catalog = pinned_catalog(url)
         cache = ArtifactCache(tmp_path / "cache", verify=str(registry_ca.cert_path), retries=1)
         with pytest.raises(IntegrityError) as err:
             COMPONENT.render(cfg(), catalog, cache)

@@ -1,6 +1,6 @@
-"""KubeVirt on the real apiserver: the operator manifest (a stand-in with real CRD structure, served
-over local HTTPS with a pinned digest and fetched by the real ArtifactCache) and the CR applied by the
-apply engine; readiness through operator_sim (the operator's controller loop cannot run here, so the
+"""KubeVirt on the real apiserver: the real operator manifest of the release (tests/upstream_pack.py,
+served over local HTTPS at its release URL with a pinned digest and fetched by the real ArtifactCache)
+and the CR applied by the apply engine; readiness through operator_sim (the operator's controller loop cannot run here, so the
 test plays it: status patches, and clearing the CR finalizer only while virt-operator exists);
 removal in the safe order, read from the apiserver's audit log."""
 
@@ -20,17 +20,12 @@ from kvinstall.components.kubevirt import COMPONENT
 from kvinstall.config.models import Config
 from kvinstall.errors import IntegrityError, ReadinessTimeout
 from kvinstall.kube import ApplySetRef, Kube, apply_objects, execute, plan_apply, wait_ready
-from operator_standins import (
-    KV_VERSION,
-    catalog_with,
-    kubevirt_operator_objects,
-    manifest_bytes,
-    serve_https,
-)
+from substrate.https_files import serve_https
+from upstream_pack import pinned_catalog, site_files
 
 pytestmark = pytest.mark.integration
 
-MANIFEST = manifest_bytes(kubevirt_operator_objects())
+MANIFEST_PATH = "/github.com/kubevirt/kubevirt/releases/download/v1.8.4/kubevirt-operator.yaml"
 CR_PATH = "/apis/kubevirt.io/v1/namespaces/kubevirt/kubevirts/kubevirt"
 DEPLOY_PATH = "/apis/apps/v1/namespaces/kubevirt/deployments/virt-operator"
 
@@ -56,21 +51,19 @@ def kube(kube_api: Any) -> Iterator[Kube]:
 
 @pytest.fixture
 def served(registry_ca: Any, tmp_path: Path) -> Iterator[tuple[Catalog, ArtifactCache, str]]:
-    with serve_https(
-        {"/kubevirt-operator.yaml": MANIFEST, "/tampered.yaml": MANIFEST + b"# x\n"}, registry_ca
-    ) as url:
-        catalog = catalog_with("kubevirt", KV_VERSION, f"{url}/kubevirt-operator.yaml", MANIFEST)
+    with serve_https(site_files(), registry_ca) as url:
         cache = ArtifactCache(tmp_path / "cache", verify=str(registry_ca.cert_path), retries=1)
-        yield catalog, cache, url
+        yield pinned_catalog(url), cache, url
 
 
-def test_tampered_operator_manifest_is_refused(served: tuple[Catalog, ArtifactCache, str]) -> None:
-    _, cache, url = served
-    catalog = catalog_with(
-        "kubevirt", KV_VERSION, f"{url}/tampered.yaml", MANIFEST
-    )  # pinned: the good digest
-    with pytest.raises(IntegrityError) as err:
-        COMPONENT.render(cfg(), catalog, cache)
+def test_tampered_operator_manifest_is_refused(registry_ca: Any, tmp_path: Path) -> None:
+    # The real manifest with a line added, at its release URL: the catalog pins the real digest.
+    files = site_files()
+    files[MANIFEST_PATH] += b"# x\n"
+    with serve_https(files, registry_ca) as url:
+        cache = ArtifactCache(tmp_path / "cache", verify=str(registry_ca.cert_path), retries=1)
+        with pytest.raises(IntegrityError) as err:
+            COMPONENT.render(cfg(), pinned_catalog(url), cache)
     assert "kubevirt-operator" in str(err.value)
 
 
@@ -197,9 +190,9 @@ def test_install_ready_converge_and_remove_in_safe_order(
     execute(kube, removal, prune_hook=lambda k, items, rest: COMPONENT.remove(config, catalog, k, rest))
     finalizers.stop()
     assert finalizers.released and not finalizers.stuck
-    deletes = [
-        (w.resource, w.name) for w in kube_api.writes_since(mark) if w.verb == "delete" and w.code < 300
-    ]
+    writes = [w for w in kube_api.writes_since(mark) if w.verb == "delete"]
+    assert [(w.resource, w.name) for w in writes if w.code == 404] == []  # nothing deleted twice
+    deletes = [(w.resource, w.name) for w in writes if w.code < 300]
     order = [d for d in deletes if d in {
         ("kubevirts", "kubevirt"),
         ("apiservices", "v1.subresources.kubevirt.io"),

@@ -1,11 +1,11 @@
 """Kyverno and the baseline VM policies on the real apiserver.
 
-Kyverno: a stand-in chart (tests/standins.py; the upstream chart cannot be fetched here) served from
-a local HTTPS chart repository with a pinned digest, rendered by the real helm, applied by the apply
-engine. Kyverno itself cannot run here, so the test plays it: Deployments become Available and the
-webhook configurations it creates at run time appear. Removal order is read from the audit log.
+Kyverno: the real chart (tests/upstream_pack.py) served from a local HTTPS chart repository (index +
+archive) with a pinned digest, rendered by the real helm, applied by the apply engine. Kyverno itself
+cannot run here, so the test plays it: Deployments become Available and the webhook configurations
+it creates at run time appear. Removal order is read from the audit log.
 
-Policies: applied as ValidatingPolicy objects (against the stand-in CRD). Kyverno's CEL engine
+Policies: applied as ValidatingPolicy objects (against the chart's real CRD). Kyverno's CEL engine
 cannot run here either, so each policy's CEL (variables, matchConditions, validations) is loaded
 into the kube-apiserver's own ValidatingAdmissionPolicy, same CEL language and Kubernetes
 libraries, and real VM objects (of a stand-in VirtualMachine CRD in a test-only group) are
@@ -15,18 +15,14 @@ created against it: allowed ones pass, each violation is denied with the policy'
 from __future__ import annotations
 
 import copy
-import dataclasses
-import hashlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-import standins
-from kvinstall.catalog import Catalog, load_catalog
+from kvinstall.catalog import Catalog
 from kvinstall.components.artifacts import ArtifactCache
 from kvinstall.components.kyverno import COMPONENT, DEPLOYMENTS
 from kvinstall.components.policies import COMPONENT as POLICIES
@@ -34,12 +30,12 @@ from kvinstall.components.policies import render_policies
 from kvinstall.config.models import Config
 from kvinstall.errors import ReadinessTimeout
 from kvinstall.kube import ApplySetRef, Kube, apply_objects, execute, plan_apply, wait_ready
-from operator_standins import serve_https
 from substrate.crds import crd as make_crd
+from substrate.https_files import serve_https
+from upstream_pack import pinned_catalog, site_files
 
 pytestmark = pytest.mark.integration
 
-CHART = standins.kyverno_chart()
 WEBHOOKS = "/apis/admissionregistration.k8s.io/v1"
 
 
@@ -55,17 +51,6 @@ def cfg(**policies: Any) -> Config:
     )
 
 
-def catalog_for(url: str, digest: str) -> Catalog:
-    catalog = load_catalog()
-    product = catalog.components["kyverno"]
-    release = product.releases["v1.18.2"]
-    artifacts = tuple(dataclasses.replace(a, source=url, sha256=digest) for a in release.artifacts)
-    releases = {**product.releases, "v1.18.2": dataclasses.replace(release, artifacts=artifacts)}
-    return dataclasses.replace(
-        catalog, components={**catalog.components, "kyverno": dataclasses.replace(product, releases=releases)}
-    )
-
-
 @pytest.fixture
 def kube(kube_api: Any) -> Iterator[Kube]:
     k = Kube.from_kubeconfig(kube_api.kubeconfig)
@@ -75,14 +60,8 @@ def kube(kube_api: Any) -> Iterator[Kube]:
 
 @pytest.fixture
 def served(registry_ca: Any, tmp_path: Path) -> Iterator[tuple[Catalog, ArtifactCache]]:
-    index = {"apiVersion": "v1", "entries": {"kyverno": [
-        {"name": "kyverno", "version": "3.8.2", "urls": ["kyverno-3.8.2.tgz"],
-         "digest": hashlib.sha256(CHART).hexdigest()},
-    ]}}  # fmt: skip
-    files = {"/index.yaml": yaml.safe_dump(index).encode(), "/kyverno-3.8.2.tgz": CHART}
-    with serve_https(files, registry_ca) as url:
-        catalog = catalog_for(url, hashlib.sha256(CHART).hexdigest())
-        yield catalog, ArtifactCache(tmp_path / "cache", verify=str(registry_ca.cert_path), retries=1)
+    with serve_https(site_files(), registry_ca) as url:
+        yield pinned_catalog(url), ArtifactCache(tmp_path / "cache", verify=str(registry_ca.cert_path), retries=1)
 
 
 def kyverno_creates_webhook(api: Any, kind: str, name: str) -> None:
@@ -158,8 +137,10 @@ def test_install_ready_policies_and_remove_in_safe_order(
     mark = kube_api.audit_mark()
     execute(kube, plan_apply(kube, ref, []),
             prune_hook=lambda k, items, rest: COMPONENT.remove(config, catalog, k, rest))  # fmt: skip
-    steps = [(w.resource, w.name) for w in kube_api.writes_since(mark)
-             if w.verb == "delete" and w.code < 300 and not w.dry_run]  # fmt: skip
+    deletes = [w for w in kube_api.writes_since(mark) if w.verb == "delete" and not w.dry_run]
+    # Each object deleted once: nothing deleted again after the removal hook took it (no 404s).
+    assert [f"{w.resource}/{w.name}" for w in deletes if w.code == 404] == []
+    steps = [(w.resource, w.name) for w in deletes if w.code < 300]
     deployments = [steps.index(("deployments", d)) for d in DEPLOYMENTS]
     hooks = [
         steps.index(("validatingwebhookconfigurations", "kyverno-resource-validating-webhook-cfg")),

@@ -5,6 +5,7 @@ Use (fixture ``operator_sim``, function-scoped; stops its background threads aft
 
     operator_sim.kubevirt_deployed("kubevirt", "kubevirt")  # KubeVirt CR: phase Deployed + conditions
     operator_sim.deployment_available("ns", "name")        # Deployment status: Available, all ready
+    operator_sim.cdi_deployed()                            # CDI CR: phase Deployed (no status subresource)
     operator_sim.patch_status(path, {"status": {...}})     # any object (its API path, no /status)
     operator_sim.when_exists(path, status, timeout=30)     # background: wait for it, then patch
 
@@ -77,6 +78,20 @@ class OperatorSim:
         if obj is None:
             raise RuntimeError(f"{path} does not exist")
         return self.patch_status(path, self.kubevirt_status(obj["metadata"].get("generation")))
+
+    def cdi_deployed(self, name: str = "cdi", version: str = "v1.65.0") -> dict[str, Any]:
+        """The CDI CR Deployed. Its CRD has no status subresource: cdi-operator writes status
+        through the object itself (a /status patch would 404), and so does this."""
+        path = f"/apis/cdi.kubevirt.io/v1beta1/cdis/{name}"
+        status = {"phase": "Deployed", "conditions": AVAILABLE_CONDITIONS, "observedVersion": version,
+                  "operatorVersion": version, "targetVersion": version}  # fmt: skip
+        r = self.api.request("PATCH", path, json={"status": status},
+                             headers={"Content-Type": "application/merge-patch+json"})
+        if r.status_code >= 300:
+            raise RuntimeError(f"status update of {path} failed: {r.status_code} {r.text}")
+        self.patched.append(path)
+        result: dict[str, Any] = r.json()
+        return result
 
     @staticmethod
     def deployment_status(obj: dict[str, Any]) -> dict[str, Any]:

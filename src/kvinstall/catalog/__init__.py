@@ -14,7 +14,6 @@ from typing import Any, Literal
 
 from kvinstall.components.base import Artifact
 
-
 GateState = Literal["alpha", "beta", "ga", "deprecated", "discontinued"]
 
 

@@ -18,7 +18,15 @@ from typing import Any, Literal
 from kvinstall.components.base import OWN_ANNOTATION, ReadinessRule
 from kvinstall.errors import ClusterError, KvError
 from kvinstall.kube import drift
-from kvinstall.kube.client import Kube, Resource, describe, describe_obj, split_api_version
+from kvinstall.kube.client import (
+    DeletedKey,
+    Kube,
+    Resource,
+    deleted_key,
+    describe,
+    describe_obj,
+    split_api_version,
+)
 from kvinstall.kube.inventory import (
     PART_OF_LABEL,
     ApplySetRef,
@@ -477,12 +485,15 @@ def execute(
                 )
 
             done: set[PruneItem] = set()
+            taken: set[DeletedKey] = set()  # what the component's removal hook deleted itself
 
             def delete_one(p: PruneItem) -> None:
                 if p in done:
                     return
                 try:
-                    kube.delete(p.api_version, p.kind, p.name, p.namespace)
+                    # Never a second DELETE for what the hook already removed (it would 404).
+                    if deleted_key(p.api_version, p.kind, p.name, p.namespace) not in taken:
+                        kube.delete(p.api_version, p.kind, p.name, p.namespace)
                 except KvError as e:
                     with lock:
                         failures[p.ref] = e.message
@@ -497,7 +508,8 @@ def execute(
                     list(pool.map(delete_one, [p for p in plan.prune if prune_phase(p) == n]))
 
             if prune_hook is not None:
-                prune_hook(kube, list(plan.prune), delete_rest)
+                with kube.recording_deletes(taken):
+                    prune_hook(kube, list(plan.prune), delete_rest)
             delete_rest()
             if failures:
                 raise ApplyFailed(failures)

@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,14 @@ def split_api_version(api_version: str) -> tuple[str, str]:
     return group, version
 
 
+DeletedKey = tuple[str, str, str, str | None]
+
+
+def deleted_key(api_version: str, kind: str, name: str, namespace: str | None) -> DeletedKey:
+    """An object's identity whatever version it was named by: (group, kind, name, namespace)."""
+    return split_api_version(api_version)[0], kind, name, namespace
+
+
 def describe(api_version: str, kind: str, name: str | None, namespace: str | None = None) -> str:
     """How an object is named in messages: Kind/namespace/name (group added when not core)."""
     group, _ = split_api_version(api_version)
@@ -133,6 +142,7 @@ class Kube:
         self._discovery: dict[str, dict[str, Resource]] = {}  # api_version -> kind -> Resource
         self.retries = 0  # transient failures retried so far
         self.requests: Counter[str] = Counter()  # "GET", "PATCH", ..., "dry-run": counted once per request
+        self._deleted: set[DeletedKey] | None = None  # see recording_deletes
 
     # ---- construction -------------------------------------------------------------------------
 
@@ -376,6 +386,20 @@ class Kube:
             allow=(404,),
             where=describe(api_version, kind, name, namespace),
         )
+        with self._lock:
+            if self._deleted is not None:
+                self._deleted.add(deleted_key(api_version, kind, name, namespace))
+
+    @contextlib.contextmanager
+    def recording_deletes(self, into: set[DeletedKey]) -> Iterator[set[DeletedKey]]:
+        """While inside, every object this client deletes is added to `into` (see deleted_key)."""
+        with self._lock:
+            self._deleted = into
+        try:
+            yield into
+        finally:
+            with self._lock:
+                self._deleted = None
 
     def wait_deleted(
         self, api_version: str, kind: str, name: str, namespace: str | None = None, timeout: float = 300

@@ -39,6 +39,9 @@ class _Missing:
 MISSING: Any = _Missing()
 # Marks "inside a field kvinstall owns atomically": the whole value is replaced on apply.
 _ATOMIC: Any = object()
+# Defaults the server fills into atomic structs of built-in kinds, by the struct's field name:
+# an env var's `valueFrom.fieldRef` (ObjectFieldSelector) is stored with apiVersion v1.
+_ATOMIC_DEFAULTS: dict[str, dict[str, Any]] = {"fieldRef": {"apiVersion": "v1"}}
 
 
 @dataclass(frozen=True)
@@ -250,7 +253,11 @@ class _Walk:
         if live is MISSING and f is not None and _is_zero(d):
             return  # the server omits zero values ([], {}, "", 0) it stores as "unset": nothing to write
         if f is _ATOMIC or (isinstance(f, dict) and not f and isinstance(d, dict | list) and d):
-            # Owned as a whole: the apply replaces it, so it must be exactly equal.
+            # Owned as a whole: the apply replaces it, so it must be exactly equal (once the
+            # server's defaults are in).
+            defaults = _ATOMIC_DEFAULTS.get(path.rsplit(".", 1)[-1]) if self.typed else None
+            if defaults and isinstance(d, dict):
+                d = {**defaults, **d}
             if not _deep_eq(d, live):
                 self.differ(path, live, d)
             return

@@ -175,4 +175,19 @@ def helm_template(
     except TemplateError as exc:
         raise ArtifactError(str(exc), where=where) from None
     # Belt and braces: a hook that slipped through would be applied as a plain object.
-    return [o for o in objects if "helm.sh/hook" not in ((o.get("metadata") or {}).get("annotations") or {})]
+    return [
+        o if o.get("kind") == "CustomResourceDefinition" else without_nulls(o)
+        for o in objects
+        if "helm.sh/hook" not in ((o.get("metadata") or {}).get("annotations") or {})
+    ]
+
+
+def without_nulls(value: Any) -> Any:
+    """A template that prints an unset value writes `key:` (null): the server reads it as unset, so it
+    is dropped here, as if never written (an apply that sent it would own a field it never sets).
+    Not for CRDs, whose schemas may mean a null."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
