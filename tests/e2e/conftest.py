@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,6 +239,18 @@ def _log(collect: Collect) -> Path | None:
 
 
 KVINSTALL_USER = "kvtest-token-admin"  # the identity of the kubeconfig kvinstall uses (see world)
+
+
+def delete_gone(world: World, path: str, timeout: float = 120) -> None:
+    """DELETE an object as another manager would, and wait (bounded) until it is gone: an operator CR
+    stays, terminating, while its operator (the controller loop) removes what it deployed and then
+    its finalizer; only then is "the CR is gone" the drift a run sees."""
+    resp = world.api.request("DELETE", path)
+    assert resp.status_code in (200, 202), resp.text[:300]
+    deadline = time.monotonic() + timeout
+    while world.api.request("GET", path).status_code != 404:
+        assert time.monotonic() < deadline, f"{path} still exists {timeout:.0f}s after its deletion"
+        time.sleep(0.2)
 
 
 def kvinstall_writes(world: World, mark: int) -> list[str]:

@@ -16,7 +16,16 @@ from typing import Any
 import jsonschema
 import pytest
 
-from conftest import EVENTS_SCHEMA, World, json_lines, kvinstall_writes, lab_config, run_cli, write_config
+from conftest import (
+    EVENTS_SCHEMA,
+    World,
+    delete_gone,
+    json_lines,
+    kvinstall_writes,
+    lab_config,
+    run_cli,
+    write_config,
+)
 from kvinstall.errors import exit_code
 
 pytestmark = pytest.mark.e2e
@@ -69,7 +78,7 @@ def test_apply_without_yes_and_without_a_terminal_refuses(world_env: World, host
     world = world_env
     config, state = _setup(world, host_lab, tmp_path)
     _converge(world, tmp_path, config, state)
-    assert world.api.request("DELETE", KUBEVIRT_CR).status_code == 200  # something apply would repair
+    delete_gone(world, KUBEVIRT_CR)  # something apply would repair
 
     mark = world.api.audit_mark()
     res = _apply(world, tmp_path, config, state)
@@ -117,7 +126,7 @@ def test_plan_detailed_exitcode_on_a_converged_cluster(world_env: World, host_la
     assert plan["summary"]["run"] == 3 and plan["summary"]["create"] == 0, plan["summary"]
 
     # A drift is a change: 2.
-    assert world.api.request("DELETE", KUBEVIRT_CR).status_code == 200
+    delete_gone(world, KUBEVIRT_CR)
     res = run_cli(world, tmp_path, *args)
     assert res.returncode == 2, res.stdout[-3000:] + res.stderr
     assert "KubeVirt kubevirt/kubevirt" in res.stdout

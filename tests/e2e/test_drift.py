@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from conftest import World, apply_in_process, kvinstall_writes, lab_config
+from conftest import World, apply_in_process, delete_gone, kvinstall_writes, lab_config
 
 pytestmark = pytest.mark.e2e
 
@@ -54,7 +54,7 @@ def test_every_drift_is_named_and_repaired_by_one_run(world_env: World, host_lab
 
     # --- another manager drifts six things ------------------------------------------------------
     api = world.api
-    _ok(api.request("DELETE", KUBEVIRT_CR))
+    delete_gone(world, KUBEVIRT_CR)
     central = _ok(api.request("GET", OVN_CENTRAL))
     container = central["spec"]["template"]["spec"]["containers"][0]["name"]
     tampered = "registry.other.example/kube-ovn:tampered"

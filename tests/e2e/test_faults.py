@@ -25,6 +25,7 @@ from conftest import (
     cli_argv,
     cli_env,
     converged,
+    delete_gone,
     kvinstall_writes,
     lab_config,
     write_config,
@@ -35,11 +36,6 @@ pytestmark = pytest.mark.e2e
 
 KUBEVIRT_CR = "/apis/kubevirt.io/v1/namespaces/kubevirt/kubevirts/kubevirt"
 CDI_CR = "/apis/cdi.kubevirt.io/v1beta1/cdis/cdi"
-
-
-def _delete(world: World, path: str) -> None:
-    resp = world.api.request("DELETE", path)
-    assert resp.status_code in (200, 202), resp.text[:300]
 
 
 class RestartAt:
@@ -72,8 +68,8 @@ def test_apiserver_restarted_mid_apply(world_env: World, host_lab: Any, tmp_path
     lab, state, config = converged(world, host_lab, tmp_path)
 
     # Work for the component phases, then the apiserver goes away as KubeVirt's phase starts.
-    _delete(world, KUBEVIRT_CR)
-    _delete(world, CDI_CR)
+    delete_gone(world, KUBEVIRT_CR)
+    delete_gone(world, CDI_CR)
     fault = RestartAt(world, "component/kubevirt")
     during = apply_in_process(world, lab, config, state, sinks=[fault])
     assert fault.thread is not None, "the phase never started"
@@ -184,7 +180,7 @@ def test_sigint_mid_apply_then_resume(world_env: World, host_lab: Any, tmp_path:
     world = world_env
     world.sim.wait_working()  # readiness below is reported by it; a dead loop would look like a hang
     _lab, state, config = converged(world, host_lab, tmp_path)
-    _delete(world, KUBEVIRT_CR)  # work for a phase after the interrupted one
+    delete_gone(world, KUBEVIRT_CR)  # work for a phase after the interrupted one
 
     # The CLI as a user runs it, in the root network namespace: it cannot reach the lab's hosts,
     # hence --skip preflight (the apiserver and the upstream are on 127.0.0.1).

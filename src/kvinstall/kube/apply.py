@@ -10,6 +10,7 @@ concurrently, custom resources last; then prunes.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -402,17 +403,37 @@ def _ensure_parent(
 
 
 def _wait_established(kube: Kube, crds: list[PlanItem], timeout: float) -> None:
+    """Until every CRD is Established. The apiserver lists a CRD's kind in discovery exactly when it
+    is (apiextensions' discovery controller skips the others), so discovery is polled: a few small
+    lists, where GETs of the CRDs themselves (Kyverno's are megabytes each) would keep a busy
+    apiserver from establishing them. On timeout the CRDs' own conditions say why."""
     if not crds:
         return
-    rules = [
-        ReadinessRule("apiextensions.k8s.io/v1", "CustomResourceDefinition", i.obj["metadata"]["name"])
-        for i in crds
-    ]
-    wait_ready(kube, rules, timeout, interval=0.2)
+    pending: set[tuple[str, str]] = set()
     for i in crds:
         spec = i.obj.get("spec") or {}
+        kind = (spec.get("names") or {}).get("kind", "")
         for v in spec.get("versions") or []:
-            kube.invalidate_discovery(f"{spec.get('group')}/{v.get('name')}")
+            if v.get("served", True):
+                pending.add((f"{spec.get('group')}/{v.get('name')}", kind))
+    end = time.monotonic() + timeout
+    interval = 0.1
+    while True:
+        for api_version, kind in sorted(pending):
+            kube.invalidate_discovery(api_version)
+            if kube.try_resource(api_version, kind) is not None:
+                pending.discard((api_version, kind))
+        if not pending:
+            return
+        if time.monotonic() >= end:
+            rules = [
+                ReadinessRule("apiextensions.k8s.io/v1", "CustomResourceDefinition", i.obj["metadata"]["name"])
+                for i in crds
+            ]
+            wait_ready(kube, rules, 0)  # names each CRD not Established and its condition
+            return  # Established after all (discovery lagged behind the condition)
+        time.sleep(min(interval, max(0.0, end - time.monotonic())))
+        interval = min(interval * 1.5, 2.0)
 
 
 def execute(
@@ -422,7 +443,7 @@ def execute(
     on_event: Callable[[Event], None] | None = None,
     prune_hook: Callable[[Kube, list[PruneItem], Callable[[], None]], None] | None = None,
     concurrency: int = 8,
-    crd_timeout: float = 60.0,
+    crd_timeout: float = 300.0,  # large CRDs (Kyverno's) take a busy apiserver a while
 ) -> ApplyResult:
     """Apply what the plan says changed (nothing else), in order, then prune.
 

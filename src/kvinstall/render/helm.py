@@ -122,6 +122,43 @@ def helm_template(
     Errors name the chart and carry helm's stderr.
     """
     where = f"chart {chart_name}" + (f" {version}" if version else "")
+    text = helm_template_text(
+        chart,
+        chart_name=chart_name,
+        release=release,
+        namespace=namespace,
+        values=values,
+        version=version,
+        kube_version=kube_version,
+        api_versions=api_versions,
+        binary=binary,
+    )
+    try:
+        objects = parse_documents(text, where=where)
+    except TemplateError as exc:
+        raise ArtifactError(str(exc), where=where) from None
+    # Belt and braces: a hook that slipped through would be applied as a plain object.
+    return [
+        o if o.get("kind") == "CustomResourceDefinition" else without_nulls(o)
+        for o in objects
+        if "helm.sh/hook" not in ((o.get("metadata") or {}).get("annotations") or {})
+    ]
+
+
+def helm_template_text(
+    chart: bytes,
+    *,
+    chart_name: str,
+    release: str,
+    namespace: str,
+    values: dict[str, Any],
+    version: str | None = None,
+    kube_version: str | None = None,
+    api_versions: tuple[str, ...] = (),
+    binary: str | None = None,
+) -> str:
+    """What helm_template parses: helm's output as text."""
+    where = f"chart {chart_name}" + (f" {version}" if version else "")
     meta = chart_metadata(chart, where=where)
     if version is not None and not _same_version(str(meta.get("version", "")), version):
         raise ArtifactError(
@@ -170,16 +207,7 @@ def helm_template(
             raise ArtifactError(f"cannot run helm: {exc}", where=where) from None
     if proc.returncode != 0:
         raise ArtifactError(f"helm template failed: {proc.stderr.strip()}", where=where)
-    try:
-        objects = parse_documents(proc.stdout, where=where)
-    except TemplateError as exc:
-        raise ArtifactError(str(exc), where=where) from None
-    # Belt and braces: a hook that slipped through would be applied as a plain object.
-    return [
-        o if o.get("kind") == "CustomResourceDefinition" else without_nulls(o)
-        for o in objects
-        if "helm.sh/hook" not in ((o.get("metadata") or {}).get("annotations") or {})
-    ]
+    return proc.stdout
 
 
 def without_nulls(value: Any) -> Any:
