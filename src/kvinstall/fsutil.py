@@ -10,7 +10,9 @@ from pathlib import Path
 from kvinstall.errors import LocalIOError
 
 
-def write_atomic(path: str | Path, data: str | bytes, *, mode: int = 0o644) -> None:
+def write_atomic(path: str | Path, data: str | bytes, *, mode: int = 0o644, durable: bool = True) -> None:
+    """`durable=False`: still never half-written, but not forced to disk (an export of many files
+    that the command can write again, where an fsync per file would cost most of its time)."""
     p = Path(path)
     raw = data.encode() if isinstance(data, str) else data
     try:
@@ -20,10 +22,12 @@ def write_atomic(path: str | Path, data: str | bytes, *, mode: int = 0o644) -> N
             os.fchmod(fd, mode)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(raw)
-                fh.flush()
-                os.fsync(fh.fileno())
+                if durable:
+                    fh.flush()
+                    os.fsync(fh.fileno())
             os.replace(tmp, p)
-            _fsync_dir(p.parent)
+            if durable:
+                _fsync_dir(p.parent)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

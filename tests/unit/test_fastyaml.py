@@ -1,4 +1,4 @@
-"""Machine-written YAML (kvinstall.render.fastyaml) against PyYAML, the reference YAML 1.1 reader:
+"""Machine-written YAML (kvinstall.fastyaml) against PyYAML, the reference YAML 1.1 reader:
 the same values from every real upstream artifact and chart render, a written document reads back
 as the data it was written from (by PyYAML too), for the real objects and for arbitrary data."""
 
@@ -12,10 +12,10 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kvinstall import fastyaml
 from kvinstall.catalog import load_catalog
 from kvinstall.components import component
 from kvinstall.config.models import Config
-from kvinstall.render import fastyaml
 from upstream_pack import PackSource, pack_artifacts
 
 

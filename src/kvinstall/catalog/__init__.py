@@ -152,8 +152,7 @@ def parse_catalog(data: dict[str, Any]) -> Catalog:
 
 @lru_cache(maxsize=4)
 def _load(path: str | None) -> Catalog:
-    from ruamel.yaml import YAML
-
+    from kvinstall import fastyaml
     from kvinstall.errors import LocalIOError
 
     if path is None:
@@ -164,8 +163,8 @@ def _load(path: str | None) -> Catalog:
         except OSError as exc:
             raise LocalIOError(f"cannot read the release catalog: {exc.strerror or exc}", where=path) from None
     try:
-        return parse_catalog(YAML(typ="safe").load(text))
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        return parse_catalog(fastyaml.load(text))
+    except (KeyError, TypeError, AttributeError, ValueError, fastyaml.YAMLError) as exc:
         from kvinstall.errors import ConfigError
 
         raise ConfigError([], message=f"{path}: not a valid release catalog ({type(exc).__name__}: {exc})") from None

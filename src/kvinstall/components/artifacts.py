@@ -320,7 +320,7 @@ class ArtifactCache:
         repo = artifact.source if artifact.source.endswith("/") else artifact.source + "/"
         where = f"artifact {artifact.name} ({repo}index.yaml)"
         raw = self._http_get(artifact, urljoin(repo, "index.yaml"))
-        from kvinstall.render import fastyaml
+        from kvinstall import fastyaml
 
         try:
             index = fastyaml.load(raw)

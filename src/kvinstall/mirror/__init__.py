@@ -9,28 +9,70 @@ image reference rewrite. Public API (plain values in and out):
     rewrite_image(ref, site_registry) -> str
 """
 
-from kvinstall.mirror.bundle import create_bundle, inspect_bundle, push_bundle
-from kvinstall.mirror.gate import check_complete
-from kvinstall.mirror.model import (
-    DEFAULT_PLATFORMS,
-    HELM_CHART_LAYER,
-    HELM_CONFIG,
-    KV_ARTIFACT_TYPE,
-    KV_BINARY_LAYER,
-    KV_MANIFEST_LAYER,
-    BundleInfo,
-    BundleProblem,
-    BundleResult,
-    FileItem,
-    ImageItem,
-    LockEntry,
-    MirrorItem,
-    PushResult,
-    RegistryOptions,
-)
-from kvinstall.mirror.refs import Reference, parse_reference, rewrite_image
-from kvinstall.mirror.registry import RegistryClient
-from kvinstall.mirror.verify import verify_bundle
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kvinstall.mirror.bundle import create_bundle, inspect_bundle, push_bundle
+    from kvinstall.mirror.gate import check_complete
+    from kvinstall.mirror.model import (
+        DEFAULT_PLATFORMS,
+        HELM_CHART_LAYER,
+        HELM_CONFIG,
+        KV_ARTIFACT_TYPE,
+        KV_BINARY_LAYER,
+        KV_MANIFEST_LAYER,
+        BundleInfo,
+        BundleProblem,
+        BundleResult,
+        FileItem,
+        ImageItem,
+        LockEntry,
+        MirrorItem,
+        PushResult,
+        RegistryOptions,
+    )
+    from kvinstall.mirror.refs import Reference, parse_reference, rewrite_image
+    from kvinstall.mirror.registry import RegistryClient
+    from kvinstall.mirror.verify import verify_bundle
+
+# The package's names are imported from their modules on first use: importing one light module
+# (refs, by the image rewrite every render does) must not load the bundle and registry machinery.
+_FROM = {
+    "BundleInfo": "kvinstall.mirror.model",
+    "BundleProblem": "kvinstall.mirror.model",
+    "BundleResult": "kvinstall.mirror.model",
+    "DEFAULT_PLATFORMS": "kvinstall.mirror.model",
+    "FileItem": "kvinstall.mirror.model",
+    "HELM_CHART_LAYER": "kvinstall.mirror.model",
+    "HELM_CONFIG": "kvinstall.mirror.model",
+    "ImageItem": "kvinstall.mirror.model",
+    "KV_ARTIFACT_TYPE": "kvinstall.mirror.model",
+    "KV_BINARY_LAYER": "kvinstall.mirror.model",
+    "KV_MANIFEST_LAYER": "kvinstall.mirror.model",
+    "LockEntry": "kvinstall.mirror.model",
+    "MirrorItem": "kvinstall.mirror.model",
+    "PushResult": "kvinstall.mirror.model",
+    "Reference": "kvinstall.mirror.refs",
+    "RegistryClient": "kvinstall.mirror.registry",
+    "RegistryOptions": "kvinstall.mirror.model",
+    "check_complete": "kvinstall.mirror.gate",
+    "create_bundle": "kvinstall.mirror.bundle",
+    "inspect_bundle": "kvinstall.mirror.bundle",
+    "parse_reference": "kvinstall.mirror.refs",
+    "push_bundle": "kvinstall.mirror.bundle",
+    "rewrite_image": "kvinstall.mirror.refs",
+    "verify_bundle": "kvinstall.mirror.verify",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _FROM.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "DEFAULT_PLATFORMS",

@@ -140,7 +140,7 @@ def environment() -> jinja2.Environment:
 def parse_documents(text: str, *, where: str) -> list[KubeObject]:
     """Every non-empty YAML document of `text` (machine-written: libyaml, see fastyaml); each must
     be a mapping."""
-    from kvinstall.render import fastyaml
+    from kvinstall import fastyaml
 
     out: list[KubeObject] = []
     try:

@@ -47,13 +47,13 @@ def export_files(desired: DesiredState, *, include_secrets: bool = False) -> dic
 
 
 def write_export(desired: DesiredState, out_dir: Path, *, include_secrets: bool = False) -> list[Path]:
+    from kvinstall import fastyaml
     from kvinstall.fsutil import write_atomic
-    from kvinstall.render import fastyaml
 
     written = []
     for rel, (doc, mode) in export_files(desired, include_secrets=include_secrets).items():
         path = out_dir / rel
         text = doc if isinstance(doc, str) else fastyaml.dump(doc)
-        write_atomic(path, text, mode=mode)
+        write_atomic(path, text, mode=mode, durable=False)
         written.append(path)
     return written

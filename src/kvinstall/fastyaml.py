@@ -15,6 +15,7 @@ when Kubernetes decodes into untyped JSON.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -58,22 +59,32 @@ def _resolve(value: str, resolvers: dict[str | None, list[tuple[str, re.Pattern[
 
 
 def _scalar(event: Any) -> Any:
-    value: str = event.value
     tag = event.tag
-    if tag is None or tag == "!":
-        if not event.implicit[0] or tag == "!":  # quoted, or the non-specific tag: a string
-            return value
-        tag = _resolve(value)
-        if tag == _STR:
-            return value
-        if tag == _MERGE_TAG:
-            return _MERGE
-    elif tag == _STR:
+    if tag is None:
+        # Plain scalars repeat (keys, types, small values): each is resolved once.
+        return _plain(event.value) if event.implicit[0] else event.value  # quoted: a string
+    if tag == _STR or tag == "!":
+        return event.value
+    return _typed(tag, event.value, event)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _plain(value: str) -> Any:
+    tag = _resolve(value)
+    if tag == _STR:
         return value
+    if tag == _MERGE_TAG:
+        return _MERGE
+    return _typed(tag, value, None)
+
+
+def _typed(tag: str, value: str, event: Any) -> Any:
     make = _SCALAR_TYPES.get(tag)
     if make is None:
-        raise _error(f"cannot construct a scalar tagged {tag!r}", event)
-    return make(_CONSTRUCTOR, ScalarNode(tag, value, event.start_mark, event.end_mark))
+        raise YAMLError(f"cannot construct a scalar tagged {tag!r}") if event is None else _error(
+            f"cannot construct a scalar tagged {tag!r}", event
+        )
+    return make(_CONSTRUCTOR, ScalarNode(tag, value))
 
 
 class _Mapping:
@@ -186,15 +197,20 @@ _PLAIN = re.compile(
 _PRINTABLE = re.compile(r"[\t\n\x20-\x7e]*")
 
 
-def _string(s: str, indent: str, *, key: bool = False) -> str:
-    if (
+@functools.lru_cache(maxsize=1 << 16)
+def _may_be_plain(s: str) -> bool:
+    return bool(
         _PLAIN.fullmatch(s)
         and not s.endswith(":")
         and ": " not in s
         and not s.startswith(("---", "..."))
         # Quoted when any YAML 1.1 reader would take it for something else, a timestamp included.
         and _resolve(s, yaml.SafeLoader.yaml_implicit_resolvers) == _STR
-    ):
+    )
+
+
+def _string(s: str, indent: str, *, key: bool = False) -> str:
+    if _may_be_plain(s):
         return s
     if not key and "\n" in s and _PRINTABLE.fullmatch(s) and not s.startswith((" ", "\n")):
         # A literal block: clipped (one final newline) or stripped (none); more is quoted.
