@@ -7,7 +7,7 @@ from it, as they do after a first `apply` or `mirror create`; they run in an emp
 (`unshare -n`: the example's hosts do not exist). Each command runs `--runs` times; the best run
 counts (the machine may be shared). Prints wall and CPU seconds and the ratios to helm's time.
 
-    python bench/render.py [--runs 3]
+    python bench/render.py [--runs 5]
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
@@ -55,14 +54,9 @@ def run(argv: list[str], env: dict[str, str], *, netns: bool = False) -> tuple[f
     return wall, cpu
 
 
-def best(n: int, fn: Any) -> tuple[float, float]:
-    results = [fn() for _ in range(n)]
-    return min(r[0] for r in results), min(r[1] for r in results)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="kvinstall-bench-render-"))
     cache_dir = work / "cache"
@@ -119,9 +113,13 @@ def main() -> None:
 
     plan_args = [*kv, "plan", "-f", str(EXAMPLE), "--state-dir", str(work / "state")]
     render_args = [*kv, "render", "-f", str(EXAMPLE), "-o", str(out), "--state-dir", str(work / "state")]
-    helm_t = best(args.runs, helm_all)
-    plan_t = best(args.runs, lambda: run(plan_args, env, netns=True))
-    render_t = best(args.runs, lambda: run(render_args, env, netns=True))
+    # Interleaved, so a change in the machine's load falls on all three alike; the best run counts.
+    runs: list[tuple[tuple[float, float], ...]] = []
+    for _ in range(args.runs):
+        runs.append((helm_all(), run(plan_args, env, netns=True), run(render_args, env, netns=True)))
+    helm_t, plan_t, render_t = (
+        (min(r[i][0] for r in runs), min(r[i][1] for r in runs)) for i in range(3)
+    )
     files = sum(1 for p in out.rglob("*.yaml"))
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
 

@@ -7,6 +7,7 @@ through an ArtifactSource chosen by the caller (cache only for `plan`, network f
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,11 +100,15 @@ def desire(
         )
         for h in config.hosts
     ]
+    enabled = [c for c in (components if components is not None else list(ALL_COMPONENTS)) if c.enabled(config)]
+    # Renders are pure and mostly wait on helm: run together, the charts render side by side and
+    # one component's YAML is parsed while another's chart renders. Results (and the first error)
+    # come in install order.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        renders = [pool.submit(comp.render, config, catalog, source) for comp in enabled]
+        rendered_all = [r.result() for r in renders]
     desired_components = []
-    for comp in components if components is not None else list(ALL_COMPONENTS):
-        if not comp.enabled(config):
-            continue
-        rendered = comp.render(config, catalog, source)
+    for comp, rendered in zip(enabled, rendered_all, strict=True):
         desired_components.append(
             DesiredComponent(
                 name=comp.name,
