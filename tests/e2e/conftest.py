@@ -1,4 +1,4 @@
-"""Fixtures of the end-to-end suite: see platform.py for the world and its two stand-ins."""
+"""Fixtures of the end-to-end suite: see platform_world.py for the world and its two stand-ins."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""`kvinstall apply` end to end: sshd host lab + real apiserver + real helm + stand-in upstream
-artifacts served over HTTPS. KubeOne is a stand-in and a fake controller loop plays the operators
+"""`kvinstall apply` end to end: sshd host lab + real apiserver + real helm + the real upstream charts
+and manifests served over HTTPS (tests/upstream_pack.py). KubeOne is a stand-in and a fake controller loop plays the operators
 (both described in platform_world.py)."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """`kvinstall apply` on a terminal, as a person runs it (tmux): the plan, the question, a "no" that
 changes nothing (exit 4), then a "yes" and the live view of the phases. The command runs in the root
 network namespace, which cannot reach the lab hosts: hence `--skip preflight` (preflight is covered by
-test_preflight_cli.py); the apiserver and the stand-in upstream are on 127.0.0.1."""
+test_preflight_cli.py); the apiserver and the local upstream are on 127.0.0.1."""
 
 from __future__ import annotations
 

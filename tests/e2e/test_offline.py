@@ -52,8 +52,15 @@ def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[st
     return proc
 
 
+# Every gate with images of its own (the catalog's gateImages): the bundle must carry what
+# virt-operator deploys for them, and the site registry must serve it.
+GATES = ["VMExport", "Template", "DecentralizedLiveMigration", "PersistentReservation", "Sidecar"]
+
+
 def offline_config(world: World, lab: Any, registry: Any) -> dict[str, Any]:
-    return lab_config(world, lab, offline={"enabled": True, "registry": registry.host, "insecure": True})
+    config = lab_config(world, lab, offline={"enabled": True, "registry": registry.host, "insecure": True})
+    config["components"]["kubevirt"]["featureGates"] = GATES
+    return config
 
 
 @dataclass
@@ -229,13 +236,21 @@ def test_offline_apply_from_the_site_registry_then_again_is_a_no_op(
     assert cached, "nothing was fetched from the site registry"
     assert len(cached) <= len(artifact_digests)
 
-    # Every image in every workload the apiserver holds (and the operators' *_IMAGE env) is at the site registry.
+    # Every image in every workload the apiserver holds (and the operators' *_IMAGE env) is at the site
+    # registry, and is there: kvinstall's objects and what the operators (the controller loop, as the
+    # real ones do for these gates) deployed from their rewritten references, virt-template included.
     seen: list[str] = []
     for plural in ("deployments", "daemonsets", "statefulsets"):
         for obj in world.api.request("GET", f"/apis/apps/v1/{plural}").json()["items"]:
             for img in _images_of(obj):
                 seen.append(img)
                 assert img.startswith(site + "/"), f"{obj['kind']} {obj['metadata']['name']}: {img}"
+    for img in sorted(set(seen)):
+        ref = parse_reference(img)
+        assert get_manifest(airgap.mirror, ref.repository, ref.tag or "")[0], img
+    for want in ("virt-template-apiserver:v0.1.8", "virt-exportproxy:v1.8.4", "virt-synchronization-controller:v1.8.4",
+                 "pr-helper:v1.8.4", "virt-handler:v1.8.4", "virt-launcher:v1.8.4"):  # fmt: skip
+        assert f"{site}/kubevirt/{want}" in seen, want
     for want in ("kubevirt/virt-operator:v1.8.4", "kubevirt/cdi-importer:v1.65.0", "kubeovn/kube-ovn:v1.16.2",
                  "dexidp/dex:v2.44.0", "kyverno/kyverno:v1.18.2"):  # fmt: skip
         assert f"{site}/{want}" in seen, want  # cdi-importer: in cdi-operator's *_IMAGE env only
