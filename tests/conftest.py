@@ -14,6 +14,7 @@ pytest_plugins = [
     "substrate.kube_api",
     "substrate.operator_sim",
     "substrate.host_lab",
+    "substrate.debs",
 ]
 
 _skipped: list[str] = []

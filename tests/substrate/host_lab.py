@@ -32,6 +32,7 @@ namespace makes an accidental direct connection fail at once):
 - ``lab.run_in_lab(argv, **subprocess_kw)``: run a command inside the lab namespace (e.g. ``ssh`` itself).
 
 :class:`Host` API: ``.name``, ``.ip`` (address the client uses), ``.inner_ip`` (bastion only), ``.spec``,
+``.private`` (each of ``spec.private_copies``/``private_dirs`` -> the folder behind it on the machine),
 ``.host_key_line`` (``ssh-ed25519 AAAA...``), ``.known_hosts_line``, ``.user`` / ``.sudo_password``,
 ``.stop_sshd()`` / ``.start_sshd()`` (host down: connection refused), ``.link_down()`` / ``.link_up()``
 (host unreachable: packets vanish, connects time out), ``.kill_sessions()`` (drop every open SSH connection,
@@ -92,6 +93,10 @@ class HostSpec:
     behind_bastion: bool = False
     authorized_key_types: tuple[str, ...] = ("ed25519",)  # client key types accepted (see ClientKeys)
     extra_sshd_config: str = ""
+    # Directories the host gets its own writable copy of (e.g. /etc/apt), or an empty one of (e.g.
+    # /var/lib/apt): what the installer writes there stays in the host, not on the shared machine.
+    private_copies: tuple[str, ...] = ()
+    private_dirs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,7 @@ class Host:
     uid: int | None = None
     host_key_line: str = ""
     proc: Proc | None = field(default=None, repr=False)
+    private: dict[str, Path] = field(default_factory=dict)  # private directory -> its folder on the machine
 
     @property
     def name(self) -> str:
@@ -353,6 +359,14 @@ class Lab:
             boot.append(f"mount --bind {etc / 'os-release'} /usr/lib/os-release")
             if not Path("/etc/os-release").is_symlink():
                 boot.append(f"mount --bind {etc / 'os-release'} /etc/os-release")
+        for i, path in enumerate([*spec.private_copies, *spec.private_dirs]):
+            own = d / "private" / str(i)
+            if path in spec.private_copies:
+                shutil.copytree(path, own, symlinks=True)
+            else:
+                own.mkdir(parents=True)
+            boot.append(f"mount --bind {own} {path}")
+            host.private[path] = own
         machine_kvm = Path("/dev/kvm").exists()
         if spec.kvm is not None and spec.kvm != machine_kvm:
             boot += self._private_dev(d / "dev", spec.kvm)

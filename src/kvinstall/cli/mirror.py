@@ -15,9 +15,10 @@ from kvinstall.cli.output import Output
 
 if TYPE_CHECKING:  # the commands import their work lazily, so --help stays light
     from kvinstall.components.base import ArtifactSource
+    from kvinstall.config.models import Config
     from kvinstall.plan.desired import DesiredState
 
-app = typer.Typer(help="Offline bundles: list, create, push, inspect, verify.", no_args_is_help=True)
+app = typer.Typer(help="Offline bundles: list, create, push, inspect, verify, serve.", no_args_is_help=True)
 
 # `mirror create` has -o for the bundle file (as `helm package -d`/`tar -f` users expect), so its
 # output format is --output only.
@@ -26,10 +27,13 @@ Workers = Annotated[int, typer.Option("--workers", help="Parallel transfers.", m
 
 
 def register(root: typer.Typer) -> None:
+    from kvinstall.cli import mirror_serve
+
+    mirror_serve.register(app)
     root.add_typer(app, name="mirror")
 
 
-def _desired(file: Path, source: ArtifactSource) -> DesiredState:
+def _desired(file: Path, source: ArtifactSource, cfg: Config | None = None) -> DesiredState:
     """The upstream view of the file's desired state (see mirror.items): a bundle names upstream
     references even when the config is the offline one."""
     from kvinstall.catalog import load_catalog
@@ -38,7 +42,7 @@ def _desired(file: Path, source: ArtifactSource) -> DesiredState:
     from kvinstall.mirror.items import desire_upstream
     from kvinstall.state import state_dir
 
-    cfg = load_file(file).config
+    cfg = cfg or load_file(file).config
     return desire_upstream(
         cfg,
         load_catalog(),
@@ -78,19 +82,34 @@ def list_cmd(
     ] = False,
     out: OutputOpt = Output.text,
 ) -> None:
+    from kvinstall.catalog.packages import load_package_catalog
     from kvinstall.components.artifacts import ArtifactCache, NoFetch
+    from kvinstall.config.loader import load_file
     from kvinstall.mirror.items import needed
+    from kvinstall.mirror.packages import needed_packages
 
     output.set_mode(out)
-    desired = _desired(file, ArtifactCache() if fetch else NoFetch())
+    cfg = load_file(file).config
+    desired = _desired(file, ArtifactCache() if fetch else NoFetch(), cfg)
     rows = needed(desired)
+    packages = needed_packages(cfg, load_package_catalog())
     if out is Output.json:
-        output.emit_json([r.__dict__ for r in rows])
+        output.emit_json(
+            [r.__dict__ for r in rows]
+            + [
+                {"kind": "package", "reference": str(spec), "digest": None, "component": dist}
+                for dist, specs in packages.items()
+                for spec in specs
+            ]
+        )
     else:
         for r in rows:
             output.echo(
                 f"{r.kind:<9} {r.reference}" + (f"  {r.digest}" if r.digest else "") + f"  ({r.component})"
             )
+        for dist, specs in packages.items():
+            for spec in specs:
+                output.echo(f"{'package':<9} {spec}  ({dist}, with its dependencies)")
     for n in [a.describe() for c in desired.components for a in c.unavailable]:
         output.err(f"note: images inside {n} are listed once it is cached (--fetch, or mirror create)")
 
@@ -124,6 +143,28 @@ RegistryCaOpt = Annotated[
 ]
 
 
+PackageRepoOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--package-repo",
+        metavar="OS-RELEASE=SOURCE-LINE",
+        help="Take the host packages of OS-RELEASE from this apt repository instead of the catalog's, as a "
+        "sources.list line: debian-12='deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
+        "http://mirror.site/debian bookworm main' (a flat repository: suite '/'). Repeatable; every "
+        "given line of an OS release replaces all its catalog repositories.",
+    ),
+]
+PackageDirOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--package-dir",
+        metavar="OS-RELEASE=DIR",
+        help="Also take host packages from the .deb files in DIR (e.g. kubelet, kubeadm, containerd.io "
+        "downloaded elsewhere); without --package-repo for that OS release, only these. Repeatable.",
+    ),
+]
+
+
 @app.command(
     "create",
     help="Copy everything the configuration needs into one OCI bundle (tar) with a lock file of every "
@@ -143,42 +184,59 @@ def create_cmd(
     registry_mirror: MirrorOpt = None,
     insecure_registry: InsecureOpt = None,
     registry_ca: RegistryCaOpt = None,
+    package_repo: PackageRepoOpt = None,
+    package_dir: PackageDirOpt = None,
     workers: Workers = 8,
     out: CreateOutputOpt = Output.text,
 ) -> None:
+    from kvinstall.catalog.packages import load_package_catalog
     from kvinstall.components.artifacts import ArtifactCache
+    from kvinstall.config.loader import load_file
+    from kvinstall.mirror.aptfetch import PackageSources, collect_packages
     from kvinstall.mirror.bundle import create_bundle
     from kvinstall.mirror.items import ArtifactFetch, mirror_items
     from kvinstall.mirror.sources import registry_options
 
     output.set_mode(out)
     registries = registry_options(registry_mirror or [], insecure_registry or [], registry_ca or [])
+    sources = PackageSources.from_options(package_repo or [], package_dir or [])
+    cfg = load_file(file).config
     cache = ArtifactCache()
-    desired = _desired(file, cache)
+    desired = _desired(file, cache, cfg)
     items = mirror_items(desired, ArtifactFetch(cache))
+    packages = collect_packages(
+        cfg, load_package_catalog(), sources, workers=workers, progress=_progress("host packages")
+    )
+    for note in packages.notes:
+        output.err(f"note: {note}")
     result = create_bundle(
-        items,
+        [*items, *packages.items],
         out_path,
         platforms=platform or ["linux/amd64"],
         workers=workers,
         progress=_progress("mirror create"),
         registries=registries,
+        extra_lock={"packages": {s.distribution: s.to_json() for s in packages.sets}} if packages.sets else None,
     )
+    counts = {s.distribution: len(s.packages) for s in packages.sets}
     if out is Output.json:
         output.emit_json(
             {
                 "path": str(result.path),
                 "entries": [e.to_json() for e in result.entries],
+                "packages": {s.distribution: s.to_json() for s in packages.sets},
                 "blobs": result.blobs,
                 "bytes": result.bytes_total,
-                "bytesDownloaded": result.bytes_downloaded,
+                "bytesDownloaded": result.bytes_downloaded + packages.bytes_downloaded,
                 "bytesReused": result.bytes_reused,
             }
         )
         return
     output.echo(
         f"wrote {result.path}: {len(result.entries)} references, {result.blobs} blobs, "
-        f"{result.bytes_total / 1e6:.1f} MB ({result.bytes_downloaded / 1e6:.1f} MB downloaded)"
+        f"{result.bytes_total / 1e6:.1f} MB ({(result.bytes_downloaded + packages.bytes_downloaded) / 1e6:.1f} MB "
+        "downloaded)"
+        + ("; host packages: " + ", ".join(f"{d} {n}" for d, n in counts.items()) if counts else "")
     )
 
 
@@ -278,12 +336,27 @@ def inspect_cmd(
         output.echo(f"  {e.reference}  {e.digest}")
 
 
-@app.command("verify", help="Re-hash every blob of a bundle; name each bad one.")
-def verify_cmd(bundle: Annotated[Path, typer.Argument(help="Bundle file.")]) -> None:
+@app.command(
+    "verify",
+    help="Re-hash every blob of a bundle and check its host packages against the lock; name each bad one. "
+    "With -f, also check that it holds every host package the config needs.",
+)
+def verify_cmd(
+    bundle: Annotated[Path, typer.Argument(help="Bundle file.")],
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="Also check the bundle against this config.")
+    ] = None,
+) -> None:
     from kvinstall.errors import IntegrityError
     from kvinstall.mirror.verify import verify_bundle
 
     problems = verify_bundle(bundle)
     if problems:
         raise IntegrityError("\n  ".join(["bundle is corrupt:", *map(str, problems)]), where=str(bundle))
+    if file is not None:
+        from kvinstall.cli.mirror_serve import _check_bundle, _config
+
+        _check_bundle(bundle, _config(file))
+        output.echo(f"{bundle}: every blob matches its digest; it holds every host package {file} needs")
+        return
     output.echo(f"{bundle}: every blob matches its digest")

@@ -340,6 +340,43 @@ def check_offline(cfg: Config, _: Catalog) -> Iterator[Problem]:
         )
 
 
+def check_host_packages(cfg: Config, _: Catalog) -> Iterator[Problem]:
+    from kvinstall.catalog.packages import load_package_catalog
+
+    off = cfg.offline
+    known = load_package_catalog().distributions
+    for i, dist in enumerate(off.host_packages.distributions):
+        if dist not in known:
+            yield _err(
+                f"no OS release {dist!r} in the package catalog",
+                "offline",
+                "hostPackages",
+                "distributions",
+                i,
+                hint="known: " + ", ".join(known),
+                code="unknown-distribution",
+            )
+        elif known[dist].family != "deb":
+            yield _err(
+                f"{dist}: packages of the {known[dist].family} family are not collected yet (Debian and Ubuntu are)",
+                "offline",
+                "hostPackages",
+                "distributions",
+                i,
+                hint="keep the hosts' own package repository for it: remove it here",
+                code="unsupported-distribution",
+            )
+    if off.package_repository is not None and not off.host_packages.distributions:
+        yield _err(
+            "a package repository without the hosts' OS releases: no repository path to use",
+            "offline",
+            "hostPackages",
+            "distributions",
+            hint="list the hosts' OS releases, e.g. distributions: [debian-12]",
+            code="offline-distributions",
+        )
+
+
 def check_workspaces(cfg: Config, _: Catalog) -> Iterator[Problem]:
     reserved = {
         "default",
@@ -399,6 +436,7 @@ CHECKS: tuple[Check, ...] = (
     check_kubevirt,
     check_auth,
     check_offline,
+    check_host_packages,
     check_workspaces,
     check_storage,
     check_emulation,

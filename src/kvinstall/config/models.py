@@ -658,6 +658,54 @@ class ChartAccess(Model):
     )
 
 
+_DISTRIBUTION = re.compile(r"^[a-z][a-z0-9]*-[0-9][0-9.]*$")
+
+
+def _distribution(v: str) -> str:
+    if not _DISTRIBUTION.match(v):
+        raise ValueError(f"{v!r} is not an OS release like debian-12 or ubuntu-24.04 (ID-VERSION_ID)")
+    return v
+
+
+def _package(v: str) -> str:
+    if not re.match(r"^[a-z0-9][a-z0-9+.-]*(=[^\s=]+)?$", v):
+        raise ValueError(f"{v!r} is not a package name with an optional =VERSION pattern (e.g. open-iscsi)")
+    return v
+
+
+class HostPackages(Model):
+    """The OS packages of the hosts that an offline bundle carries."""
+
+    distributions: list[Annotated[str, AfterValidator(_distribution)]] = Field(
+        default_factory=list,
+        description="OS releases of the hosts, as ID-VERSION_ID of /etc/os-release (debian-12, ubuntu-24.04): "
+        "`mirror create` collects what KubeOne installs on them (containerd, kubelet, kubeadm, kubectl, ...).",
+    )
+    extra: list[Annotated[str, AfterValidator(_package)]] = Field(
+        default_factory=list,
+        description="More packages for every host (name, or name=VERSION-PATTERN), with their dependencies.",
+    )
+
+
+class PackageRepository(Model):
+    """The site's OS package repository (`kvinstall mirror serve` writes this section)."""
+
+    url: str = Field(
+        description="Base URL of the repository (https://HOST:PORT); each OS release is below it (/debian-12)."
+    )
+    ca_file: str | None = Field(
+        default=None, description="CA that signed the repository's certificate (default: offline.caFile)."
+    )
+    signing_key: str = Field(description="OpenPGP public key that signs the repository index (a file).")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/\s]+(/\S*)?$", v):
+            raise ValueError(f"{v!r} is not an http(s) URL such as https://10.0.0.5:8443")
+        return v.rstrip("/")
+
+
 class Offline(Model):
     enabled: bool = Field(
         default=False, description="Install from the site registry only; nothing from the internet."
@@ -679,6 +727,13 @@ class Offline(Model):
         default=None,
         description="How kvinstall reads the charts and manifests in the site registry, when not like the "
         "images (its own login or TLS setting).",
+    )
+    host_packages: HostPackages = Field(
+        default_factory=HostPackages, description="OS packages of the hosts carried in the bundle."
+    )
+    package_repository: PackageRepository | None = Field(
+        default=None,
+        description="The site's OS package repository the hosts install from (unset: the hosts' own sources).",
     )
 
     @field_validator("registry")

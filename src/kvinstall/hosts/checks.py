@@ -18,7 +18,10 @@ if TYPE_CHECKING:
     from kvinstall.config.models import Config, Host
 
 Severity = Literal["error", "warning"]
-AppliesTo = Literal["all", "controlPlane", "worker", "pciPassthrough", "hardwareVirtualization", "nonRoot"]
+AppliesTo = Literal[
+    "all", "controlPlane", "worker", "pciPassthrough", "hardwareVirtualization", "nonRoot", "offline",
+    "offlinePackages",
+]
 Status = Literal["pass", "fail", "warn", "skipped"]
 
 GiB = 1024**3
@@ -264,6 +267,57 @@ def _reach(h: HostContext, c: ClusterContext) -> Outcome:
 
 REACH_NOTE = "private address, SSH port"
 
+
+def site_endpoints(config: Config) -> list[tuple[str, str, int]]:
+    """(what, host, port) of the offline site the hosts must reach: the registry (containerd pulls
+    from it) and the package repository (apt installs from it). Pure."""
+    from urllib.parse import urlsplit
+
+    off = config.offline
+    out: list[tuple[str, str, int]] = []
+    if not off.enabled:
+        return out
+    if off.registry:
+        parts = urlsplit(f"//{off.registry}")
+        out.append(("registry", parts.hostname or off.registry, parts.port or (80 if off.insecure else 443)))
+    if off.package_repository is not None:
+        parts = urlsplit(off.package_repository.url)
+        default = 443 if parts.scheme == "https" else 80
+        out.append(("package repository", parts.hostname or "", parts.port or default))
+    return out
+
+
+def _site(h: HostContext, c: ClusterContext) -> Outcome:
+    results = h.facts.site_reach
+    named = {f"{host}:{port}": what for what, host, port in site_endpoints(c.config)}
+    if not results:
+        return None, "the site was not probed"
+    bad = [f"{named.get(k, 'endpoint')} {k}" for k, ok in results.items() if ok is False]
+    unknown = [k for k, ok in results.items() if ok is None]
+    if bad:
+        return False, f"cannot reach the site's {', '.join(sorted(bad))} (TCP)"
+    if unknown:
+        return None, "neither bash nor nc on the host: the site's reachability was not tested"
+    return True, "reaches the site's " + ", ".join(f"{named.get(k, 'endpoint')} {k}" for k in results)
+
+
+def os_release_name(facts: HostFacts) -> str:
+    """ID-VERSION_ID as the package catalog names OS releases (RHEL-like: the major version)."""
+    version = facts.os_version
+    if facts.os_id in ("rhel", "rocky", "centos", "almalinux"):
+        version = version.split(".")[0]
+    return f"{facts.os_id}-{version}"
+
+
+def _distribution(h: HostContext, c: ClusterContext) -> Outcome:
+    if not h.facts.os_id:
+        return None, "/etc/os-release could not be read"
+    name = os_release_name(h.facts)
+    listed = c.config.offline.host_packages.distributions
+    if name in listed:
+        return True, f"{name}: packages served for it"
+    return False, f"{name} is not among the served OS releases ({', '.join(listed) or 'none'})"
+
 _EMULATION = "or set components.kubevirt.useEmulation: true to run VMs without hardware virtualization (slow)"
 
 CHECKS: tuple[Check, ...] = (
@@ -439,6 +493,23 @@ CHECKS: tuple[Check, ...] = (
         _gpus,
     ),
     Check(
+        "offline.site",
+        "Offline: the host reaches the site registry and package repository",
+        "error",
+        "open TCP from the hosts to the jump host's registry and package repository ports (firewall, "
+        "routes), or check `kvinstall mirror serve --status` there",
+        "offline",
+        _site,
+    ),
+    Check(
+        "offline.distribution",
+        "Offline: the host's OS release is one the site package repository serves",
+        "error",
+        "add it to offline.hostPackages.distributions and make the bundle again (mirror create)",
+        "offlinePackages",
+        _distribution,
+    ),
+    Check(
         "network.reachability",
         "Every other host's private address is reachable from this host",
         "error",
@@ -465,6 +536,10 @@ def applies_to_host(check: Check, host: Host, user: str, config: Config) -> bool
         return host.pci_passthrough
     if a == "hardwareVirtualization":
         return not config.components.kubevirt.use_emulation
+    if a == "offline":
+        return config.offline.enabled
+    if a == "offlinePackages":
+        return config.offline.enabled and config.offline.package_repository is not None
     return user != "root"  # nonRoot
 
 

@@ -47,9 +47,14 @@ class Peer:
 
 
 def facts_script(
-    peers: Sequence[Peer] = (), *, check_sudo: bool = False, reach_timeout: float = REACH_TIMEOUT_S
+    peers: Sequence[Peer] = (),
+    *,
+    check_sudo: bool = False,
+    reach_timeout: float = REACH_TIMEOUT_S,
+    site: Sequence[Peer] = (),
 ) -> str:
-    """The POSIX sh script that prints every fact, in sections `@@name`."""
+    """The POSIX sh script that prints every fact, in sections `@@name`. `site`: the offline site's
+    registry and package repository endpoints, probed like the peers."""
     lines = [
         "exec 2>/dev/null",
         "PATH=$PATH:/usr/sbin:/sbin; export PATH; LC_ALL=C; export LC_ALL",
@@ -79,8 +84,7 @@ def facts_script(
     ]
     if check_sudo:
         lines += ["echo @@sudo", "if sudo -n true; then echo ok; else echo fail; fi"]
-    if peers:
-        lines.append("echo @@reach")
+    if peers or site:
         t = f"{max(1, round(reach_timeout))}"
         # bash started with the SSH session's stdin and SSH_CLIENT set takes itself for a shell run by
         # sshd and sources ~/.bashrc (seconds on some hosts, eaten from the timeout): --norc, no stdin.
@@ -94,7 +98,11 @@ def facts_script(
         attempts = f"n=0; while :; do ( {probe} ); rc=$?; n=$((n+1)); "
         attempts += f'[ "$rc" -eq 0 ] || [ "$rc" -eq 127 ] || [ "$n" -ge {REACH_ATTEMPTS} ] && break; done'
         lines.append(f'probe() {{ {attempts}; echo "$1 $2 $rc"; }}')
-        for p in peers:
+    for section, targets in (("reach", peers), ("site", site)):
+        if not targets:
+            continue
+        lines.append(f"echo @@{section}")
+        for p in targets:
             lines.append(f"probe {shlex.quote(p.address)} {int(p.port)} &")
         lines.append("wait")
     lines.append("echo @@end")
@@ -140,6 +148,7 @@ class HostFacts:
     sudo_ok: bool | None = None
     cluster_member: bool = False  # /etc/kubernetes/kubelet.conf exists: already a node of the cluster
     reach: dict[str, bool | None] = field(default_factory=dict)  # "addr:port" -> reachable
+    site_reach: dict[str, bool | None] = field(default_factory=dict)  # offline site endpoints, the same way
 
     @property
     def iommu_on_cmdline(self) -> bool:
@@ -284,11 +293,7 @@ def parse_facts(text: str) -> HostFacts:
     if ts:
         time_synced = ts[0] in ("yes", "true") or ("leap status" in ts[0] and "normal" in ts[0])
     sudo_lines = [ln.strip() for ln in sec.get("sudo", []) if ln.strip()]
-    reach: dict[str, bool | None] = {}
-    for line in sec.get("reach", []):
-        parts = line.split()
-        if len(parts) == 3 and parts[2].isdigit():
-            reach[f"{parts[0]}:{parts[1]}"] = None if parts[2] == "127" else parts[2] == "0"
+    reach = _probes(sec.get("reach", []))
     groups = [ln.strip() for ln in sec.get("iommu_groups", []) if ln.strip()]
     return HostFacts(
         hostname=(files.get("/proc/sys/kernel/hostname") or [""])[0].strip(),
@@ -315,7 +320,18 @@ def parse_facts(text: str) -> HostFacts:
         listening=frozenset(listening),
         sudo_ok=(sudo_lines[0] == "ok") if sudo_lines else None,
         reach=reach,
+        site_reach=_probes(sec.get("site", [])),
     )
+
+
+def _probes(lines: Sequence[str]) -> dict[str, bool | None]:
+    """'ADDR PORT EXIT' lines -> {"addr:port": reachable} (None: no tool on the host to test with)."""
+    out: dict[str, bool | None] = {}
+    for line in lines:
+        parts = line.split()
+        if len(parts) == 3 and parts[2].isdigit():
+            out[f"{parts[0]}:{parts[1]}"] = None if parts[2] == "127" else parts[2] == "0"
+    return out
 
 
 def parse_kernel_version(release: str) -> tuple[int, int] | None:

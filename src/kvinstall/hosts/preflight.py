@@ -14,7 +14,15 @@ from typing import Any
 
 from kvinstall.config.models import Config
 from kvinstall.errors import PreflightError, SSHError, UsageError
-from kvinstall.hosts.checks import CHECKS, CHECKS_BY_ID, CheckResult, ClusterContext, HostContext, evaluate
+from kvinstall.hosts.checks import (
+    CHECKS,
+    CHECKS_BY_ID,
+    CheckResult,
+    ClusterContext,
+    HostContext,
+    evaluate,
+    site_endpoints,
+)
 from kvinstall.hosts.facts import REACH_TIMEOUT_S, HostFacts, Peer, facts_script, parse_facts
 from kvinstall.hosts.hostkeys import HostKeyPolicy
 from kvinstall.hosts.ssh import (
@@ -92,9 +100,13 @@ class PreflightReport:
 
 
 def gather_facts(
-    conn: Connection, peers: Sequence[Peer], timeout: float, reach_timeout: float = REACH_TIMEOUT_S
+    conn: Connection,
+    peers: Sequence[Peer],
+    timeout: float,
+    reach_timeout: float = REACH_TIMEOUT_S,
+    site: Sequence[Peer] = (),
 ) -> HostFacts:
-    script = facts_script(peers, check_sudo=conn.target.needs_sudo, reach_timeout=reach_timeout)
+    script = facts_script(peers, check_sudo=conn.target.needs_sudo, reach_timeout=reach_timeout, site=site)
     out = conn.run_script(script, sudo=False, timeout=timeout)
     if "@@end" not in out.stdout:
         # The script always ends with the marker: without it, the output is truncated.
@@ -148,10 +160,11 @@ def run_preflight(
         pool = SSHPool(policy, parallelism=config.ssh.parallelism, socket_factory=socket_factory)
     timeout = min(config.ssh.command_timeout, FACTS_TIMEOUT_CAP_S)
     peers = {t.name: peers_of(config, targets, i) for i, t in enumerate(targets)}
+    site = [Peer(host, port) for _, host, port in site_endpoints(config)]
     try:
-        # Peers are probed with the connect timeout the config trusts for SSH itself.
+        # Peers (and the offline site) are probed with the connect timeout the config trusts for SSH.
         reach = config.ssh.connect_timeout
-        gathered = pool.run_all(targets, lambda c: gather_facts(c, peers[c.target.name], timeout, reach))
+        gathered = pool.run_all(targets, lambda c: gather_facts(c, peers[c.target.name], timeout, reach, site))
     finally:
         if own_pool:
             pool.close()

@@ -78,10 +78,12 @@ def create_bundle(
     progress: Progress | None = None,
     registries: Mapping[str, RegistryOptions] | None = None,
     keep_work_dir: bool = False,
+    extra_lock: Mapping[str, Any] | None = None,
 ) -> BundleResult:
     """Copy images (from their registries) and files (URLs or paths) into a bundle at `out`.
 
     `registries` maps host[:port] (as written in the references) to TLS/credential options.
+    `extra_lock`: more top-level sections of the lock file (the host packages' records).
     Re-running after an interruption continues: finished blobs are kept, partial ones resumed.
     """
     out = Path(out)
@@ -135,7 +137,12 @@ def create_bundle(
                 )
             )
         layout.write_index([index_descriptor(e) for e in entries])
-        lock = {"version": LOCK_VERSION, "platforms": platforms, "entries": [e.to_json() for e in entries]}
+        lock = {
+            "version": LOCK_VERSION,
+            "platforms": platforms,
+            "entries": [e.to_json() for e in entries],
+            **(extra_lock or {}),
+        }
         lock_bytes = json.dumps(lock, indent=2).encode()
         plan = plan_push(entries, layout.read_blob)
         blob_digests = sorted(set(plan.manifests) | set(plan.blob_sizes))

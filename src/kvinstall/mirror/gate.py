@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
+from kvinstall.catalog.packages import PackageCatalog
+from kvinstall.config.models import Config
 from kvinstall.errors import KvError
 from kvinstall.mirror.copy import manifest_children
+from kvinstall.mirror.debian import Package, Spec
+from kvinstall.mirror.packages import missing_packages
 from kvinstall.mirror.refs import ReferenceError_, parse_reference, rewrite_image
 from kvinstall.mirror.registry import RegistryClient
 
-__all__ = ["check_complete", "rewrite_image"]
+__all__ = ["check_complete", "check_host_packages", "missing_host_packages", "rewrite_image"]
 
 
 def check_complete(client: RegistryClient, refs: Iterable[str], *, deep: bool = False) -> list[str]:
@@ -57,3 +61,45 @@ def _first_gap(client: RegistryClient, repository: str, ref: str) -> str | None:
         if client.blob_size(repository, b["digest"]) is None:
             return f"blob {b['digest']} not in {client.host}/{repository}"
     return None
+
+
+def missing_host_packages(
+    needed: Mapping[str, Sequence[Spec]], available: Mapping[str, Sequence[Package]]
+) -> list[str]:
+    """Per OS release, the needed packages (name and version pattern) that `available` lacks."""
+    out: list[str] = []
+    for dist, specs in needed.items():
+        if dist not in available:
+            out.append(f"{dist}: no packages for this OS release")
+            continue
+        out += [f"{dist}: {m}" for m in missing_packages(specs, available[dist])]
+    return out
+
+
+def check_host_packages(config: Config, catalog: PackageCatalog) -> tuple[int, list[str]]:
+    """(how many host packages the config needs, those the site package repository lacks), read from
+    the repository as the hosts' apt reads it (signature and digests checked). (0, []) when the
+    config has no package repository (the hosts' own sources are used)."""
+    from kvinstall.mirror.aptfetch import site_packages
+    from kvinstall.mirror.packages import needed_packages
+
+    repo = config.offline.package_repository
+    if repo is None:
+        return 0, []
+    needs = needed_packages(config, catalog)
+    available: dict[str, Sequence[Package]] = {}
+    for dist in needs:
+        served = site_packages(
+            repo.url,
+            dist,
+            ca_file=repo.ca_file or config.offline.ca_file,
+            signing_key=repo.signing_key,
+            architecture=catalog.distributions[dist].architecture,
+        )
+        if served:
+            available[dist] = served
+    missing = [
+        m.replace(": no packages for this OS release", f": no repository at {repo.url}/{m.split(':')[0]}")
+        for m in missing_host_packages(needs, available)
+    ]
+    return sum(len(s) for s in needs.values()), missing

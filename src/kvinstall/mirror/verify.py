@@ -78,4 +78,8 @@ def verify_bundle(path: Path) -> list[BundleProblem]:
     ]
     for digest, message in sorted(bad.items()) + sorted(missing.items()):
         problems.append(BundleProblem(digest, users.get(digest, []), message))
+    if not problems:
+        from kvinstall.mirror.aptrepo import read_packages
+
+        problems += read_packages(reader)[1]  # host packages: lock, artifacts and indexes agree
     return problems

@@ -158,6 +158,17 @@ def build_plan(
         pre.actions.append(Action(action="run", target=f"host {h.name} ({h.address})", details=details))
     phases.append(pre)
 
+    if desired.package_repository:
+        hp = Phase(name="host-packages", title="Host package source (site repository)")
+        hp.actions.append(
+            Action(
+                action="run",
+                target=f"apt on {len(desired.hosts)} host(s)",
+                reason=f"install from the site package repository {desired.package_repository}",
+            )
+        )
+        phases.append(hp)
+
     k1 = Phase(name="kubeone", title="Kubernetes cluster (KubeOne)")
     details = {
         "manifestSha256": desired.kubeone_manifest_sha256,

@@ -51,6 +51,7 @@ class DesiredState:
     binaries: list[Artifact]
     offline_registry: str | None = None  # offline mode: the site registry everything comes from
     upstream_dns: str | None = None  # the resolver the cluster DNS forwards outside names to
+    package_repository: str | None = None  # offline mode: the site package repository the hosts use
 
     def all_images(self) -> list[str]:
         seen: dict[str, None] = {}
@@ -138,4 +139,9 @@ def desire(
         binaries=binaries,
         offline_registry=config.offline.registry if config.offline.enabled else None,
         upstream_dns=config.network.upstream_dns,
+        package_repository=(
+            config.offline.package_repository.url
+            if config.offline.enabled and config.offline.package_repository
+            else None
+        ),
     )

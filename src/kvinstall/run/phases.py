@@ -99,10 +99,15 @@ class GatePhase:
         return (True, "") if ctx.config.offline.enabled else (False, "not in offline mode")
 
     def inputs(self, ctx: Context) -> Any:
-        return sorted(required_refs(ctx))
+        from kvinstall.catalog.packages import load_package_catalog
+        from kvinstall.mirror.packages import needed_packages
+
+        packages = needed_packages(ctx.config, load_package_catalog())
+        return [*sorted(required_refs(ctx)), *(f"{d}: {s}" for d, specs in packages.items() for s in specs)]
 
     def run(self, ctx: Context) -> str:
-        from kvinstall.mirror.gate import check_complete
+        from kvinstall.catalog.packages import load_package_catalog
+        from kvinstall.mirror.gate import check_complete, check_host_packages
 
         refs = required_refs(ctx)
         images, artifacts = required_refs_split(ctx)
@@ -115,7 +120,17 @@ class GatePhase:
                 where=str(ctx.config.offline.registry),
                 hint="push the bundle with `kvinstall mirror push`, or make a new bundle for this config",
             )
-        return f"all {len(refs)} images and artifacts are in {ctx.config.offline.registry}"
+        needed, lacking = check_host_packages(ctx.config, load_package_catalog())
+        repo = ctx.config.offline.package_repository
+        if lacking:
+            raise IncompleteMirrorError(
+                f"{len(lacking)} of {needed} host package(s) are missing from the site package repository:\n  "
+                + "\n  ".join(lacking),
+                where=repo.url if repo else None,
+                hint="serve a bundle made for this config (`kvinstall mirror create -f`, then `mirror serve`)",
+            )
+        packages = f"; all {needed} host packages are in {repo.url}" if repo and needed else ""
+        return f"all {len(refs)} images and artifacts are in {ctx.config.offline.registry}{packages}"
 
 
 def site_registry_client(ctx: Context, *, charts: bool = False) -> Any:
@@ -150,6 +165,44 @@ def required_refs_split(ctx: Context) -> tuple[list[str], list[str]]:
         images.setdefault(rewrite_image(img, site), None)
     artifacts = {artifact_oci_ref(art, site): None for art in ctx.desired.all_artifacts()}
     return list(images), [a for a in artifacts if a not in images]
+
+
+class HostPackagesPhase:
+    """Offline: point every host's apt at the site package repository before KubeOne installs
+    containerd, kubelet, kubeadm and kubectl from it (see hosts/packages.py)."""
+
+    name = "host-packages"
+    title = "Host package source (site repository)"
+
+    def should_run(self, ctx: Context) -> tuple[bool, str]:
+        off = ctx.config.offline
+        if not off.enabled:
+            return False, "not in offline mode"
+        if off.package_repository is None:
+            return False, "no offline.packageRepository: the hosts use their own package sources"
+        return True, ""
+
+    def inputs(self, ctx: Context) -> Any:
+        from kvinstall.hosts.packages import digest
+
+        return [digest(ctx.config), [h.address for h in ctx.config.hosts]]
+
+    def run(self, ctx: Context) -> str:
+        from kvinstall.hosts.packages import configure
+
+        o = ctx.options
+        changed = configure(
+            ctx.config,
+            known_hosts_path=ctx.state / "known_hosts",
+            socket_factory=o.socket_factory,
+            user_known_hosts=o.user_known_hosts,
+            ssh_config_path=o.ssh_config_path,
+        )
+        for host in sorted(h for h, c in changed.items() if c):
+            ctx.events.emit("log", phase=self.name, message=f"{host}: apt now uses the site repository")
+        repo = ctx.config.offline.package_repository
+        assert repo is not None
+        return f"{len(changed)} host(s) install from {repo.url} ({sum(changed.values())} changed)"
 
 
 def nodes_ready_at_version(kube: Kube, config: Config) -> tuple[bool, str]:
@@ -467,6 +520,7 @@ def apply_phases(ctx: Context) -> list[Phase]:
         # (preflight connects to every host over SSH).
         GatePhase(),
         PreflightPhase(),
+        HostPackagesPhase(),
         KubeOnePhase(),
         BootstrapPhase(),
         *comps,
