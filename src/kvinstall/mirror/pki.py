@@ -14,7 +14,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kvinstall.errors import LocalIOError, UsageError
@@ -57,12 +57,14 @@ def load_cert(path: Path) -> x509.Certificate:
         raise UsageError(f"{path}: not a PEM certificate ({exc})") from None
 
 
-def load_key(path: Path) -> ec.EllipticCurvePrivateKey:
+def load_key(path: Path) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
     try:
         key = serialization.load_pem_private_key(_read(path, "private key"), password=None)
     except (ValueError, TypeError) as exc:
         raise UsageError(f"{path}: not an unencrypted PEM private key ({exc})") from None
-    return key  # type: ignore[return-value]  # any key type cryptography can sign with
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise UsageError(f"{path}: an EC or RSA key is needed, not {type(key).__name__}")
+    return key
 
 
 def _general_names(names: list[str]) -> list[x509.GeneralName]:
