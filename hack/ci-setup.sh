@@ -5,8 +5,12 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
-# sudo: the lab hosts' non-root user; openssl: its password hash; the rest as named in the substrate docs.
-packages=(openssh-server docker-registry skopeo iproute2 tmux apache2-utils sudo openssl util-linux)
+# sudo: the lab hosts' non-root user; openssl: its password hash; gnupg: `mirror serve` signs its package
+# repository (gpg) and checks upstream ones (gpgv); curl: the lab hosts reach the served registry with it;
+# debian-archive-keyring: the Debian mirror's signing keys for the host-package tests; the rest as named in
+# the substrate docs.
+packages=(openssh-server docker-registry skopeo iproute2 tmux apache2-utils sudo openssl util-linux gnupg curl
+          debian-archive-keyring)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

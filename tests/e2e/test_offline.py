@@ -27,9 +27,10 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import World, apply_in_process, lab_config
+from conftest import LAB_SKIPS, World, apply_in_process, lab_config
 from kvinstall.mirror.refs import parse_reference
 from substrate.oci_images import base_layer, build_image, build_index, get_manifest, push_image, push_index
+from substrate.procs import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -38,11 +39,16 @@ ALL_PHASES = ["gate", "preflight", "host-packages", "kubeone", "bootstrap", "com
               "prune", "verify"]  # fmt: skip
 MULTI_ARCH = "docker.io/kubeovn/kube-ovn:v1.16.2"  # seeded as an amd64 + arm64 index
 KVINSTALL_USER = "kvtest-token-admin"  # the identity of kvinstall's kubeconfig in the world
+# The site registries here listen on this machine's loopback, which the lab hosts cannot reach (their
+# 127.0.0.1 is their own): the hosts' reachability of the site is tested in
+# tests/integration/test_host_packages.py, where the site is served on the lab's jump address.
+OFFLINE_SKIPS = LAB_SKIPS | {"offline.site"}
 
 
-def kv(world: World, cwd: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def kv(world: World, cwd: Path, *args: str, stdin: str | None = None,
+       env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The real CLI in a subprocess, with the world's environment (catalog, upstream CA, cache)."""
-    env = {**world.env, "HOME": os.environ.get("HOME", str(cwd)), "NO_COLOR": "1"}
+    env = {**world.env, "HOME": os.environ.get("HOME", str(cwd)), "NO_COLOR": "1", **(env_extra or {})}
     return subprocess.run([sys.executable, "-m", "kvinstall", *args], cwd=cwd, env=env, input=stdin,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
 
@@ -84,17 +90,33 @@ def paper_lab(directory: Path) -> Any:
     return SimpleNamespace(hosts=hosts, client_keys=SimpleNamespace(ed25519=key))
 
 
+# The hosts' packages in this bundle: Debian 12's ethtool, from .deb files `apt-get download` fetched
+# (tests/substrate/debs.py); the Kubernetes repositories are out of this machine's reach.
+E2E_PACKAGES = """\
+families: {deb: {packages: [ethtool]}, rpm: {packages: []}}
+distributions: {debian-12: {family: deb, architecture: amd64, repositories: []}}
+"""
+
+
 @pytest.fixture(scope="module")
-def airgap(world: World, registry_factory: Callable[..., Any],
+def airgap(world: World, registry_factory: Callable[..., Any], local_debs: Path,
            tmp_path_factory: pytest.TempPathFactory) -> Airgap:
     """Upstream registries seeded with every image the config needs; `mirror list` + `create` + `push`."""
     work = tmp_path_factory.mktemp("airgap")
     mirror = registry_factory("site-mirror")
     config = work / "offline.yaml"
-    config.write_text(yaml.safe_dump(offline_config(world, paper_lab(work), mirror), sort_keys=False))
+    cfg = offline_config(world, paper_lab(work), mirror)
+    cfg["offline"]["hostPackages"] = {"distributions": ["debian-12"]}
+    config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    (work / "packages.yaml").write_text(E2E_PACKAGES)
+    packages = {"KVINSTALL_PACKAGES": str(work / "packages.yaml")}
 
     # What the config needs, as the CLI says it (--fetch: the images inside charts and manifests too).
-    listed = json.loads(ok(kv(world, work, "mirror", "list", "-f", str(config), "--fetch", "--output", "json")).stdout)
+    listed = json.loads(ok(kv(world, work, "mirror", "list", "-f", str(config), "--fetch", "--output", "json",
+                              env_extra=packages)).stdout)  # fmt: skip
+    assert [r for r in listed if r["kind"] == "package"] == [
+        {"kind": "package", "reference": "ethtool", "digest": None, "component": "debian-12"}]
+    listed = [r for r in listed if r["kind"] != "package"]
     images = [r["reference"] for r in listed if r["kind"] == "image"]
     hosts = {parse_reference(i).registry for i in images}
     assert {"docker.io", "quay.io", "registry.k8s.io", "reg.kyverno.io", "ghcr.io"} <= hosts, hosts
@@ -125,9 +147,14 @@ def airgap(world: World, registry_factory: Callable[..., Any],
     mirrors = [f"--registry-mirror={h}={reg.host}" for h, reg in sorted(upstreams.items())]
     created = ok(kv(world, work, "mirror", "create", "-f", str(config), "-o", str(bundle), *mirrors,
                     f"--insecure-registry={plain.host}", f"--insecure-registry={quay.host}",
-                    f"--registry-ca={tls.host}={tls.ca}", "--output", "json"))  # fmt: skip
+                    f"--registry-ca={tls.host}={tls.ca}", f"--package-dir=debian-12={local_debs}", "--output", "json",
+                    env_extra=packages))  # fmt: skip
     result = json.loads(created.stdout)
     assert result["path"] == str(bundle) and bundle.is_file()
+    ethtool = next(local_debs.glob("ethtool_*.deb"))
+    pinned = {p["name"]: p for p in result["packages"]["debian-12"]["packages"]}
+    assert pinned["ethtool"]["sha256"] == __import__("hashlib").sha256(ethtool.read_bytes()).hexdigest()
+    assert "libmnl0" in pinned  # its dependency, from the same folder
     assert not (work / ".bundle.tar.work").exists()  # the work directory is gone after success
     with tarfile.open(bundle) as tar:
         member = tar.extractfile("kvinstall-lock.json")
@@ -141,9 +168,14 @@ def test_bundle_names_upstream_references_with_their_digests(airgap: Airgap) -> 
     entries = {e["reference"]: e for e in airgap.lock["entries"]}
     # Every listed image and artifact is in the lock, under its upstream name.
     assert set(airgap.seeded) <= set(entries)
-    artifacts = [e for e in entries.values() if e["kind"] == "file"]
+    artifacts = [e for e in entries.values() if e["kind"] == "file" and not e["repository"].startswith("kvinstall/pack")]
     assert len(artifacts) == len([r for r in airgap.listed if r["kind"] != "image"])
     assert all(e["repository"].startswith("kvinstall/artifacts/") for e in artifacts)
+    # The hosts' packages: one artifact per .deb, one for the OS release's index, pinned in the lock.
+    packages = {e["reference"] for e in entries.values() if e["repository"].startswith("kvinstall/pack")}
+    assert packages == {"kvinstall/packages/debian-12:ethtool", "kvinstall/packages/debian-12:libmnl0",
+                        "kvinstall/package-index/debian-12:packages"}
+    assert airgap.lock["packages"]["debian-12"]["needed"] == ["ethtool"]
     for ref, digest in airgap.seeded.items():
         e = entries[ref]
         assert e["upstreamDigest"] == digest, ref
@@ -221,7 +253,7 @@ def test_offline_apply_from_the_site_registry_then_again_is_a_no_op(
     upstream_before = len(world.upstream_requests)
     assert not cache.exists()
 
-    first = apply_in_process(world, lab, config, state)
+    first = apply_in_process(world, lab, config, state, skip_checks=OFFLINE_SKIPS)
     assert first.code == 0, first.error
     phases = first.events.phases()
     assert list(phases) == ALL_PHASES
@@ -268,7 +300,7 @@ def test_offline_apply_from_the_site_registry_then_again_is_a_no_op(
     assert mirrors["registry.k8s.io"]["mirrors"] == [f"http://{site}"]
 
     mark = world.api.audit_mark()
-    second = apply_in_process(world, lab, config, state)
+    second = apply_in_process(world, lab, config, state, skip_checks=OFFLINE_SKIPS)
     assert second.code == 0, second.error
     assert second.events.phases()["kubeone"] == "skipped"
     assert second.events.phases()["gate"] == "ok"
@@ -313,6 +345,47 @@ def test_gate_refuses_a_site_registry_missing_an_image(
     assert (kubeone_log.read_text() if kubeone_log.exists() else "") == calls_before
     assert world.api.writes_since(mark, users=(KVINSTALL_USER,)) == []
     assert result.events.of("host") == []
+
+
+def test_gate_refuses_a_site_package_repository_missing_host_packages(
+    airgap: Airgap, world_env: World, host_lab: Any, tmp_path: Path, package_bundle: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A complete site registry, but a package repository (`mirror serve` of a bundle made for other
+    packages) without what KubeOne installs for Kubernetes v1.34.4: the gate names each missing package."""
+    from substrate.debs import kvinstall, stop_serve
+
+    world = world_env
+    lab = host_lab(3)
+    monkeypatch.setenv("KVINSTALL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("KVINSTALL_PACKAGES", raising=False)  # the shipped package catalog
+    ok(kv(world, airgap.work, "mirror", "push", "--bundle", str(airgap.bundle), "--registry", airgap.mirror.host,
+          "--insecure"))  # fmt: skip
+    state = tmp_path / "serve"
+    served = kvinstall(["mirror", "serve", "--bundle", str(package_bundle.path), "--address", "127.0.0.1",
+                        "--registry-port", str(free_port()), "--repo-port", str(free_port()), "--state-dir",
+                        str(state), "-o", "json"], package_bundle.env)  # fmt: skip
+    try:
+        assert served.returncode == 0, served.stderr
+        site = json.loads(served.stdout)
+        config = offline_config(world, lab, airgap.mirror)
+        config["offline"]["hostPackages"] = {"distributions": ["debian-12"]}
+        config["offline"]["packageRepository"] = {"url": site["packageRepository"], "caFile": site["caFile"],
+                                                  "signingKey": site["signingKey"]}  # fmt: skip
+        kubeone_log = world.root / "kubeone-calls.log"
+        calls_before = kubeone_log.read_text() if kubeone_log.exists() else ""
+        result = apply_in_process(world, lab, config, tmp_path / "state")
+        assert result.code == 14, result.error
+        assert result.error is not None and result.error.where == site["packageRepository"]
+        for spec in ("kubelet=1.34.4-*", "kubeadm=1.34.4-*", "kubectl=1.34.4-*", "containerd.io=2.2.*"):
+            assert f"debian-12: {spec}" in result.error.message, result.error.message
+        assert "missing from the site package repository" in result.error.message
+        phases = result.events.phases()
+        assert phases.get("gate") == "failed" and "preflight" not in phases, phases
+        assert result.events.of("host") == []  # no host was touched
+        assert (kubeone_log.read_text() if kubeone_log.exists() else "") == calls_before
+    finally:
+        stop_serve(state, package_bundle.env)
 
 
 def _flip_a_byte_in_a_layer(bundle: Path, out: Path) -> str:

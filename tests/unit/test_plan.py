@@ -56,6 +56,20 @@ def test_plan_json_validates_against_its_schema(example: str, tmp_path: Path) ->
     assert data["kubeoneManifest"]["apiVersion"] == "kubeone.k8c.io/v1beta2"
 
 
+def test_plan_shows_the_host_package_source_when_a_site_package_repository_is_set(tmp_path: Path) -> None:
+    text = (ROOT / "examples/airgapped.yaml").read_text().replace(
+        "  # packageRepository:", "  packageRepository:").replace("  #   ", "    ")
+    config = tmp_path / "site.yaml"
+    config.write_text(text)
+    res = kv("plan", "-f", str(config), "-o", "json", state=tmp_path, env={"CORP_SSO_CLIENT_SECRET": "x"})
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    jsonschema.validate(data, PLAN_SCHEMA)
+    phases = {p["name"]: p for p in data["phases"]}
+    assert [p["name"] for p in data["phases"]][:4] == ["gate", "preflight", "host-packages", "kubeone"]
+    assert "https://10.0.0.5:8443" in phases["host-packages"]["actions"][0]["reason"]
+
+
 def test_plan_text_is_complete_for_minimal(tmp_path: Path) -> None:
     res = kv("plan", "-f", "examples/minimal.yaml", state=tmp_path)
     assert res.returncode == 0, res.stderr

@@ -105,10 +105,9 @@ def serve_cmd(
         code = sup.run(on_ready=lambda: ready(sup.state))
         output.err("stopped")
         raise typer.Exit(code)
-    running = svc.start_background(state)
     try:
-        ready(running)
-    except BaseException:
+        ready(svc.start_background(state))
+    except BaseException:  # an error or Ctrl-C: nothing is left running
         svc.stop(where)
         raise
 

@@ -41,6 +41,7 @@ from kvinstall.mirror.packages import (
 )
 
 KEY_FILE = "kvinstall-archive-keyring.gpg"  # the public key, also served at the root
+MARKER = "kvinstall-repository.json"  # what the root holds (OS release -> packages): also the ready check
 _BLOCK = 1 << 20
 
 
@@ -132,14 +133,19 @@ def _copy_verified(reader: BundleReader, digest: str, dest: Path, what: str) -> 
 
 
 def build_repositories(
-    bundle: BundlePackages, reader: BundleReader, root: Path, key: SigningKey, *, date: str | None = None
+    bundle: BundlePackages, reader: BundleReader, root: Path, key: SigningKey | None, *, date: str | None = None
 ) -> dict[str, int]:
-    """Write every OS release's repository under `root` (replacing an older tree), signed by `key`;
-    returns the number of packages per OS release. The public key is written as root/KEY_FILE."""
+    """Write every OS release's repository under `root` (replacing an older tree), signed by `key`
+    (needed only when the bundle has packages); returns the number of packages per OS release. The
+    public key is written as root/KEY_FILE, and root/MARKER says what is served."""
     root.mkdir(parents=True, exist_ok=True)
+    for stale in root.iterdir():  # OS releases an earlier bundle had
+        if stale.is_dir() and stale.name not in {s.distribution for s in bundle.sets}:
+            shutil.rmtree(stale, ignore_errors=True)
     date = date or email.utils.formatdate(usegmt=True)
     counts: dict[str, int] = {}
     for s in bundle.sets:
+        assert key is not None
         index = bundle.indexes[s.distribution]
         tree = root / f".{s.distribution}.new"
         shutil.rmtree(tree, ignore_errors=True)
@@ -171,7 +177,9 @@ def build_repositories(
         os.replace(tree, final)
         shutil.rmtree(previous, ignore_errors=True)
         counts[s.distribution] = len(s.packages)
-    write_atomic(root / KEY_FILE, key.public_key())
+    if key is not None:
+        write_atomic(root / KEY_FILE, key.public_key())
+    write_atomic(root / MARKER, json.dumps({"distributions": counts}).encode())
     return counts
 
 

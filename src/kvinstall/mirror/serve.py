@@ -35,6 +35,7 @@ import requests
 
 from kvinstall.errors import LocalIOError, UsageError
 from kvinstall.fsutil import write_atomic
+from kvinstall.mirror.aptrepo import MARKER
 
 STATE_FILE = "serve.json"
 LOCK_FILE = "serve.lock"
@@ -161,10 +162,13 @@ def prepare(opts: ServeOptions) -> ServeState:
     reader = BundleReader(opts.bundle)
     packages, _ = read_packages(reader)
     repo_root = state_dir / "repo"
-    with SigningKey(state_dir / "gnupg") as key:
-        key.ensure()
-        counts = build_repositories(packages, reader, repo_root, key)
-        write_atomic(state_dir / PUBLIC_KEY, key.public_key())
+    if packages.sets:
+        with SigningKey(state_dir / "gnupg") as key:
+            key.ensure()
+            counts = build_repositories(packages, reader, repo_root, key)
+            write_atomic(state_dir / PUBLIC_KEY, key.public_key())
+    else:  # nothing to sign: no gpg needed
+        counts = build_repositories(packages, reader, repo_root, None)
     state = ServeState(
         state_dir=str(state_dir),
         bundle=str(opts.bundle.resolve()),
@@ -253,7 +257,7 @@ def probe(state: ServeState, timeout: float = 5.0) -> dict[str, str]:
     with _session(state) as s:
         for name, url in (
             ("registry", f"https://{state.registry}/v2/"),
-            ("repository", f"{state.repo_url}/{PUBLIC_KEY}"),
+            ("repository", f"{state.repo_url}/{MARKER}"),
         ):
             try:
                 r = s.get(url, timeout=timeout)
@@ -475,6 +479,14 @@ def _is_supervisor(pid: int) -> bool:
     return b"kvinstall" in cmdline
 
 
+def _is_server(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"docker-registry" in cmdline or b"kvinstall.mirror.reposerver" in cmdline
+
+
 def running(state: ServeState | None) -> bool:
     return bool(state and state.supervisor_pid and _alive(state.supervisor_pid) and _is_supervisor(state.supervisor_pid))
 
@@ -535,7 +547,7 @@ def stop(state_dir: Path) -> ServeState | None:
                 os.killpg(state.process_group, signal.SIGKILL)
             _wait_gone(pid, 10)
     for child in list(state.children.values()):  # left behind by a supervisor that was killed
-        if _alive(child):
+        if _alive(child) and _is_server(child):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGTERM)
             _wait_gone(child, 10)
