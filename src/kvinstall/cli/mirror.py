@@ -51,7 +51,7 @@ def _desired(file: Path, source: ArtifactSource, cfg: Config | None = None) -> D
     )
 
 
-def _progress(label: str) -> Callable[[int, int], None]:
+def progress(label: str) -> Callable[[int, int], None]:
     last = [0.0]
 
     def report(done: int, total: int) -> None:
@@ -205,7 +205,7 @@ def create_cmd(
     desired = _desired(file, cache, cfg)
     items = mirror_items(desired, ArtifactFetch(cache))
     packages = collect_packages(
-        cfg, load_package_catalog(), sources, workers=workers, progress=_progress("host packages")
+        cfg, load_package_catalog(), sources, workers=workers, progress=progress("host packages")
     )
     for note in packages.notes:
         output.err(f"note: {note}")
@@ -214,7 +214,7 @@ def create_cmd(
         out_path,
         platforms=platform or ["linux/amd64"],
         workers=workers,
-        progress=_progress("mirror create"),
+        progress=progress("mirror create"),
         registries=registries,
         extra_lock={"packages": {s.distribution: s.to_json() for s in packages.sets}} if packages.sets else None,
     )
@@ -287,7 +287,7 @@ def push_cmd(
         username=target.username,
         password=target.password,
         workers=workers,
-        progress=_progress("mirror push"),
+        progress=progress("mirror push"),
         skip_verify=target.skip_verify,
     )
     if out is Output.json:
@@ -354,9 +354,9 @@ def verify_cmd(
     if problems:
         raise IntegrityError("\n  ".join(["bundle is corrupt:", *map(str, problems)]), where=str(bundle))
     if file is not None:
-        from kvinstall.cli.mirror_serve import _check_bundle, _config
+        from kvinstall.cli.mirror_serve import check_bundle, load_config
 
-        _check_bundle(bundle, _config(file))
+        check_bundle(bundle, load_config(file))
         output.echo(f"{bundle}: every blob matches its digest; it holds every host package {file} needs")
         return
     output.echo(f"{bundle}: every blob matches its digest")

@@ -75,13 +75,13 @@ def serve_cmd(
         return
     if bundle is None:
         raise UsageError("give --bundle FILE (or --status / --stop)")
-    cfg = _config(file) if file else None
+    cfg = load_config(file) if file else None
     if svc.running(svc.ServeState.load(where)):
         raise UsageError(
             f"mirror serve already runs from {where}", hint="kvinstall mirror serve --stop first (or --status)"
         )
     if cfg is not None:
-        _check_bundle(bundle, cfg)
+        check_bundle(bundle, cfg)
     addr = address or _default_address(cfg)
     state = svc.prepare(
         svc.ServeOptions(
@@ -112,7 +112,7 @@ def serve_cmd(
         raise
 
 
-def _config(file: Path) -> Config:
+def load_config(file: Path) -> Config:
     from kvinstall.config.loader import load_file
 
     return load_file(file).config
@@ -129,17 +129,13 @@ def _default_address(cfg: Config | None) -> str:
     raise UsageError("give --address: the address the hosts reach this machine at")
 
 
-def _check_bundle(bundle: Path, cfg: Config) -> None:
-    """The bundle must hold every host package the config needs (the completeness gate's check,
-    made on the bundle before serving it)."""
+def check_bundle(bundle: Path, cfg: Config) -> None:
+    """IncompleteMirrorError naming every host package `cfg` needs that the bundle lacks."""
     from kvinstall.catalog.packages import load_package_catalog
     from kvinstall.errors import IncompleteMirrorError
-    from kvinstall.mirror.bundle import BundleReader
-    from kvinstall.mirror.gate import missing_host_packages
-    from kvinstall.mirror.packages import needed_packages, package_sets
+    from kvinstall.mirror.gate import bundle_package_gaps
 
-    sets = {s.distribution: s.as_packages() for s in package_sets(BundleReader(bundle).lock())}
-    missing = missing_host_packages(needed_packages(cfg, load_package_catalog()), sets)
+    missing = bundle_package_gaps(bundle, cfg, load_package_catalog())
     if missing:
         raise IncompleteMirrorError(
             f"{len(missing)} host package(s) the config needs are not in the bundle:\n  " + "\n  ".join(missing),
@@ -149,10 +145,10 @@ def _check_bundle(bundle: Path, cfg: Config) -> None:
 
 
 def _fill(state: ServeState, bundle: Path) -> None:
-    from kvinstall.cli.mirror import _progress
+    from kvinstall.cli.mirror import progress
     from kvinstall.mirror.bundle import push_bundle
 
-    result = push_bundle(bundle, state.registry, ca_file=state.ca_file, progress=_progress("mirror serve"))
+    result = push_bundle(bundle, state.registry, ca_file=state.ca_file, progress=progress("mirror serve"))
     output.err(
         f"registry {state.registry}: {len(result.pushed)} references, "
         f"{result.bytes_sent / 1e6:.1f} MB sent ({result.blobs_skipped} blobs already there)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 
 from kvinstall.catalog.packages import PackageCatalog
 from kvinstall.config.models import Config
@@ -13,7 +14,7 @@ from kvinstall.mirror.packages import missing_packages
 from kvinstall.mirror.refs import ReferenceError_, parse_reference, rewrite_image
 from kvinstall.mirror.registry import RegistryClient
 
-__all__ = ["check_complete", "check_host_packages", "missing_host_packages", "rewrite_image"]
+__all__ = ["bundle_package_gaps", "check_complete", "check_host_packages", "missing_host_packages", "rewrite_image"]
 
 
 def check_complete(client: RegistryClient, refs: Iterable[str], *, deep: bool = False) -> list[str]:
@@ -103,3 +104,13 @@ def check_host_packages(config: Config, catalog: PackageCatalog) -> tuple[int, l
         for m in missing_host_packages(needs, available)
     ]
     return sum(len(s) for s in needs.values()), missing
+
+
+def bundle_package_gaps(bundle: Path, config: Config, catalog: PackageCatalog) -> list[str]:
+    """The host packages `config` needs that the bundle lacks (the gate's check, made on a bundle
+    before it is served or pushed)."""
+    from kvinstall.mirror.bundle import BundleReader
+    from kvinstall.mirror.packages import needed_packages, package_sets
+
+    sets = {s.distribution: s.as_packages() for s in package_sets(BundleReader(bundle).lock())}
+    return missing_host_packages(needed_packages(config, catalog), sets)

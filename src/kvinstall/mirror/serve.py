@@ -142,6 +142,7 @@ def prepare(opts: ServeOptions) -> ServeState:
     from kvinstall.mirror.pki import tls_files
     from kvinstall.mirror.verify import verify_bundle
 
+    reader = BundleReader(opts.bundle)  # a missing or unreadable file is a local error, not corruption
     problems = verify_bundle(opts.bundle)
     if problems:
         raise IntegrityError(
@@ -159,7 +160,6 @@ def prepare(opts: ServeOptions) -> ServeState:
         cert=opts.cert,
         key=opts.key,
     )
-    reader = BundleReader(opts.bundle)
     packages, _ = read_packages(reader)
     repo_root = state_dir / "repo"
     if packages.sets:
