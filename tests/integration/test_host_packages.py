@@ -190,6 +190,10 @@ def test_serve_from_a_bundle_and_a_host_apt_downloads_and_verifies(host_lab: Lab
         # It reaches the site registry over TLS with the generated CA.
         code, body, err = lab.exec("h1", f"curl -sS --cacert {ca} https://{jump}:5000/v2/_catalog")
         assert code == 0 and "kvinstall/packages/debian-12" in body, err
+        # ... and cannot push to it: the served registry is read-only (the bundle went in beforehand).
+        code, body, err = lab.exec("h1", f"curl -sS -o /dev/null -w '%{{http_code}}' --cacert {ca} -X POST "
+                                         f"https://{jump}:5000/v2/kvtest/blobs/uploads/")
+        assert code == 0 and body == "405", (body, err)
 
         # apt on the host: the signed index, then three packages, each checked against it by apt itself.
         work = tmp_path / "apt"

@@ -90,8 +90,9 @@ def serve_cmd(
         )
     )
 
+    _fill(state)
+
     def ready(current: ServeState) -> None:
-        _fill(current, bundle)
         if file is not None:
             from kvinstall.config.edit import set_offline
 
@@ -144,14 +145,14 @@ def check_bundle(bundle: Path, cfg: Config) -> None:
         )
 
 
-def _fill(state: ServeState, bundle: Path) -> None:
+def _fill(state: ServeState) -> None:
     from kvinstall.cli.mirror import progress
-    from kvinstall.mirror.bundle import push_bundle
+    from kvinstall.mirror.serve import fill_registry
 
-    result = push_bundle(bundle, state.registry, ca_file=state.ca_file, progress=progress("mirror serve"))
+    result = fill_registry(state, progress("mirror serve"))
     output.err(
-        f"registry {state.registry}: {len(result.pushed)} references, "
-        f"{result.bytes_sent / 1e6:.1f} MB sent ({result.blobs_skipped} blobs already there)"
+        f"registry storage: {len(result.pushed)} references, "
+        f"{result.bytes_sent / 1e6:.1f} MB written ({result.blobs_skipped} blobs already there)"
     )
 
 

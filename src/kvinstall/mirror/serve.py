@@ -1,7 +1,9 @@
 """`mirror serve`: a registry and a package repository on the jump host, made from a bundle.
 
 - The registry is the distribution registry (Debian `docker-registry`), over TLS, storing in the
-  state directory; the bundle is pushed into it (only what it lacks, digests unchanged).
+  state directory, read-only: the bundle is pushed into that storage first, through a writable
+  registry on a loopback port (only what it lacks, digests unchanged), so nobody on the site network
+  can push to it or move a tag.
 - The package repository is an HTTPS static server (kvinstall.mirror.reposerver) over the apt
   trees that aptrepo writes from the bundle, signed with a key kept in the state directory.
 - Both use a server certificate from a CA that is generated once (or given), so hosts trust one CA.
@@ -203,30 +205,31 @@ def local_address_towards(host: str) -> str | None:
 # -- the servers ----------------------------------------------------------------------------------
 
 
-def registry_config(state: ServeState) -> Path:
+def registry_config(state: ServeState, *, fill_addr: str | None = None) -> Path:
+    """The registry's config: read-only on the served address (no one on the site network can push
+    or overwrite a tag), or, with `fill_addr`, writable on a loopback address for filling it."""
     root = Path(state.state_dir) / "registry"
     storage = root / "storage"
     storage.mkdir(parents=True, exist_ok=True)
-    cfg = "\n".join(
-        [
-            "version: 0.1",
-            "log: {level: info, accesslog: {disabled: true}}",
-            "storage:",
-            f"  filesystem: {{rootdirectory: {json.dumps(str(storage))}}}",
-            "  delete: {enabled: false}",
-            "http:",
-            f"  addr: {json.dumps(state.registry)}",
-            f"  secret: {json.dumps(os.urandom(16).hex())}",
-            f"  tls: {{certificate: {json.dumps(state.cert)}, key: {json.dumps(state.key)}}}",
-            "",
-        ]
-    )
-    path = root / "config.yml"
-    write_atomic(path, cfg.encode(), mode=0o600)
+    lines = [
+        "version: 0.1",
+        "log: {level: info, accesslog: {disabled: true}}",
+        "storage:",
+        f"  filesystem: {{rootdirectory: {json.dumps(str(storage))}}}",
+        "  delete: {enabled: false}",
+        f"  maintenance: {{readonly: {{enabled: {'false' if fill_addr else 'true'}}}, uploadpurging: {{enabled: false}}}}",
+        "http:",
+        f"  addr: {json.dumps(fill_addr or state.registry)}",
+        f"  secret: {json.dumps(os.urandom(16).hex())}",
+    ]
+    if not fill_addr:
+        lines.append(f"  tls: {{certificate: {json.dumps(state.cert)}, key: {json.dumps(state.key)}}}")
+    path = root / ("fill.yml" if fill_addr else "config.yml")
+    write_atomic(path, ("\n".join(lines) + "\n").encode(), mode=0o600)
     return path
 
 
-def _commands(state: ServeState) -> dict[str, list[str]]:
+def _registry_binary() -> str:
     import shutil
 
     registry = shutil.which(DOCKER_REGISTRY) or shutil.which(DOCKER_REGISTRY, path="/usr/bin:/usr/sbin")
@@ -235,8 +238,55 @@ def _commands(state: ServeState) -> dict[str, list[str]]:
             "docker-registry not found: mirror serve runs the distribution registry",
             hint="install it: apt-get install docker-registry (Debian/Ubuntu)",
         )
+    return registry
+
+
+def fill_registry(state: ServeState, progress: Callable[[int, int], None] | None = None) -> Any:
+    """Push the bundle into the registry's storage through a writable registry on a loopback port
+    that only this host reaches (stopped afterwards). Only what the storage lacks is sent."""
+    import socket
+
+    from kvinstall.mirror.bundle import push_bundle
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    addr = f"127.0.0.1:{port}"
+    state.logs.mkdir(parents=True, exist_ok=True)
+    with open(state.logs / "registry-fill.log", "ab") as log:
+        proc = subprocess.Popen(
+            [_registry_binary(), "serve", str(registry_config(state, fill_addr=addr))],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, close_fds=True,
+        )
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        with requests.Session() as http:
+            http.trust_env = False
+            while True:
+                if proc.poll() is not None:
+                    raise LocalIOError(
+                        f"the registry exited at start (code {proc.returncode}): {_tail(state.logs / 'registry-fill.log')}",
+                        where=str(Path(state.state_dir) / "registry"),
+                    )
+                with contextlib.suppress(requests.RequestException):
+                    if http.get(f"http://{addr}/v2/", timeout=2).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise LocalIOError("the registry did not answer in time", where=addr)
+                time.sleep(0.1)
+        return push_bundle(Path(state.bundle), addr, insecure=True, progress=progress)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _commands(state: ServeState) -> dict[str, list[str]]:
     return {
-        "registry": [registry, "serve", str(registry_config(state))],
+        "registry": [_registry_binary(), "serve", str(registry_config(state))],
         "repository": [
             sys.executable, "-m", "kvinstall.mirror.reposerver", "--root", state.repo_root,
             "--address", state.address, "--port", str(state.repo_port), "--cert", state.cert, "--key", state.key,
