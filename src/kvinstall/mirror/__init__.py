@@ -1,5 +1,8 @@
-"""Air-gap bundles: `mirror create` / `push` / `inspect` / `verify`, the completeness gate and the
-image reference rewrite. Public API (plain values in and out):
+"""Air-gap bundles: `mirror create` / `push` / `inspect` / `verify` / `serve`, the completeness gate and
+the image reference rewrite. Host packages: aptfetch (collecting .debs for a bundle), packages and
+debian (pure: needs, resolution, lock records, indexes), aptrepo (the signed apt repositories served
+from a bundle), serve (the registry and package repository on the jump host). Public API (plain
+values in and out):
 
     create_bundle(items, out, *, platforms, workers, progress, registries) -> BundleResult
     push_bundle(bundle, registry, *, ca_file, insecure, username, password, workers, progress) -> PushResult
