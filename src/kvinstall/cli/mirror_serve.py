@@ -96,7 +96,7 @@ def serve_cmd(
         if file is not None:
             from kvinstall.config.edit import set_offline
 
-            set_offline(file, {**current.settings(), "insecure": None})
+            set_offline(file, {**current.settings(), "insecure": None, "insecureSkipVerify": None})
         _report(current, file, out)
 
     if foreground:

@@ -632,12 +632,14 @@ class _Converter:
             )
         refusals = {
             "packageRepository": (
-                "kvinstall does not set up the nodes' OS package repository yet",
-                "remove it: KubeOne then installs kubeadm, kubelet and kubectl from the repositories it "
-                "configures itself",
+                "kvinstall takes no OS package repository from a KubeV file: it needs the repository's signing "
+                "key file and the hosts' OS releases, which the file does not give",
+                "remove it, then set offline.hostPackages and offline.packageRepository in the converted file "
+                "(`kvinstall mirror serve -f` writes them for a repository it serves from the bundle)",
             ),
             "packageRepositoryKeyFingerprint": (
-                "kvinstall does not pin a package signing key on the nodes yet (it sets up no package repository)",
+                "kvinstall checks the package signing key by its file (offline.packageRepository.signingKey), "
+                "not by a fingerprint",
                 "remove it together with packageRepository",
             ),
         }
