@@ -24,8 +24,8 @@ from kvinstall.components.artifacts import (
     artifact_repository,
     artifact_tag,
 )
-from kvinstall.components.base import Artifact
 from kvinstall.errors import ArtifactError, IntegrityError
+from kvinstall.model import Artifact
 from substrate.oci_images import OCI_MANIFEST, Blob, canonical_json, push_blob, push_manifest
 from substrate.pki import CA
 from substrate.registries import Registries

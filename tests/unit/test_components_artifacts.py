@@ -16,9 +16,9 @@ from kvinstall.components.artifacts import (
     offline_registry,
     source_for,
 )
-from kvinstall.components.base import Artifact
 from kvinstall.config.models import Config
 from kvinstall.errors import ConfigError
+from kvinstall.model import Artifact
 
 
 def config(offline: dict[str, Any]) -> Config:

@@ -13,7 +13,6 @@ import bcrypt
 import pytest
 
 from kvinstall.catalog import load_catalog
-from kvinstall.components.base import KubeObject
 from kvinstall.components.dex import (
     CREDENTIALS_FILE,
     DexComponent,
@@ -23,6 +22,7 @@ from kvinstall.components.dex import (
 )
 from kvinstall.config.models import Config
 from kvinstall.errors import ConfigError, LocalIOError
+from kvinstall.model import KubeObject
 from kvinstall.render.images import images_in, images_outside
 
 CATALOG = load_catalog()

@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from kvinstall.components.base import Artifact
+from kvinstall.model import Artifact
 
 GateState = Literal["alpha", "beta", "ga", "deprecated", "discontinued"]
 

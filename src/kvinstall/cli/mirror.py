@@ -14,9 +14,8 @@ from kvinstall.cli.options import ConfigFile, OutputOpt
 from kvinstall.cli.output import Output
 
 if TYPE_CHECKING:  # the commands import their work lazily, so --help stays light
-    from kvinstall.components.base import ArtifactSource
     from kvinstall.config.models import Config
-    from kvinstall.plan.desired import DesiredState
+    from kvinstall.model import ArtifactSource, DesiredState
 
 app = typer.Typer(help="Offline bundles: list, create, push, inspect, verify, serve.", no_args_is_help=True)
 

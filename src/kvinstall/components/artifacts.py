@@ -35,9 +35,9 @@ from urllib.parse import urljoin
 
 import requests
 
-from kvinstall.components.base import Artifact
 from kvinstall.errors import ArtifactError, IntegrityError, LocalIOError
 from kvinstall.fsutil import write_atomic
+from kvinstall.model import Artifact
 
 if TYPE_CHECKING:
     from kvinstall.config.models import Config

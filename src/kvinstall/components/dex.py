@@ -31,18 +31,12 @@ from typing import TYPE_CHECKING, Any
 
 import bcrypt
 
-from kvinstall.components.base import (
-    Artifact,
-    ArtifactSource,
-    CatalogComponent,
-    Cluster,
-    ReadinessRule,
-    Rendered,
-)
+from kvinstall.components.base import CatalogComponent, Cluster
 from kvinstall.components.kubevirt import offline_rewrite
 from kvinstall.config.problems import Problem
 from kvinstall.config.secrets import Secret
 from kvinstall.errors import ConfigError, LocalIOError
+from kvinstall.model import Artifact, ArtifactSource, ReadinessRule, Rendered
 
 if TYPE_CHECKING:
     from kvinstall.catalog import Catalog

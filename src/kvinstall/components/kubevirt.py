@@ -15,19 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kvinstall.components.base import (
-    OWN_ANNOTATION,
-    Artifact,
-    ArtifactSource,
-    CatalogComponent,
-    Cluster,
-    KubeObject,
-    ReadinessRule,
-    Rendered,
-)
+from kvinstall.components.base import CatalogComponent, Cluster
 from kvinstall.config.checks import feature_gate_problems
 from kvinstall.config.problems import Problem
 from kvinstall.errors import ArtifactError, ConfigError
+from kvinstall.model import OWN_ANNOTATION, Artifact, ArtifactSource, KubeObject, ReadinessRule, Rendered
 
 if TYPE_CHECKING:
     from kvinstall.catalog import Catalog, Release

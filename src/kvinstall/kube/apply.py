@@ -16,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from kvinstall.components.base import OWN_ANNOTATION, ReadinessRule
 from kvinstall.errors import ClusterError, KvError
 from kvinstall.kube import drift
 from kvinstall.kube.client import (
@@ -38,8 +37,8 @@ from kvinstall.kube.inventory import (
     resolve_group_kind,
 )
 from kvinstall.kube.wait import wait_ready
+from kvinstall.model import OWN_ANNOTATION, KubeObject, ReadinessRule
 
-KubeObject = dict[str, Any]
 Action = Literal["create", "update", "unchanged"]
 Phase = Literal["crd", "namespace", "object", "custom"]
 PHASES: tuple[Phase, ...] = ("crd", "namespace", "object", "custom")

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from kvinstall.catalog import Catalog
 from kvinstall.components.artifacts import ArtifactCache
-from kvinstall.components.base import Artifact, ArtifactSource, Component
+from kvinstall.components.base import Component
 from kvinstall.config.models import Config
 from kvinstall.mirror.model import HELM_CHART_LAYER, KV_BINARY_LAYER, KV_MANIFEST_LAYER, FileItem, MirrorItem
-from kvinstall.plan.desired import DesiredState
+from kvinstall.model import Artifact, ArtifactSource, DesiredState
 
 _LAYER = {
     "chart": HELM_CHART_LAYER,

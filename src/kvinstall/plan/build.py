@@ -11,8 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kvinstall.components.base import KubeObject
-from kvinstall.plan.desired import DesiredComponent, DesiredState
+from kvinstall.model import DesiredComponent, DesiredState, KubeObject
 from kvinstall.plan.model import Action, ActionKind, Observed, Phase, Plan
 
 if TYPE_CHECKING:

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from kvinstall.catalog import load_catalog
-from kvinstall.components.base import ArtifactSource
 from kvinstall.config.loader import load_file
 from kvinstall.config.models import Config
 from kvinstall.config.problems import Problem
+from kvinstall.model import ArtifactSource, DesiredState
 from kvinstall.plan.build import KubeOneDecision, build_plan
-from kvinstall.plan.desired import DesiredState, desire
+from kvinstall.plan.desired import desire
 from kvinstall.plan.model import Observed, Plan
 from kvinstall.plan.observe import cluster_client, observe_cluster
 from kvinstall.state import kubeconfig_path, state_dir

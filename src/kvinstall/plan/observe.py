@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kvinstall.plan.desired import DesiredState
+from kvinstall.model import DesiredState
 from kvinstall.plan.model import Observed
 
 if TYPE_CHECKING:

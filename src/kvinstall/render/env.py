@@ -23,7 +23,7 @@ from typing import Any
 
 import jinja2
 
-from kvinstall.components.base import KubeObject
+from kvinstall.model import KubeObject
 
 
 class TemplateError(ValueError):

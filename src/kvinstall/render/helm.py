@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from kvinstall import fastyaml
-from kvinstall.components.base import KubeObject
 from kvinstall.errors import ArtifactError
+from kvinstall.model import KubeObject
 from kvinstall.render.env import TemplateError, parse_documents
 
 _TEST_BIN = Path.home() / ".cache" / "kvinstall-test" / "v1.34.4" / "bin" / "helm"

@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kvinstall.catalog import Catalog
-from kvinstall.components.base import ArtifactSource
 from kvinstall.config.models import Config
-from kvinstall.plan.desired import DesiredState
+from kvinstall.model import ArtifactSource, DesiredState
 from kvinstall.run.events import Events
 from kvinstall.run.journal import Journal
 from kvinstall.state import kubeconfig_path

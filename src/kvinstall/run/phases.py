@@ -8,7 +8,7 @@ import json
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kvinstall.errors import ArtifactError, ClusterError, IncompleteMirrorError
-from kvinstall.plan.desired import DesiredComponent
+from kvinstall.model import DesiredComponent
 from kvinstall.plan.observe import KNOWN_COMPONENTS
 from kvinstall.run.context import Context
 from kvinstall.run.journal import input_hash

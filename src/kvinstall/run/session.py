@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kvinstall.catalog import load_catalog
-from kvinstall.components.base import ArtifactSource
 from kvinstall.config.loader import Loaded, load_file
 from kvinstall.config.models import Config
 from kvinstall.errors import DeclinedError
+from kvinstall.model import ArtifactSource
 from kvinstall.plan.desired import desire
 from kvinstall.run.context import Context, Options
 from kvinstall.run.events import Events, JsonLines, LiveView, LogFile, PlainLines, Redactor, Sink
