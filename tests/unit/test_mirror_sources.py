@@ -9,10 +9,10 @@ import pytest
 
 from kvinstall.config.models import Config
 from kvinstall.errors import UsageError
+from kvinstall.imageref import parse_reference
 from kvinstall.mirror.copy import Clients
 from kvinstall.mirror.items import upstream_config
 from kvinstall.mirror.model import RegistryOptions
-from kvinstall.mirror.refs import parse_reference
 from kvinstall.mirror.sources import registry_options
 
 
