@@ -38,7 +38,7 @@ def _desired(file: Path, source: ArtifactSource, cfg: Config | None = None) -> D
     from kvinstall.catalog import load_catalog
     from kvinstall.components import default_components
     from kvinstall.config.loader import load_file
-    from kvinstall.mirror.items import desire_upstream
+    from kvinstall.plan.desired import desire_upstream
     from kvinstall.state import state_dir
 
     cfg = cfg or load_file(file).config

@@ -25,7 +25,6 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,34 +36,19 @@ import requests
 
 from kvinstall.errors import ArtifactError, IntegrityError, LocalIOError
 from kvinstall.fsutil import write_atomic
+from kvinstall.mirror.model import artifact_repository, artifact_tag
 from kvinstall.model import Artifact
 
 if TYPE_CHECKING:
     from kvinstall.config.models import Config
 
 MAX_BYTES = 1 << 30  # no upstream artifact of ours is near 1 GiB; stops a runaway download
-ARTIFACT_REPOSITORY_PREFIX = "kvinstall/artifacts"
 _OCI_LAYER_TYPES_TO_SKIP = ("application/vnd.oci.empty.v1+json",)
 
 
 def default_cache_dir() -> Path:
     env = os.environ.get("KVINSTALL_CACHE_DIR")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "kvinstall" / "artifacts"
-
-
-def artifact_tag(artifact: Artifact) -> str:
-    """An OCI tag for the artifact's version (tags allow [A-Za-z0-9_.-], at most 128 characters)."""
-    tag = re.sub(r"[^A-Za-z0-9_.-]", "_", artifact.version)[:128]
-    return tag if tag and tag[0] not in ".-" else f"v{tag}"[:128]
-
-
-def artifact_repository(artifact: Artifact) -> str:
-    return f"{ARTIFACT_REPOSITORY_PREFIX}/{artifact.name}"
-
-
-def artifact_oci_ref(artifact: Artifact, site_registry: str) -> str:
-    """Where an artifact lives in the site registry (and a bundle): SITE/kvinstall/artifacts/NAME:VERSION."""
-    return f"{site_registry.rstrip('/')}/{artifact_repository(artifact)}:{artifact_tag(artifact)}"
 
 
 @dataclass(frozen=True)

@@ -90,3 +90,18 @@ def desire(
             else None
         ),
     )
+
+
+def upstream_config(config: Config) -> Config:
+    """The config with offline mode off: what renders the upstream image references (a bundle is
+    made from, and its lock names, the upstream references that the offline render maps to the site)."""
+    if not config.offline.enabled:
+        return config
+    return config.model_copy(update={"offline": config.offline.model_copy(update={"enabled": False})})
+
+
+def desire_upstream(
+    config: Config, catalog: Catalog, source: ArtifactSource, components: list[Component] | None = None
+) -> DesiredState:
+    """The desired state of the upstream view of `config`: what `mirror list/create` work from."""
+    return desire(upstream_config(config), catalog, source, components=components)

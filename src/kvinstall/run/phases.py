@@ -153,7 +153,7 @@ def required_refs(ctx: Context) -> list[str]:
 
 def required_refs_split(ctx: Context) -> tuple[list[str], list[str]]:
     """required_refs as (images, artifacts): each is checked with its own login."""
-    from kvinstall.components.artifacts import artifact_oci_ref
+    from kvinstall.mirror.model import artifact_oci_ref
     from kvinstall.render.images import images_in, rewrite_image
 
     site = str(ctx.config.offline.registry)
