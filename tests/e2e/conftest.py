@@ -17,13 +17,13 @@ import yaml
 from platform_world import ClusterSim, catalog_file, env_for, upstream_files, write_kubeone_standin
 
 from kvinstall.errors import KvError
-from kvinstall.run.apply import run_apply
-from kvinstall.run.context import Options
-from kvinstall.run.session import open_session
+from kvinstall.phases.apply import run_apply
+from kvinstall.phases.context import Options
+from kvinstall.session import open_session
 from substrate.https_files import serve_https
 
 EVENTS_SCHEMA = json.loads(
-    (Path(__file__).resolve().parents[2] / "src/kvinstall/run/events.schema.json").read_text()
+    (Path(__file__).resolve().parents[2] / "src/kvinstall/phases/events.schema.json").read_text()
 )
 
 

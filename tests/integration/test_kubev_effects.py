@@ -24,9 +24,9 @@ from kvinstall.components.artifacts import NoFetch
 from kvinstall.config.loader import load_text
 from kvinstall.kube import Kube
 from kvinstall.kube.dns import ensure_upstream
+from kvinstall.phases.base import label_nodes, upstream_dns
 from kvinstall.plan.build import build_plan
 from kvinstall.plan.desired import desire
-from kvinstall.run.phases import label_nodes, upstream_dns
 
 pytestmark = pytest.mark.integration
 

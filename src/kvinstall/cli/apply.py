@@ -51,9 +51,9 @@ def register(app: typer.Typer) -> None:
             float, typer.Option("--timeout", help="Seconds to wait for each component.")
         ] = 600,
     ) -> None:
-        from kvinstall.run.apply import run_apply
-        from kvinstall.run.context import Options
-        from kvinstall.run.session import confirm, open_session, pick_display
+        from kvinstall.phases.apply import run_apply
+        from kvinstall.phases.context import Options
+        from kvinstall.session import confirm, open_session, pick_display
 
         output.set_mode(out)
         options = Options(

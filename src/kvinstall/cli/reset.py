@@ -23,9 +23,9 @@ def register(app: typer.Typer) -> None:
         kubeconfig: KubeconfigOpt = None,
         state_dir: StateDir = None,
     ) -> None:
-        from kvinstall.run.apply import run_reset
-        from kvinstall.run.context import Options
-        from kvinstall.run.session import confirm, open_session, pick_display
+        from kvinstall.phases.apply import run_reset
+        from kvinstall.phases.context import Options
+        from kvinstall.session import confirm, open_session, pick_display
 
         output.set_mode(out)
         ctx = open_session(

@@ -18,9 +18,9 @@ def register(app: typer.Typer) -> None:
         state_dir: StateDir = None,
     ) -> None:
         from kvinstall.components.artifacts import NoFetch
-        from kvinstall.run.context import Options
-        from kvinstall.run.session import open_session
-        from kvinstall.run.status import collect_status
+        from kvinstall.phases.context import Options
+        from kvinstall.plan.status import collect_status
+        from kvinstall.session import open_session
 
         output.set_mode(out)
         ctx = open_session(

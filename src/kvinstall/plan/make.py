@@ -82,8 +82,8 @@ def kubeone_decision(kube: Any, config: Config, desired: DesiredState, state: Pa
     """What apply's KubeOne phase will decide: skip when its manifest is the one last applied from
     this state directory and every node is Ready at the wanted version."""
     from kvinstall.kubeone.runner import should_skip
-    from kvinstall.run.journal import Journal
-    from kvinstall.run.phases import nodes_ready_at_version
+    from kvinstall.phases.base import nodes_ready_at_version
+    from kvinstall.phases.journal import Journal
 
     healthy, _ = nodes_ready_at_version(kube, config)
     skip, reason = should_skip(desired.kubeone_manifest_sha256, Journal.load(state).kubeone_manifest, healthy)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kvinstall.run.context import Context
+from kvinstall.phases.context import Context
 
 
 def collect_status(ctx: Context) -> dict[str, Any]:

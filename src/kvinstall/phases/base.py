@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from kvinstall.errors import ArtifactError, ClusterError, IncompleteMirrorError
 from kvinstall.model import DesiredComponent
+from kvinstall.phases.context import Context
+from kvinstall.phases.journal import input_hash
 from kvinstall.plan.observe import KNOWN_COMPONENTS
-from kvinstall.run.context import Context
-from kvinstall.run.journal import input_hash
 
 if TYPE_CHECKING:
     from kvinstall.config.models import Config

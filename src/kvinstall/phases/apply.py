@@ -6,12 +6,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kvinstall.errors import KvError
+from kvinstall.phases.base import KubeOnePhase, apply_phases, nodes_ready_at_version, remove_component
+from kvinstall.phases.context import Context
+from kvinstall.phases.manager import run_phases
 from kvinstall.plan.build import KubeOneDecision, build_plan
 from kvinstall.plan.model import Observed, Plan
 from kvinstall.plan.observe import observe_cluster
-from kvinstall.run.context import Context
-from kvinstall.run.manager import run_phases
-from kvinstall.run.phases import KubeOnePhase, apply_phases, nodes_ready_at_version, remove_component
 
 
 @dataclass

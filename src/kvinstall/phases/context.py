@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 from kvinstall.catalog import Catalog
 from kvinstall.config.models import Config
 from kvinstall.model import ArtifactSource, DesiredState
-from kvinstall.run.events import Events
-from kvinstall.run.journal import Journal
+from kvinstall.phases.events import Events
+from kvinstall.phases.journal import Journal
 from kvinstall.state import kubeconfig_path
 
 if TYPE_CHECKING:

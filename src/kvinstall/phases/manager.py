@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from types import FrameType
 
 from kvinstall.errors import Interrupted, KvError, UsageError
-from kvinstall.run.context import Context
-from kvinstall.run.phases import Phase, phase_inputs_hash
+from kvinstall.phases.base import Phase, phase_inputs_hash
+from kvinstall.phases.context import Context
 
 
 def phase_matches(phase: Phase, selector: str) -> bool:

@@ -13,10 +13,10 @@ from kvinstall.config.loader import Loaded, load_file
 from kvinstall.config.models import Config
 from kvinstall.errors import DeclinedError
 from kvinstall.model import ArtifactSource
+from kvinstall.phases.context import Context, Options
+from kvinstall.phases.events import Events, JsonLines, LiveView, LogFile, PlainLines, Redactor, Sink
+from kvinstall.phases.journal import Journal
 from kvinstall.plan.desired import desire
-from kvinstall.run.context import Context, Options
-from kvinstall.run.events import Events, JsonLines, LiveView, LogFile, PlainLines, Redactor, Sink
-from kvinstall.run.journal import Journal
 from kvinstall.state import state_dir
 
 Display = str  # "live" | "plain" | "json" | "none"
