@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from kvinstall.plan.build import build_plan
 
 from cluster_dns import KUBEADM_COREFILE, nodelocaldns_corefile
 from kvinstall.catalog import load_catalog
@@ -25,7 +26,6 @@ from kvinstall.config.loader import load_text
 from kvinstall.kube import Kube
 from kvinstall.kube.dns import ensure_upstream
 from kvinstall.phases.base import label_nodes, upstream_dns
-from kvinstall.plan.build import build_plan
 from kvinstall.plan.desired import desire
 
 pytestmark = pytest.mark.integration
