@@ -147,12 +147,19 @@ def open_session(
     for_apply: bool = False,
     loaded: Loaded | None = None,
 ) -> Session:
-    from kvinstall.config.placeholders import with_unknown_secrets
+    from kvinstall.config.placeholders import require_secrets, with_unknown_secrets
 
     loaded = loaded or load_file(file)
     config = loaded.config
     state = state_dir(file, config.name, state_override)
-    desire_config, unknown = (config, []) if for_apply else with_unknown_secrets(config)
+    unknown: list[tuple[str, str]] = []
+    if for_apply:
+        require_secrets(
+            config, placed=loaded.warnings, source=str(file)
+        )  # before anything is fetched or written
+        desire_config = config
+    else:
+        desire_config, unknown = with_unknown_secrets(config)
     credentials = AdminCredentialsFile(state, generate=for_apply)
     return Session(
         file=file,
@@ -164,7 +171,10 @@ def open_session(
         credentials=credentials,
         components=components_for(credentials),
         desire_config=desire_config,
-        unknown_secrets=unknown,
+        unknown_secrets=[
+            f"{path}: value unknown ({reason}); the Secret data that holds it shows a placeholder, apply needs it"
+            for path, reason in unknown
+        ],
     )
 
 

@@ -63,8 +63,7 @@ def register(app: typer.Typer) -> None:
         from kvinstall.plan.text import render_text
 
         manifest = to_yaml(ctx.desired.kubeone_manifest) if show_manifest else None
+        # The warnings are part of the text (once), as of the JSON.
         return Result(
-            text=render_text(data, show_unchanged=show_unchanged, manifest=manifest),
-            notes=[str(w) for w in session.loaded.warnings],
-            exit_code=exit_code,
+            text=render_text(data, show_unchanged=show_unchanged, manifest=manifest), exit_code=exit_code
         )

@@ -9,36 +9,61 @@ a missing one (exit 3).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from pydantic import BaseModel
 
 from kvinstall.config.models import Config
+from kvinstall.config.problems import Problem, parse_path
 from kvinstall.config.secrets import Secret
+from kvinstall.errors import ConfigError
 
 
 def placeholder(reason: str) -> str:
     return f"<value unknown: {reason}>"
 
 
-def with_unknown_secrets(config: Config) -> tuple[Config, list[str]]:
-    """(the config with placeholders, one line per secret that could not be read, naming its field)."""
-    unknown: list[str] = []
+def with_unknown_secrets(config: Config) -> tuple[Config, list[tuple[str, str]]]:
+    """(the config with placeholders, (field path, reason) of every secret that could not be read)."""
+    unknown: list[tuple[str, str]] = []
     out = _walk(config, "", unknown)
     assert isinstance(out, Config)
     return out, unknown
+
+
+def require_secrets(config: Config, *, placed: Sequence[Problem] = (), source: str | None = None) -> None:
+    """Every secret readable, or one ConfigError naming each field that is not (apply). `placed`: the
+    loader's warnings, whose positions (file:line:column) the errors take where they name the field."""
+    _, unknown = with_unknown_secrets(config)
+    if not unknown:
+        return
+    at = {p.path: p for p in placed}
+    problems = []
+    for path, reason in unknown:
+        problem = Problem(
+            f"secret not available: {reason}", loc=parse_path(path), hint="apply needs its value"
+        )
+        where = at.get(problem.path)
+        problems.append(
+            replace(problem, file=where.file, line=where.line, column=where.column)
+            if where is not None
+            else replace(problem, file=source)
+        )
+    raise ConfigError(problems)
 
 
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _walk(value: Any, path: str, unknown: list[str]) -> Any:
+def _walk(value: Any, path: str, unknown: list[tuple[str, str]]) -> Any:
     if isinstance(value, Secret):
         reason = value.is_resolvable()
         if reason is None:
             return value
-        unknown.append(f"{path}: value unknown ({reason})")
+        unknown.append((path, reason))
         return Secret.model_validate({"value": placeholder(reason)})
     if isinstance(value, BaseModel):
         updates = {}
@@ -61,7 +86,7 @@ def _walk(value: Any, path: str, unknown: list[str]) -> Any:
             reason = secret.is_resolvable()
             if reason is None:
                 return value
-            unknown.append(f"{path}: value unknown ({reason})")
+            unknown.append((path, reason))
             return placeholder(reason)
         entries = {k: _walk(v, _join(path, str(k)), unknown) for k, v in value.items()}
         return entries if any(entries[k] is not value[k] for k in value) else value
