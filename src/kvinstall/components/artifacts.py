@@ -194,7 +194,7 @@ class ArtifactCache:
         except (OSError, ValueError) as exc:
             raise LocalIOError(
                 f"cannot read the artifact lock file: {exc}", where=str(self.lock_path)
-            ) from None
+            ) from exc
         return data if isinstance(data, dict) else {}
 
     @contextlib.contextmanager
@@ -205,7 +205,7 @@ class ArtifactCache:
                 fcntl.flock(fh, fcntl.LOCK_EX)
                 yield
         except OSError as exc:
-            raise LocalIOError(f"cannot lock the artifact cache: {exc}", where=str(self.cache_dir)) from None
+            raise LocalIOError(f"cannot lock the artifact cache: {exc}", where=str(self.cache_dir)) from exc
 
     def _record_lock(self, artifact: Artifact, digest: str) -> None:
         with self._locked():
@@ -220,7 +220,7 @@ class ArtifactCache:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise LocalIOError(f"cannot read a cached artifact: {exc}", where=str(path)) from None
+            raise LocalIOError(f"cannot read a cached artifact: {exc}", where=str(path)) from exc
         if _sha256(data) != digest:
             # A corrupted (or edited) cache entry is never used: drop it and fetch again.
             with contextlib.suppress(OSError):
@@ -236,7 +236,7 @@ class ArtifactCache:
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise LocalIOError(f"cannot create the artifact cache: {exc}", where=str(path)) from None
+            raise LocalIOError(f"cannot create the artifact cache: {exc}", where=str(path)) from exc
 
     def _write_atomic(self, path: Path, data: bytes) -> None:
         self._mkdir(path.parent)
@@ -295,7 +295,7 @@ class ArtifactCache:
                         chunks.append(chunk)
                     return b"".join(chunks)
             except requests.exceptions.SSLError as exc:
-                raise ArtifactError(f"TLS verification failed: {exc}", where=where) from None
+                raise ArtifactError(f"TLS verification failed: {exc}", where=where) from exc
             except requests.RequestException as exc:
                 last = str(exc)
         raise ArtifactError(f"download failed after {self.retries} attempts: {last}", where=where)
@@ -309,7 +309,7 @@ class ArtifactCache:
         try:
             index = fastyaml.load(raw)
         except fastyaml.YAMLError as exc:
-            raise ArtifactError(f"the chart repository index is not valid YAML: {exc}", where=where) from None
+            raise ArtifactError(f"the chart repository index is not valid YAML: {exc}", where=where) from exc
         entries = (index or {}).get("entries", {}) if isinstance(index, dict) else {}
         for entry in entries.get(artifact.chart or artifact.name) or []:
             same = str(entry.get("version", "")).lstrip("v") == artifact.version.lstrip("v")
@@ -341,8 +341,8 @@ class ArtifactCache:
             data, _media, _digest = client.get_manifest(repository, ref)
             try:
                 manifest = json.loads(data)
-            except ValueError:
-                raise ArtifactError("the OCI manifest is not JSON", where=where) from None
+            except ValueError as exc:
+                raise ArtifactError("the OCI manifest is not JSON", where=where) from exc
             layers = [
                 layer
                 for layer in manifest.get("layers") or []

@@ -91,7 +91,7 @@ def _read_credentials(path: Path) -> dict[str, str] | None:
     except OSError as exc:
         raise LocalIOError(
             f"cannot read the admin credentials: {exc.strerror or exc}", where=str(path)
-        ) from None
+        ) from exc
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
@@ -124,7 +124,7 @@ def _write_credentials(path: Path, creds: AdminCredentials) -> None:
     except OSError as exc:
         raise LocalIOError(
             f"cannot write the admin credentials: {exc.strerror or exc}", where=str(path)
-        ) from None
+        ) from exc
 
 
 def credentials_path(state_dir: Path) -> Path:
@@ -229,7 +229,7 @@ def _resolve_refs(value: Any, loc: tuple[str | int, ...]) -> Any:
             try:
                 secret = Secret.model_validate(value)
             except ValueError as exc:
-                raise ConfigError([Problem(f"not a secret reference: {exc}", loc=loc)]) from None
+                raise ConfigError([Problem(f"not a secret reference: {exc}", loc=loc)]) from exc
             return secret.require(loc)
         return {k: _resolve_refs(v, (*loc, k)) for k, v in value.items()}
     if isinstance(value, list):

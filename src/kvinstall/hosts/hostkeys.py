@@ -107,7 +107,7 @@ class HostKeyPolicy:
                 try:
                     self._keys.load(str(path))
                 except (OSError, paramiko.SSHException) as exc:
-                    raise SSHError(f"cannot read known_hosts: {exc}", where=str(path)) from None
+                    raise SSHError(f"cannot read known_hosts: {exc}", where=str(path)) from exc
         # Hosts whose key was accepted in this run (host id -> fingerprint), for the plan/report.
         self.accepted: dict[str, str] = {}
         # Hosts whose key is not trusted (host id -> fingerprint): shown in the plan.
@@ -128,7 +128,7 @@ class HostKeyPolicy:
             try:
                 ptype, pblob = parse_public_key_line(pinned)
             except ValueError as exc:
-                raise SSHError(f"the pinned host key is not valid: {exc}", where=where) from None
+                raise SSHError(f"the pinned host key is not valid: {exc}", where=where) from exc
             dec = decide(key.get_name(), key.asbytes(), [KnownKey(ptype, pblob)], accept_new=False)
             if dec.verdict != "trusted":
                 raise SSHError(
@@ -174,7 +174,7 @@ class HostKeyPolicy:
                     with os.fdopen(fd, "a") as fh:
                         fh.write(f"{hid} {key.get_name()} {key.get_base64()}\n")
                 except OSError as exc:
-                    raise SSHError(f"cannot record the host key: {exc}", where=str(self.own_path)) from None
+                    raise SSHError(f"cannot record the host key: {exc}", where=str(self.own_path)) from exc
 
 
 @dataclass(frozen=True)

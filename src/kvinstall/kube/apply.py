@@ -247,10 +247,10 @@ def plan_apply(
     for obj in objects:
         try:
             api_version, kind, name = obj["apiVersion"], obj["kind"], obj["metadata"]["name"]
-        except (KeyError, TypeError):
+        except (KeyError, TypeError) as exc:
             raise ClusterError(
                 "object without apiVersion, kind or metadata.name", where=str(obj)[:120]
-            ) from None
+            ) from exc
         gk = group_kind(obj)
         res = kube.try_resource(api_version, kind)
         if res is None and gk not in crds:

@@ -181,12 +181,12 @@ def run_phases(ctx: Context, phases: Sequence[Phase], *, command: str = "apply")
             except KvError as exc:
                 _end(ctx, phase, t0, "failed", error=exc.to_dict())
                 raise
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as exc:
                 _end(ctx, phase, t0, "failed", error={"message": "aborted"})
                 raise Interrupted(
                     f"aborted during phase {phase.name}",
                     hint=f"run `kvinstall {command} -f {ctx.config_file}` again: it converges from where it stopped",
-                ) from None
+                ) from exc
             ctx.journal.record(phase.name, inputs)
             ctx.summaries[phase.name] = summary
             _end(ctx, phase, t0, "ok", summary=summary)

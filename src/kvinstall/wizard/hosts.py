@@ -84,7 +84,7 @@ def parse_hosts_file(path: str | Path) -> list[Data]:
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ValueError(f"cannot read {p}: {exc.strerror or exc}") from None
+        raise ValueError(f"cannot read {p}: {exc.strerror or exc}") from exc
     rows: list[Data]
     if p.suffix.lower() == ".csv":
         reader = csv.DictReader(io.StringIO(text))
@@ -103,7 +103,7 @@ def parse_hosts_file(path: str | Path) -> list[Data]:
         try:
             doc = YAML(typ="safe").load(text)
         except YAMLError as exc:
-            raise ValueError(f"{p}: malformed YAML: {exc}") from None
+            raise ValueError(f"{p}: malformed YAML: {exc}") from exc
         if isinstance(doc, dict) and "hosts" in doc:
             doc = doc["hosts"]
         if not isinstance(doc, list) or not all(isinstance(r, dict) for r in doc):
