@@ -114,11 +114,12 @@ class Edges:
 
     def artifacts(self, config: Config | None = None, *, fetch: bool = True) -> ArtifactCache:
         """The ArtifactSource: the verified cache, then (with `fetch`) upstream, or the site registry
-        of an offline config."""
-        from kvinstall.components.artifacts import ArtifactCache, offline_registry
+        of an offline `config` (without one: upstream, as the mirror fetches)."""
+        from kvinstall.components.artifacts import ArtifactCache, source_for
 
-        reg = offline_registry(config) if (config is not None and fetch) else None
-        return ArtifactCache(self.artifact_cache, offline_registry=reg, fetch=fetch)
+        if config is None:
+            return ArtifactCache(self.artifact_cache, fetch=fetch)
+        return source_for(config, fetch=fetch, cache_dir=self.artifact_cache)
 
     def registry(self, reg: OfflineRegistry) -> RegistryClient:
         client: RegistryClient = reg.client()

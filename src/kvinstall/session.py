@@ -62,7 +62,11 @@ class Session:
     def source(self, *, fetch: bool) -> ArtifactSource:
         """Upstream artifacts: from the cache only (fetch=False), or fetched and verified (the site
         registry of an offline config, for apply)."""
-        return self.edges.artifacts(self.desire_config if fetch else None, fetch=fetch)
+        return (
+            self.edges.artifacts(self.desire_config, fetch=True)
+            if fetch
+            else self.edges.artifacts(fetch=False)
+        )
 
     def desire(self, source: ArtifactSource, *, upstream: bool = False) -> DesiredState:
         """The desired state (pure); `upstream`: of the config with offline mode off (mirror)."""

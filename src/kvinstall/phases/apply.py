@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from kvinstall.errors import KvError
 from kvinstall.phases.context import Context
@@ -27,18 +27,17 @@ class ApplySteps:
 
     confirm: Callable[[Plan], None]
     before_run: Callable[[], None] = lambda: None
-    warnings: Sequence[str] = field(default_factory=tuple)
 
 
-def preview(ctx: Context, warnings: Sequence[str] = ()) -> Plan:
+def preview(ctx: Context) -> Plan:
     """The plan apply shows before it asks: the dry run of its own phases. A cluster that cannot be
     observed is a note here; the phases that need it report it again."""
     ctx.unobservable_ok = True
-    return dry_run(ctx, apply_phases(ctx), warnings=warnings)
+    return dry_run(ctx, apply_phases(ctx))
 
 
 def run_apply(ctx: Context, steps: ApplySteps) -> Outcome:
-    plan = preview(ctx, steps.warnings)
+    plan = preview(ctx)
     steps.confirm(plan)
     try:
         steps.before_run()

@@ -128,7 +128,9 @@ def dry_run(ctx: Context, phases: Sequence[Phase], *, warnings: Sequence[str] = 
             else f"cluster: no kubeconfig at {o.kubeconfig}"
         )
     if not ctx.observe_hosts:
-        observed.notes.append("hosts: not contacted (pass --refresh-hosts; preflight and apply always do)")
+        observed.notes.append(
+            "hosts: not contacted by the plan (--refresh-hosts does; the preflight phase always does)"
+        )
     planned = []
     for phase in phases:
         run, why = decide(ctx, phase)
