@@ -171,3 +171,18 @@ def test_export_files_layout(tmp_path: Path) -> None:
     assert "kubeone.yaml" in files and "images.txt" in files
     names = [p for p in files if p.endswith(".yaml") and p != "kubeone.yaml"]
     assert names and all(p.split("/")[0][:2].isdigit() for p in names)
+
+
+def test_plan_takes_applys_phase_selection(tmp_path: Path) -> None:
+    """--only/--skip mean what they mean for apply: the plan shows those phases as skipped, with why."""
+    res = kv("plan", "-f", "examples/minimal.yaml", "-o", "json", "--skip", "kubeone", "--skip", "component",
+             state=tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    phases = {p["name"]: p["actions"] for p in json.loads(res.stdout)["phases"]}
+    (kubeone,) = phases["kubeone"]
+    assert kubeone["action"] == "skip" and kubeone["reason"] == "skipped by --skip"
+    components = [n for n in phases if n.startswith("component/")]
+    assert components and all([a["action"] for a in phases[n]] == ["skip"] for n in components)
+    assert {a["action"] for a in phases["workspaces"]} == {"create"}  # not a component phase
+    res = kv("plan", "-f", "examples/minimal.yaml", "--only", "nonsense", state=tmp_path)
+    assert res.returncode == 64 and "unknown phase(s): nonsense" in res.stderr

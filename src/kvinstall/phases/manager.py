@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from types import FrameType
 
 from kvinstall.errors import Interrupted, KvError, UsageError
@@ -135,8 +136,12 @@ def dry_run(ctx: Context, phases: Sequence[Phase], *, warnings: Sequence[str] = 
     for phase in phases:
         run, why = decide(ctx, phase)
         step = phase.plan(ctx)
-        if not run and not step.skipped:
-            step.actions = [Action(action="skip", target=phase.title, reason=why)]
+        if not run:
+            # The phase's own skip keeps its details (KubeOne's manifest); the reason is the run's.
+            own = step.actions[0] if step.skipped and len(step.actions) == 1 else None
+            step.actions = [
+                replace(own, reason=why) if own else Action(action="skip", target=phase.title, reason=why)
+            ]
         planned.append(step)
     return Plan(cluster=ctx.config.name, phases=planned, observed=observed, warnings=list(warnings))
 
