@@ -89,6 +89,14 @@ class Session:
             edges=self.edges,
         )
 
+    def plan(self, options: Options, *, observe_hosts: bool = False) -> tuple[Context, Plan]:
+        """`kvinstall plan`: apply's phases walked dry on a dry context (its desired state included)."""
+        from kvinstall.phases.manager import apply_phases, dry_run
+
+        ctx = self.context(options)
+        ctx.observe_hosts = observe_hosts
+        return ctx, dry_run(ctx, apply_phases(ctx), warnings=self.warnings)
+
     def start_run(
         self, options: Options, *, command: str, display: Display, extra_sinks: Sequence[Sink] = ()
     ) -> Context:

@@ -41,7 +41,6 @@ def register(app: typer.Typer) -> None:
         ] = True,
     ) -> Result:
         from kvinstall.phases.context import Options
-        from kvinstall.phases.manager import apply_phases, dry_run
         from kvinstall.session import open_session
 
         session = open_session(file, state_override=state_dir)
@@ -51,9 +50,7 @@ def register(app: typer.Typer) -> None:
             prune_protected=prune_all,
             kubeconfig=kubeconfig,
         )
-        ctx = session.context(options)
-        ctx.observe_hosts = refresh_hosts
-        plan = dry_run(ctx, apply_phases(ctx), warnings=session.warnings)
+        ctx, plan = session.plan(options, observe_hosts=refresh_hosts)
         data = plan.to_dict()
         exit_code = 2 if detailed_exitcode and plan.has_changes else 0
         if out is Format.json:
