@@ -48,7 +48,7 @@ def test_plan_json_validates_against_its_schema(example: str, tmp_path: Path) ->
     assert data["observed"]["cluster"] is False
     # Apply's phases, in apply's order and with apply's names; online, the gate is shown as skipped.
     names = [p["name"] for p in data["phases"]]
-    assert names[:4] == ["gate", "preflight", "kubeone", "bootstrap"]
+    assert names[:5] == ["gate", "preflight", "host-packages", "kubeone", "bootstrap"]
     assert names[-2:] == ["prune", "verify"]
     assert "component/kubevirt" in names and "component/workspaces" not in names
     gate = data["phases"][0]["actions"]

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from kvinstall.cli.options import ConfigFile, OutputOpt, OutputOrPath, format_and_path
-from kvinstall.cli.output import Format, Result
+from kvinstall.cli.output import Format, Result, progress
 
 if TYPE_CHECKING:  # the commands import their work lazily, so --help stays light
     from kvinstall.components.artifacts import ArtifactCache
@@ -37,21 +36,6 @@ def _upstream(file: Path, *, fetch: bool) -> tuple[Session, ArtifactCache, Desir
     session = open_session(file)
     cache = session.edges.artifacts(fetch=fetch)
     return session, cache, session.desire(cache, upstream=True)
-
-
-def progress(label: str) -> Callable[[int, int], None]:
-    last = [0.0]
-
-    def report(done: int, total: int) -> None:
-        import time
-
-        now = time.monotonic()
-        if now - last[0] >= 1.0 or done == total:
-            last[0] = now
-            pct = 100.0 * done / total if total else 100.0
-            sys.stderr.write(f"{label}: {done / 1e6:.1f} of {total / 1e6:.1f} MB ({pct:.0f}%)\n")
-
-    return report
 
 
 @app.command(

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from kvinstall.cli.options import OutputOpt
-from kvinstall.cli.output import Format, Result, emit, err
+from kvinstall.cli.output import Format, Result, emit, err, progress
 
 if TYPE_CHECKING:
     from kvinstall.config.models import Config
@@ -146,7 +146,6 @@ def check_bundle(bundle: Path, cfg: Config) -> None:
 
 
 def _fill(state: ServeState) -> None:
-    from kvinstall.cli.mirror import progress
     from kvinstall.mirror.serve import fill_registry
 
     result = fill_registry(state, progress("mirror serve"))

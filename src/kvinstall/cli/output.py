@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -99,6 +100,22 @@ def report_error(exc: KvError, inv: Invocation) -> None:
         sys.stdout.write(json.dumps(data, default=str) + "\n")
     else:
         err(f"error: {exc}" if not getattr(exc, "problems", None) else str(exc))
+
+
+def progress(label: str) -> Callable[[int, int], None]:
+    """Transfer progress on stderr (bytes done of total), at most once a second."""
+    last = [0.0]
+
+    def report(done: int, total: int) -> None:
+        import time
+
+        now = time.monotonic()
+        if now - last[0] >= 1.0 or done == total:
+            last[0] = now
+            pct = 100.0 * done / total if total else 100.0
+            sys.stderr.write(f"{label}: {done / 1e6:.1f} of {total / 1e6:.1f} MB ({pct:.0f}%)\n")
+
+    return report
 
 
 def echo(text: str) -> None:
