@@ -40,6 +40,12 @@ EXIT_CODES: tuple[ExitCode, ...] = (
     ExitCode(12, "artifact", "an upstream artifact could not be fetched or rendered"),
     ExitCode(13, "local-io", "a local file could not be read or written (missing, permission, disk full)"),
     ExitCode(14, "incomplete", "offline mode: the site registry lacks artifacts the platform needs"),
+    ExitCode(
+        15,
+        "upgrade",
+        "a version change was refused (skipped minor, downgrade, version skew, or a drifted/unhealthy "
+        "platform to repair first); the message names the next allowed step",
+    ),
     ExitCode(64, "usage", "wrong command-line usage (unknown option, missing argument)"),
     ExitCode(130, "interrupted", "interrupted (Ctrl-C) at a safe point; re-run to continue"),
 )
@@ -137,6 +143,22 @@ class LocalIOError(KvError):
 
 class IncompleteMirrorError(KvError):
     exit_name = "incomplete"
+
+
+class UpgradeRefused(KvError):
+    """A version change apply will not make; `refusals` hold each one with its next allowed step."""
+
+    exit_name = "upgrade"
+
+    def __init__(self, refusals: Sequence[object], *, hint: str | None = None) -> None:
+        self.refusals = list(refusals)
+        lines = "\n  ".join(str(r) for r in self.refusals)
+        super().__init__(f"upgrade refused:\n  {lines}", hint=hint)
+
+    def to_dict(self) -> dict[str, object]:
+        d = super().to_dict()
+        d["refusals"] = [r.to_dict() if hasattr(r, "to_dict") else str(r) for r in self.refusals]
+        return d
 
 
 class UsageError(KvError):

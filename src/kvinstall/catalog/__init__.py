@@ -61,6 +61,23 @@ class Release:
     feature_gates: FeatureGates = FeatureGates()
     cdi_feature_gates: tuple[str, ...] = ()
     kubernetes: tuple[str, ...] = ()  # for KubeOne: the Kubernetes versions it supports
+    # For a component: the Kubernetes minors it supports (min, max; None = unbounded).
+    kubernetes_range: tuple[str | None, str | None] = (None, None)
+
+
+@dataclass(frozen=True)
+class VersionSignal:
+    """Where the live cluster says which version of a component runs (catalog `installedVersion`):
+    a status `field` of an object (with `target`, the version being rolled out), or the `image` tag
+    of a Deployment's first container."""
+
+    api_version: str
+    kind: str
+    name: str
+    namespace: str | None = None
+    field: str | None = None
+    target: str | None = None
+    image: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,9 @@ class Product:
     name: str
     default: str
     releases: dict[str, Release]
+    # Supported upgrade hops between minors ("v1.7" -> ("v1.8",)); see catalog.yaml.
+    upgrades: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    installed_version: VersionSignal | None = None
 
     def get(self, version: str) -> Release | None:
         return self.releases.get(version)
@@ -123,10 +143,25 @@ def _feature_gates(raw: dict[str, Any]) -> FeatureGates:
     )
 
 
+def _signal(raw: dict[str, Any] | None) -> VersionSignal | None:
+    if not raw:
+        return None
+    return VersionSignal(
+        api_version=raw["apiVersion"],
+        kind=raw["kind"],
+        name=raw["name"],
+        namespace=raw.get("namespace"),
+        field=raw.get("field"),
+        target=raw.get("target"),
+        image=bool(raw.get("image", False)),
+    )
+
+
 def _product(name: str, raw: dict[str, Any]) -> Product:
     releases: dict[str, Release] = {}
     for version, spec in raw["versions"].items():
         gates = spec.get("featureGates")
+        k8s = spec.get("kubernetes")
         releases[version] = Release(
             name=name,
             version=version,
@@ -136,9 +171,16 @@ def _product(name: str, raw: dict[str, Any]) -> Product:
             gate_images={k: tuple(v) for k, v in spec.get("gateImages", {}).items()},
             feature_gates=_feature_gates(gates) if isinstance(gates, dict) else FeatureGates(),
             cdi_feature_gates=tuple(gates) if isinstance(gates, list) else (),
-            kubernetes=tuple(spec.get("kubernetes", [])),
+            kubernetes=tuple(k8s) if isinstance(k8s, list) else (),
+            kubernetes_range=(k8s.get("min"), k8s.get("max")) if isinstance(k8s, dict) else (None, None),
         )
-    return Product(name=name, default=raw["default"], releases=releases)
+    return Product(
+        name=name,
+        default=raw["default"],
+        releases=releases,
+        upgrades={str(k): tuple(str(x) for x in v) for k, v in (raw.get("upgrades") or {}).items()},
+        installed_version=_signal(raw.get("installedVersion")),
+    )
 
 
 def parse_catalog(data: dict[str, Any]) -> Catalog:
