@@ -9,10 +9,12 @@ import typer
 from kvinstall.cli.options import (
     AcceptNewHostKeys,
     ConfigFile,
+    ForceDowngrade,
     KubeconfigOpt,
     OutputOpt,
     Phases,
     PruneAll,
+    RepairAndUpgrade,
     SkipChecks,
     StateDir,
     Yes,
@@ -44,6 +46,8 @@ def register(app: typer.Typer) -> None:
         timeout: Annotated[
             float, typer.Option("--timeout", help="Seconds to wait for each component.")
         ] = 600,
+        force_downgrade: ForceDowngrade = False,
+        repair_and_upgrade: RepairAndUpgrade = False,
     ) -> Result:
         from kvinstall.phases.context import Options
         from kvinstall.session import confirm, open_session, pick_display
@@ -57,6 +61,8 @@ def register(app: typer.Typer) -> None:
             prune_protected=prune_all,
             kubeconfig=kubeconfig,
             ready_timeout=timeout,
+            force_downgrade=force_downgrade,
+            repair_and_upgrade=repair_and_upgrade,
         )
         session = open_session(file, state_override=state_dir, for_apply=True)
         ctx = session.start_run(options, command="apply", display=pick_display(out is Format.json))

@@ -57,6 +57,17 @@ SkipChecks = Annotated[
 Phases = Annotated[
     list[str] | None, typer.Option(help="Phase names (repeatable), e.g. preflight, kubeone, kubevirt.")
 ]
+ForceDowngrade = Annotated[
+    bool,
+    typer.Option("--force-downgrade", help="Carry out a lower version in the file (refused otherwise)."),
+]
+RepairAndUpgrade = Annotated[
+    bool,
+    typer.Option(
+        "--repair-and-upgrade",
+        help="Repair drift and upgrade in one run (otherwise an upgrade waits until the platform is repaired).",
+    ),
+]
 PruneAll = Annotated[
     bool, typer.Option("--prune-all", help="Also prune CRDs and namespaces that left the configuration.")
 ]

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from kvinstall.cli.options import ConfigFile, OutputOpt, Phases, PruneAll, StateDir
+from kvinstall.cli.options import (
+    ConfigFile,
+    ForceDowngrade,
+    OutputOpt,
+    Phases,
+    PruneAll,
+    RepairAndUpgrade,
+    StateDir,
+)
 from kvinstall.cli.output import Format, Result
 
 
@@ -39,6 +47,8 @@ def register(app: typer.Typer) -> None:
         show_manifest: Annotated[
             bool, typer.Option("--show-manifest/--hide-manifest", help="Print the KubeOne manifest.")
         ] = True,
+        force_downgrade: ForceDowngrade = False,
+        repair_and_upgrade: RepairAndUpgrade = False,
     ) -> Result:
         from kvinstall.phases.context import Options
         from kvinstall.session import open_session
@@ -49,6 +59,8 @@ def register(app: typer.Typer) -> None:
             skip=frozenset(skip or ()),
             prune_protected=prune_all,
             kubeconfig=kubeconfig,
+            force_downgrade=force_downgrade,
+            repair_and_upgrade=repair_and_upgrade,
         )
         ctx, plan = session.plan(options, observe_hosts=refresh_hosts)
         data = plan.to_dict()

@@ -24,12 +24,25 @@ def register(app: typer.Typer) -> None:
 
         session = open_session(file, state_override=state_dir)
         ctx = session.context(Options(kubeconfig=kubeconfig))
-        status = collect_status(ctx.kube(), ctx.desired, [w.name for w in session.config.workspaces])
+        status = collect_status(
+            ctx.kube(),
+            ctx.desired,
+            [w.name for w in session.config.workspaces],
+            catalog=session.catalog,
+            journal_versions=ctx.journal.versions,
+            journal_upgrades=ctx.journal.upgrades,
+        )
         return Result(data=status, text=status_text(status))
 
 
 def status_text(status: dict[str, Any]) -> str:
-    lines = [f"Cluster {status['cluster']}", "Nodes:"]
+    k8s = status["kubernetes"]
+    lines = [f"Cluster {status['cluster']}", f"Kubernetes: {_version_text(k8s)}"]
+    if status["upgradeInProgress"]:
+        lines.append(
+            "Upgrade in progress: " + ", ".join(status["upgradeInProgress"]) + " (apply continues it)"
+        )
+    lines.append("Nodes:")
     for n in status["nodes"]:
         lines.append(
             f"  {n['name']:<24} {'Ready' if n['ready'] else 'NotReady':<9} {n.get('version') or '-'}"
@@ -38,7 +51,7 @@ def status_text(status: dict[str, Any]) -> str:
     for c in status["components"]:
         state = "ready" if c["ready"] else f"not ready: {c['why']}"
         drift = f", {c['drift']} drifted" if c["drift"] else ""
-        lines.append(f"  {c['title']:<24} {c['version']:<10} {state}{drift}")
+        lines.append(f"  {c['title']:<24} {_version_text(c):<22} {state}{drift}")
         lines += [f"    note: {n}" for n in c.get("notes", [])]
     lines.append("Workspaces: " + (", ".join(status["workspaces"]) or "none"))
     lines.append(
@@ -46,3 +59,13 @@ def status_text(status: dict[str, Any]) -> str:
         + (" (run `kvinstall apply` to repair)" if status["driftTotal"] else "")
     )
     return "\n".join(lines)
+
+
+def _version_text(entry: dict[str, Any]) -> str:
+    """The installed version, and what is happening to it (an upgrade running, or one the file asks for)."""
+    have = entry.get("installed") or "not installed"
+    if "upgrading" in entry:
+        return f"{entry['upgrading']['from']} -> {entry['upgrading']['to']} (upgrading)"
+    if "upgradeAvailable" in entry:
+        return f"{have} (file: {entry['upgradeAvailable']})"
+    return have

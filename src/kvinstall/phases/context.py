@@ -18,6 +18,7 @@ from kvinstall.phases.journal import Journal
 from kvinstall.state import kubeconfig_path
 
 if TYPE_CHECKING:
+    from kvinstall.catalog.upgrades import Upgrade
     from kvinstall.kube.client import Kube
     from kvinstall.plan.observe import Live
 
@@ -34,6 +35,8 @@ class Options:
     prune_protected: bool = False
     kubeconfig: Path | None = None  # an existing cluster instead of the state's kubeconfig
     ready_timeout: float = 600.0
+    force_downgrade: bool = False  # a lower version in the file is carried out, not refused
+    repair_and_upgrade: bool = False  # repair drift and upgrade in one run (else: repair first)
 
 
 @dataclass
@@ -54,6 +57,8 @@ class Context:
     # apply's preview: a cluster that cannot be observed is noted, and everything shown as to create
     unobservable_ok: bool = False
     observe_notes: list[str] = field(default_factory=list)
+    # The upgrades this run carries out (from the dry run's upgrade check), by product name.
+    upgrades: dict[str, Upgrade] = field(default_factory=dict)
     _kube: Kube | None = None
     _live: Live | None = None
     _observed: bool = False

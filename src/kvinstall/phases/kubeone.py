@@ -76,6 +76,15 @@ class KubeOnePhase:
     def run(self, ctx: Context) -> str:
         from kvinstall.kubeone.manifest import registries_auth, to_yaml
 
+        upgrade = ctx.upgrades.get("kubernetes")
+        if upgrade is not None:
+            ctx.journal.upgrade_started("kubernetes", upgrade.from_version, upgrade.to_version)
+            ctx.events.emit(
+                "log",
+                phase=self.name,
+                message=f"upgrade Kubernetes {upgrade.from_version} -> {upgrade.to_version}: "
+                "KubeOne upgrades the control plane, then the nodes one at a time",
+            )
         auth = registries_auth(ctx.config)
         path = ctx.edges.kubeone_apply(
             to_yaml(ctx.desired.kubeone_manifest),
@@ -88,4 +97,31 @@ class KubeOnePhase:
         ctx.journal.kubeone_manifest = ctx.desired.kubeone_manifest_sha256
         ctx.journal.save()
         ctx.reconnect()  # a new kubeconfig
+        if upgrade is not None:
+            wait_nodes_at_version(ctx)
+            ctx.journal.reached("kubernetes", upgrade.to_version)
+            return f"cluster upgraded to Kubernetes {upgrade.to_version}; kubeconfig {path}"
         return f"cluster applied; kubeconfig {path}"
+
+
+def wait_nodes_at_version(ctx: Context) -> None:
+    """The gate of a Kubernetes upgrade: every host's node Ready with the new kubelet (bounded by
+    --timeout; Ctrl-C ends the wait at once, as it writes nothing)."""
+    import time
+
+    from kvinstall.errors import Interrupted, ReadinessTimeout
+
+    end = time.monotonic() + ctx.options.ready_timeout
+    while True:
+        ok, why = nodes_ready_at_version(ctx.kube().list("v1", "Node"), ctx.config)
+        if ok:
+            ctx.events.emit("ready", phase="kubeone", object=f"nodes at {ctx.config.kubernetes.version}")
+            return
+        if ctx.stop.is_set():
+            raise Interrupted(f"stopped while waiting for the nodes ({why})")
+        if time.monotonic() >= end:
+            raise ReadinessTimeout(
+                f"the Kubernetes upgrade did not finish in {ctx.options.ready_timeout:.0f}s: {why}",
+                where="kubeone",
+            )
+        ctx.stop.wait(min(2.0, max(0.0, end - time.monotonic())))

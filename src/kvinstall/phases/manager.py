@@ -25,6 +25,7 @@ from kvinstall.phases.journal import input_hash
 from kvinstall.phases.kubeone import KubeOnePhase
 from kvinstall.phases.preflight import PreflightPhase
 from kvinstall.phases.prune import PrunePhase
+from kvinstall.phases.upgrade import check_run_upgrades
 from kvinstall.phases.verify import VerifyPhase
 from kvinstall.plan.model import Action, Observed, Plan
 
@@ -132,6 +133,8 @@ def dry_run(ctx: Context, phases: Sequence[Phase], *, warnings: Sequence[str] = 
         observed.notes.append(
             "hosts: not contacted by the plan (--refresh-hosts does; the preflight phase always does)"
         )
+    upgrades, in_progress = check_run_upgrades(ctx)  # a refused version change stops here
+    ctx.upgrades = {u.name: u for u in upgrades}
     planned = []
     for phase in phases:
         run, why = decide(ctx, phase)
@@ -143,7 +146,14 @@ def dry_run(ctx: Context, phases: Sequence[Phase], *, warnings: Sequence[str] = 
                 replace(own, reason=why) if own else Action(action="skip", target=phase.title, reason=why)
             ]
         planned.append(step)
-    return Plan(cluster=ctx.config.name, phases=planned, observed=observed, warnings=list(warnings))
+    return Plan(
+        cluster=ctx.config.name,
+        phases=planned,
+        observed=observed,
+        warnings=list(warnings),
+        upgrades=[u.to_dict() for u in upgrades],
+        upgrade_in_progress=in_progress,
+    )
 
 
 def _end(ctx: Context, phase: Phase, t0: float, status: str, **extra: object) -> None:

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from kvinstall.catalog import Catalog
 from kvinstall.components.base import Component
 from kvinstall.config.models import Config, Host
-from kvinstall.model import ArtifactSource, DesiredComponent, DesiredHost, DesiredState
+from kvinstall.model import ArtifactSource, DesiredComponent, DesiredHost, DesiredState, ReadinessRule
 
 
 def host_name(host: Host) -> str:
@@ -66,7 +66,9 @@ def desire(
                 images=comp.images(config, catalog),
                 artifacts=comp.artifacts(config, catalog),
                 unavailable=rendered.unavailable,
-                readiness=comp.readiness(config, catalog),
+                readiness=with_version_gate(
+                    comp.readiness(config, catalog), catalog, comp.name, comp.version(config)
+                ),
                 notes=rendered.notes,
             )
         )
@@ -90,6 +92,26 @@ def desire(
             else None
         ),
     )
+
+
+def with_version_gate(
+    rules: list[ReadinessRule], catalog: Catalog, name: str, version: str
+) -> list[ReadinessRule]:
+    """The component's readiness with its operator's version signal (catalog `installedVersion`
+    field) required to equal `version`: after an upgrade the CR still reads Deployed/Available
+    from before until the operator has rolled the new version out and says so."""
+    from dataclasses import replace
+
+    product = catalog.components.get(name)
+    signal = product.installed_version if product else None
+    if signal is None or not signal.field:
+        return rules
+    out = []
+    for rule in rules:
+        if (rule.api_version, rule.kind, rule.name) == (signal.api_version, signal.kind, signal.name):
+            rule = replace(rule, fields=(*rule.fields, (signal.field, version)))
+        out.append(rule)
+    return out
 
 
 def upstream_config(config: Config) -> Config:

@@ -88,6 +88,10 @@ class Plan:
     phases: list[PhasePlan]
     observed: Observed
     warnings: list[str] = field(default_factory=list)
+    # Version changes apply carries out (Upgrade.to_dict(): name, title, from, to, steps, ...), in order.
+    upgrades: list[dict[str, Any]] = field(default_factory=list)
+    # Products the cluster reports as being upgraded already (a run stopped, or an operator rolling out).
+    upgrade_in_progress: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, int]:
         total = dict.fromkeys(("create", "update", "delete", "unchanged", "run", "skip"), 0)
@@ -100,7 +104,7 @@ class Plan:
     def has_changes(self) -> bool:
         """Objects to create, update or delete, or a KubeOne run: what `--detailed-exitcode` reports
         as 2. The checks every apply runs (host preflight, the offline gate) are not changes."""
-        return any(
+        return bool(self.upgrades) or any(
             a.action in CHANGE_KINDS and not (a.action == "run" and ph.name in CHECK_PHASES)
             for ph in self.phases
             for a in ph.actions
@@ -116,6 +120,8 @@ class Plan:
             "observed": asdict(self.observed),
             "summary": self.summary(),
             "hasChanges": self.has_changes,
+            "upgrades": self.upgrades,
+            "upgradeInProgress": self.upgrade_in_progress,
             "phases": [p.to_dict() for p in self.phases],
             "warnings": self.warnings,
         }

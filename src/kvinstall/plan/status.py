@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from kvinstall.catalog import Catalog
 from kvinstall.model import DesiredState
 from kvinstall.plan.observe import observe
 
@@ -13,11 +14,38 @@ if TYPE_CHECKING:
 
 
 def collect_status(
-    kube: Kube, desired: DesiredState, workspaces: Sequence[str], *, prune_protected: bool = False
+    kube: Kube,
+    desired: DesiredState,
+    workspaces: Sequence[str],
+    *,
+    prune_protected: bool = False,
+    catalog: Catalog | None = None,
+    journal_versions: dict[str, str] | None = None,
+    journal_upgrades: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, Any]:
+    """`journal_*`: what the state directory's journal records (versions reached, upgrades started
+    and not finished); the installed versions come from the cluster's own version signals."""
+    from kvinstall.catalog import load_catalog
     from kvinstall.kube.wait import is_ready, rule_name
+    from kvinstall.plan.installed import observe_installed
 
     live = observe(kube, desired, prune_protected=prune_protected)
+    installed = observe_installed(
+        kube, catalog or load_catalog(), desired, live.nodes, dict(journal_versions or {})
+    )
+    started = dict(journal_upgrades or {})
+
+    def version_entry(name: str, wanted: str) -> dict[str, Any]:
+        have = installed.products.get(name)
+        entry: dict[str, Any] = {"installed": have.version if have else None}
+        if have is not None and have.in_progress:
+            entry["upgrading"] = {"from": have.version, "to": have.target}
+        elif name in started:
+            entry["upgrading"] = started[name]
+        elif have is not None and have.version and have.version != wanted:
+            entry["upgradeAvailable"] = wanted  # the file asks for another version: apply upgrades
+        return entry
+
     nodes = []
     for node in live.nodes:
         st = node.get("status") or {}
@@ -62,6 +90,7 @@ def collect_status(
             "name": comp.name,
             "title": comp.title,
             "version": comp.version,
+            **version_entry(comp.name, comp.version),
             "ready": not why,
             "why": "; ".join(why),
             "drift": len(drift),
@@ -70,9 +99,19 @@ def collect_status(
         if notes:
             entry["notes"] = notes
         components.append(entry)
+    # The manifest holds the file's Kubernetes version without its "v".
+    k8s_wanted = "v" + str(
+        (desired.kubeone_manifest.get("versions") or {}).get("kubernetes", "")
+    ).removeprefix("v")
+    kubernetes = {"version": k8s_wanted, **version_entry("kubernetes", k8s_wanted)}
+    upgrading = [n for n, i in installed.products.items() if i.in_progress] + [
+        n for n in started if n not in installed.products or not installed.products[n].in_progress
+    ]
     return {
         "apiVersion": "kvinstall.io/status/v1",
         "cluster": desired.cluster,
+        "kubernetes": kubernetes,
+        "upgradeInProgress": sorted(set(upgrading)),
         "nodes": nodes,
         "components": components,
         "workspaces": list(workspaces),

@@ -22,6 +22,7 @@ def render_text(plan: dict[str, Any], *, show_unchanged: bool = False, manifest:
     out += [f"  note: {n}" for n in obs.get("notes", [])]
     for w in plan.get("warnings", []):
         out.append(w if "warning" in w else f"warning: {w}")
+    out += upgrades_text(plan)
     for phase in plan["phases"]:
         title = phase["title"] + (f" {phase['version']}" if phase.get("version") else "")
         counts: dict[str, int] = {}
@@ -80,3 +81,27 @@ def render_text(plan: dict[str, Any], *, show_unchanged: bool = False, manifest:
         f"{s['run']} to run, {s['skip']} skipped, {s['unchanged']} unchanged.",
     ]
     return "\n".join(out)
+
+
+def upgrades_text(plan: dict[str, Any]) -> list[str]:
+    """The version changes of the plan, each with the steps apply takes (docs/upgrades.md)."""
+    out: list[str] = []
+    if plan.get("upgradeInProgress"):
+        out.append(
+            "Upgrade in progress: "
+            + ", ".join(plan["upgradeInProgress"])
+            + " (started and not finished; apply continues it)"
+        )
+    if not plan.get("upgrades"):
+        return out
+    out += ["", "Upgrades (one supported step each, in this order):"]
+    for up in plan["upgrades"]:
+        kind = "DOWNGRADE (forced)" if up.get("downgrade") else "upgrade"
+        out.append(f"  {up['title']} {up['from']} -> {up['to']}  [{kind}]")
+        out += [f"    {i}. {step}" for i, step in enumerate(up["steps"], 1)]
+        if "liveMigrations" in up:
+            line = f"    VMs: {up['liveMigrations']} running VM(s) will be live-migrated to the new virt-launcher"
+            if up.get("notMigratable"):
+                line += f"; {up['notMigratable']} cannot live-migrate and keep the old one until restarted"
+            out.append(line)
+    return out
