@@ -31,10 +31,12 @@ from typing import Any
 
 import yaml
 
+from substrate.crds import crd
 from substrate.operators import OPERAND_LABEL, cdi_operator_operands, kubevirt_version, virt_operator_operands
 from upstream_pack import pinned_catalog_data, site_files
 
 MERGE = {"Content-Type": "application/merge-patch+json"}
+CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 CONDITIONS_OK = [
     {"type": "Available", "status": "True", "reason": "AllComponentsReady", "message": "ready"},
     {"type": "Progressing", "status": "False", "reason": "AllComponentsReady", "message": "ready"},
@@ -242,19 +244,20 @@ class ClusterSim:
 
     def _operands(self, owner: str, namespace: str, want: list[dict[str, Any]]) -> bool:
         """Create the operands that are missing, delete those no longer wanted; True when all exist."""
-        names = {(o["kind"], o["metadata"]["name"]) for o in want}
+        names = {(o["kind"], o["metadata"]["name"]): _images(o) for o in want}
         have: set[tuple[str, str]] = set()
         for kind, plural in (("Deployment", "deployments"), ("DaemonSet", "daemonsets")):
             path = f"/apis/apps/v1/namespaces/{namespace}/{plural}"
             for obj in (self._get(f"{path}?labelSelector={OPERAND_LABEL}%3D{owner}") or {}).get("items", []):
-                if (kind, obj["metadata"]["name"]) in names:
-                    have.add((kind, obj["metadata"]["name"]))
-                else:
+                key = (kind, obj["metadata"]["name"])
+                if names.get(key) == _images(obj):
+                    have.add(key)
+                else:  # gone from the wanted set, or at another version: replaced
                     self._delete(f"{path}/{obj['metadata']['name']}")
         for obj in want:
             if (obj["kind"], obj["metadata"]["name"]) not in have:
                 self._create(obj)
-        return have == names
+        return have == set(names)
 
     def _finalize(self, path: str, obj: dict[str, Any], finalizer: str, owner: str, namespace: str) -> bool:
         """The operator's finalizer: added to a live CR; on deletion, operands go, then the finalizer.
@@ -293,12 +296,14 @@ class ClusterSim:
             operator = self._get(f"/apis/apps/v1/namespaces/{ns}/deployments/virt-operator")
             if operator is None:
                 continue
+            version = kubevirt_version(operator)
+            st = obj.get("status") or {}
+            self._rolling_out(obj_path, st, "targetKubeVirtVersion", version)
             dev = ((obj.get("spec") or {}).get("configuration") or {}).get("developerConfiguration") or {}
             operands = virt_operator_operands(operator, dev.get("featureGates") or [])
             if not self._operands("kubevirt", ns, operands) or not self._ready(ns, operands):
                 continue
-            version = kubevirt_version(operator)
-            st = obj.get("status") or {}
+            self._vmi_crd()
             want = {"phase": "Deployed", "observedGeneration": meta.get("generation"),
                     "observedKubeVirtVersion": version, "targetKubeVirtVersion": version}  # fmt: skip
             if n_differs(st, want) or not _conditions_ok(st):
@@ -313,17 +318,36 @@ class ClusterSim:
             operator = self._get("/apis/apps/v1/namespaces/cdi/deployments/cdi-operator")
             if self._finalize(obj_path, obj, "operator.cdi.kubevirt.io", "cdi", "cdi") or operator is None:
                 continue
-            operands = cdi_operator_operands(operator)
-            if not self._operands("cdi", "cdi", operands) or not self._ready("cdi", operands):
-                continue
             version = next(e["value"] for e in operator["spec"]["template"]["spec"]["containers"][0]["env"]
                            if e["name"] == "OPERATOR_VERSION")  # fmt: skip
             st = obj.get("status") or {}
+            self._rolling_out(obj_path, st, "targetVersion", version, subresource=False)
+            operands = cdi_operator_operands(operator)
+            if not self._operands("cdi", "cdi", operands) or not self._ready("cdi", operands):
+                continue
             want = {"phase": "Deployed", "observedVersion": version, "operatorVersion": version,
                     "targetVersion": version}  # fmt: skip
             if n_differs(st, want) or not _conditions_ok(st):
                 self.api.request("PATCH", obj_path, json={"status": {**want, "conditions": CONDITIONS_OK}},
                                  headers=MERGE, timeout=5)  # fmt: skip
+
+    def _rolling_out(self, path: str, st: dict[str, Any], target: str, version: str, *,
+                     subresource: bool = True) -> None:  # fmt: skip
+        """An operator that runs a new version names it as its target at once and reports Progressing,
+        while the observed version stays the old one until its operands run the new one."""
+        if not st.get(target) or st.get(target) == version:
+            return
+        progressing = [c if c["type"] != "Progressing" else {**c, "status": "True", "reason": "Upgrading"}
+                       for c in CONDITIONS_OK]  # fmt: skip
+        body = {"status": {target: version, "conditions": progressing}}
+        self.api.request("PATCH", f"{path}/status" if subresource else path, json=body, headers=MERGE, timeout=5)
+        st.update(body["status"])
+
+    def _vmi_crd(self) -> None:
+        """virt-operator installs the VirtualMachineInstance CRD (not in its manifest) when it deploys."""
+        if self._get(f"{CRD_PATH}/virtualmachineinstances.kubevirt.io") is None:
+            self.api.request("POST", CRD_PATH, json=crd("kubevirt.io", "VirtualMachineInstance",
+                                                          "virtualmachineinstances"), timeout=5)  # fmt: skip
 
     def _kube_ovn(self) -> None:
         if self._get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/subnets.kubeovn.io") is None:
@@ -344,6 +368,11 @@ class ClusterSim:
             if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds):
                 self._status(f"{ovn}/subnets/{name}", {"conditions": [
                     {"type": "Ready", "status": "True", "reason": "ResourceReady", "message": "ready"}]})  # fmt: skip
+
+
+def _images(obj: dict[str, Any]) -> list[str]:
+    pod = obj["spec"]["template"]["spec"]
+    return [c["image"] for c in [*(pod.get("initContainers") or []), *pod["containers"]]]
 
 
 def n_differs(status: dict[str, Any], want: dict[str, Any]) -> bool:

@@ -73,11 +73,19 @@ class OperatorSim:
         return {"status": status}
 
     def kubevirt_deployed(self, namespace: str = "kubevirt", name: str = "kubevirt") -> dict[str, Any]:
+        """Deployed, at the version virt-operator runs (its KUBEVIRT_VERSION), as virt-operator reports."""
         path = self.kubevirt_path(namespace, name)
         obj = self.get(path)
         if obj is None:
             raise RuntimeError(f"{path} does not exist")
-        return self.patch_status(path, self.kubevirt_status(obj["metadata"].get("generation")))
+        status = self.kubevirt_status(obj["metadata"].get("generation"))
+        operator = self.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/virt-operator")
+        env = {e["name"]: e.get("value") for e in
+               (operator or {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers", [{}])[0].get("env", [])}
+        if env.get("KUBEVIRT_VERSION"):
+            status["status"]["observedKubeVirtVersion"] = env["KUBEVIRT_VERSION"]
+            status["status"]["targetKubeVirtVersion"] = env["KUBEVIRT_VERSION"]
+        return self.patch_status(path, status)
 
     def cdi_deployed(self, name: str = "cdi", version: str = "v1.65.0") -> dict[str, Any]:
         """The CDI CR Deployed. Its CRD has no status subresource: cdi-operator writes status

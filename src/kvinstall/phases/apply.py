@@ -37,7 +37,12 @@ def preview(ctx: Context) -> Plan:
 
 
 def run_apply(ctx: Context, steps: ApplySteps) -> Outcome:
-    plan = preview(ctx)
+    try:
+        # A refused upgrade stops here, before the question: the run ends as failed, with its code.
+        plan = preview(ctx)
+    except KvError as exc:
+        ctx.events.emit("run.end", status="failed", message=str(exc).splitlines()[0], exitCode=exc.exit_code)
+        raise
     steps.confirm(plan)
     try:
         steps.before_run()
