@@ -176,3 +176,72 @@ def test_refusal_error_has_its_exit_code() -> None:
     assert err.exit_code == exit_code("upgrade") == 15
     assert "CDI: downgrade from v1.65.0 to v1.64.0 is refused; next step: keep version v1.65.0" in str(err)
     assert err.to_dict()["refusals"] == [r.to_dict() for r in result.refusals]
+
+
+# --- the pure helpers around the rules: version signals, the version gate, the hold config, text ----
+
+
+def test_read_signal_field_and_image() -> None:
+    from kvinstall.plan.installed import read_signal
+
+    catalog = load_catalog()
+    kv_signal = catalog.components["kubevirt"].installed_version
+    ovn_signal = catalog.components["kubeovn"].installed_version
+    assert kv_signal is not None and ovn_signal is not None
+    cr = {"status": {"observedKubeVirtVersion": "v1.7.4", "targetKubeVirtVersion": "v1.8.4"}}
+    assert read_signal(cr, kv_signal) == ("v1.7.4", "v1.8.4")
+    assert read_signal({"status": {}}, kv_signal) == (None, None)
+    assert read_signal(None, kv_signal) == (None, None)
+    deploy = {
+        "spec": {
+            "template": {"spec": {"containers": [{"image": "127.0.0.1:5000/kubeovn/kube-ovn:v1.15.24"}]}}
+        }
+    }
+    assert read_signal(deploy, ovn_signal) == ("v1.15.24", None)
+
+
+def test_version_gate_added_to_the_operator_cr_rule_only() -> None:
+    from kvinstall.model import ReadinessRule
+    from kvinstall.plan.desired import with_version_gate
+
+    catalog = load_catalog()
+    rules = [
+        ReadinessRule("apps/v1", "Deployment", "virt-operator", namespace="kubevirt"),
+        ReadinessRule("kubevirt.io/v1", "KubeVirt", "kubevirt", namespace="kubevirt", phase="Deployed"),
+    ]
+    gated = with_version_gate(rules, catalog, "kubevirt", "v1.8.4")
+    assert gated[0] == rules[0]
+    assert gated[1].fields == (("status.observedKubeVirtVersion", "v1.8.4"),)
+    # An image signal (Kube-OVN) adds nothing: its Deployment's rollout is the gate.
+    assert with_version_gate(rules, catalog, "kubeovn", "v1.16.2") == rules
+
+
+def test_hold_config_sets_the_installed_versions() -> None:
+    from kvinstall.config.models import Config
+    from kvinstall.plan.installed import hold_config
+
+    config = Config.model_validate(
+        {"apiVersion": "kvinstall.io/v1alpha1", "kind": "VirtualizationCluster", "metadata": {"name": "c"},
+         "hosts": [{"address": "192.0.2.10", "role": "controlPlane"}], "storage": {"rwxClass": "nfs"}}
+    )  # fmt: skip
+    hold = hold_config(config, {"kubeovn": "v1.15.24", "kubevirt": "v1.7.4"})
+    assert hold.components.kube_ovn.version == "v1.15.24"
+    assert hold.components.kubevirt.version == "v1.7.4"
+    assert hold.components.cdi.version == config.components.cdi.version
+    assert config.components.kubevirt.version == "v1.8.4"  # the file's config is left alone
+
+
+def test_plan_text_lists_the_upgrades() -> None:
+    from kvinstall.plan.text import upgrades_text
+
+    result = check(OLD, NEW)
+    ups = [u.to_dict() for u in result.upgrades]
+    ups[2]["liveMigrations"], ups[2]["notMigratable"] = 3, 1
+    lines = upgrades_text({"upgrades": ups, "upgradeInProgress": ["cdi"]})
+    assert lines[0] == "Upgrade in progress: cdi (started and not finished; apply continues it)"
+    assert "  Kubernetes v1.33.8 -> v1.34.4  [upgrade]" in lines
+    assert "  KubeVirt v1.7.4 -> v1.8.4  [upgrade]" in lines
+    assert any(
+        line.startswith("    VMs: 3 running VM(s) will be live-migrated") and "1 cannot" in line
+        for line in lines
+    )

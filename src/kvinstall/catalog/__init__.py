@@ -61,8 +61,8 @@ class Release:
     feature_gates: FeatureGates = FeatureGates()
     cdi_feature_gates: tuple[str, ...] = ()
     kubernetes: tuple[str, ...] = ()  # for KubeOne: the Kubernetes versions it supports
-    # For a component: the Kubernetes minors it supports (min, max; None = unbounded).
-    kubernetes_range: tuple[str | None, str | None] = (None, None)
+    # For a component: the Kubernetes minors it supports (min, max, inclusive); None: not stated.
+    kubernetes_range: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,7 @@ def _product(name: str, raw: dict[str, Any]) -> Product:
             feature_gates=_feature_gates(gates) if isinstance(gates, dict) else FeatureGates(),
             cdi_feature_gates=tuple(gates) if isinstance(gates, list) else (),
             kubernetes=tuple(k8s) if isinstance(k8s, list) else (),
-            kubernetes_range=(k8s.get("min"), k8s.get("max")) if isinstance(k8s, dict) else (None, None),
+            kubernetes_range=(str(k8s["min"]), str(k8s["max"])) if isinstance(k8s, dict) else None,
         )
     return Product(
         name=name,

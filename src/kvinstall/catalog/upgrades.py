@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from kvinstall.catalog import Catalog, Product
+from kvinstall.catalog import Catalog, Product, Release
 
 KUBERNETES = "kubernetes"
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
@@ -131,17 +131,23 @@ def upgrade_path(product: Product, frm: str, to: str, versions: Sequence[str]) -
     return None
 
 
-def _in_range(k8s: str, bounds: tuple[str | None, str | None]) -> bool:
-    lo, hi = bounds
-    key = _minor_key(k8s)
-    return (lo is None or key >= _minor_key(lo)) and (hi is None or key <= _minor_key(hi))
+def kubeone_range(kubeone: Release) -> tuple[str, str] | None:
+    """The Kubernetes minors a KubeOne release manages (min, max), from its catalog entry."""
+    if not kubeone.kubernetes:
+        return None
+    minors = sorted({minor(v) for v in kubeone.kubernetes}, key=_minor_key)
+    return minors[0], minors[-1]
 
 
-def _range_text(bounds: tuple[str | None, str | None]) -> str:
-    lo, hi = bounds
-    if lo and hi:
-        return f"Kubernetes {lo} to {hi}"
-    return f"Kubernetes {lo} or newer" if lo else f"Kubernetes up to {hi}"
+def _in_range(k8s: str, bounds: tuple[str, str] | None) -> bool:
+    """Whether the minor of `k8s` lies in (min, max), inclusive; a release without a range fits any."""
+    if bounds is None:
+        return True
+    return _minor_key(bounds[0]) <= _minor_key(k8s) <= _minor_key(bounds[1])
+
+
+def _range_text(bounds: tuple[str, str] | None) -> str:
+    return "any Kubernetes" if bounds is None else f"Kubernetes {bounds[0]} to {bounds[1]}"
 
 
 def _steps(catalog: Catalog, name: str, title: str, to: str) -> tuple[str, ...]:
@@ -178,9 +184,8 @@ def check_upgrades(
     skew with Kubernetes is checked."""
     out = UpgradeCheck()
     kubeone = catalog.kubeone.get(kubeone_version)
-    k8s_choices = (
-        list(kubeone.kubernetes) if kubeone and kubeone.kubernetes else list(catalog.kubernetes.releases)
-    )
+    k1_range = kubeone_range(kubeone) if kubeone else None
+    k8s_choices = [v for v in catalog.kubernetes.releases if _in_range(v, k1_range)]
     for name, to in wanted.items():
         frm = installed.get(name)
         title = titles.get(name, name)
@@ -188,21 +193,19 @@ def check_upgrades(
         if product is None or frm is None or frm == to:
             continue
         versions = k8s_choices if name == KUBERNETES else list(product.releases)
-        if name == KUBERNETES and kubeone is not None and kubeone.kubernetes:
-            minors = sorted({minor(v) for v in kubeone.kubernetes}, key=_minor_key)
-            if _minor_key(frm) < _minor_key(minors[0]):
-                out.refusals.append(
-                    Refusal(
-                        name,
-                        title,
-                        frm,
-                        to,
-                        f"the cluster runs {frm}, below what KubeOne {kubeone_version} manages "
-                        f"({minors[0]} to {minors[-1]})",
-                        "upgrade the cluster with an older KubeOne release first",
-                    )
+        if name == KUBERNETES and k1_range is not None and _minor_key(frm) < _minor_key(k1_range[0]):
+            out.refusals.append(
+                Refusal(
+                    name,
+                    title,
+                    frm,
+                    to,
+                    f"the cluster runs {frm}, below what KubeOne {kubeone_version} manages "
+                    f"({k1_range[0]} to {k1_range[1]})",
+                    "upgrade the cluster with an older KubeOne release first",
                 )
-                continue
+            )
+            continue
         if parse_version(to) < parse_version(frm):
             if force_downgrade:
                 out.upgrades.append(

@@ -40,7 +40,7 @@ def check_run_upgrades(ctx: Context) -> tuple[list[Upgrade], list[str]]:
             ctx.catalog,
             {},
             wanted_versions(ctx.config, ctx.desired),
-            titles={c.name: c.title for c in ctx.desired.components},
+            titles={KUBERNETES: "Kubernetes", **{c.name: c.title for c in ctx.desired.components}},
             kubeone_version=ctx.config.kubeone.version,
         )
     else:
