@@ -136,6 +136,8 @@ def cached_mirror(cache: Path = MIRROR_CACHE) -> Path:
     try:
         recipe = json.loads((cache / "stamp.json").read_text())["recipe"]
     except (OSError, ValueError, KeyError):
+        recipe = None
+    if not isinstance(recipe, dict):
         pytest.fail(f"no cached Debian mirror in {cache}: run {SETUP} once (it fetches the packages these tests "
                     "serve on 127.0.0.1; the tests never reach deb.debian.org)", pytrace=False)
     lacking = [p for p in (*NEEDED, *LOCAL) if p not in [*recipe["packages"], *recipe["local"]]]
