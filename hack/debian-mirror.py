@@ -16,8 +16,8 @@ Layout under DEST (the default is ~/.cache/kvinstall-test/debian-bookworm):
 The closure follows Depends and Pre-Depends with every alternative that exists (real or provided),
 so it holds at least what kvinstall's resolver picks (the first satisfiable alternative, and not what
 the base system already has). Stdlib only: it runs before the Python package is installed.
-Bounded: every request has a timeout and a few retries. Idempotent: a stamp whose recipe matches
-means nothing to do; files already present with the right digest are kept.
+Bounded: every request has a timeout and a few retries. Idempotent: a stamp whose recipe matches and
+whose files are all there means nothing to do; files already present with the right digest are kept.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def closure(roots: list[str], index: list[dict[str, str]]) -> list[dict[str, str
     return [st for name in sorted(seen) for st in by_name[name]]
 
 
-def build(dest: Path) -> str:
+def build(dest: Path) -> dict[str, object]:
     mirror = dest / "mirror"
     dists = f"dists/{SUITE}/"
     inrelease = fetch(f"{UPSTREAM}/{dists}InRelease")
@@ -160,7 +160,19 @@ def build(dest: Path) -> str:
             write(local / src.name, src.read_bytes())
     print(f"debian-mirror: {len(debs)} packages ({total >> 20} MiB) of {SUITE} {release.get('Date', '?')}",
           file=sys.stderr)
-    return release.get("Date", "")
+    files = sorted(p for p in dest.rglob("*") if p.is_file() and p.name != "stamp.json")
+    return {"recipe": RECIPE, "date": release.get("Date", ""),
+            "files": {str(p.relative_to(dest)): p.stat().st_size for p in files}}
+
+
+def cached(dest: Path) -> bool:
+    """The stamp's recipe is this one and every file it lists is still there (a few stat calls)."""
+    try:
+        stamp = json.loads((dest / "stamp.json").read_text())
+        return bool(stamp["recipe"] == RECIPE and stamp["files"] and all(
+            (dest / name).stat().st_size == size for name, size in stamp["files"].items()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
 
 
 def main() -> None:
@@ -168,15 +180,11 @@ def main() -> None:
     parser.add_argument("dest", nargs="?", type=Path,
                         default=Path.home() / ".cache" / "kvinstall-test" / "debian-bookworm")
     dest = parser.parse_args().dest
-    stamp = dest / "stamp.json"
-    try:
-        if json.loads(stamp.read_text()).get("recipe") == RECIPE:
-            print(f"debian-mirror: cached in {dest}", file=sys.stderr)
-            return
-    except (OSError, ValueError):
-        pass
-    date = build(dest)
-    write(stamp, json.dumps({"recipe": RECIPE, "date": date}, indent=2).encode() + b"\n")
+    if cached(dest):
+        print(f"debian-mirror: cached in {dest}", file=sys.stderr)
+        return
+    (dest / "stamp.json").unlink(missing_ok=True)
+    write(dest / "stamp.json", json.dumps(build(dest), indent=2).encode() + b"\n")
     print(dest)
 
 
