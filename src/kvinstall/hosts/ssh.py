@@ -532,6 +532,47 @@ class SSHPool:
             slot.value = conn
             return conn
 
+    def presented_key(
+        self,
+        address: str,
+        port: int,
+        *,
+        via: JumpTarget | None,
+        timeout: float,
+        key_types: Sequence[str],
+        where: str,
+    ) -> paramiko.PKey:
+        """The host key `address:port` presents to a client preferring `key_types` (a key exchange
+        only: nothing is verified, no credential offered). `via`: through this bastion."""
+        try:
+            sock: Any
+            if via is not None:
+                sock = self._jump_transport(via, timeout).open_channel(
+                    "direct-tcpip", (address, port), ("127.0.0.1", 0), timeout=timeout
+                )
+            else:
+                sock = self._socket(address, port, timeout, where)
+            transport = paramiko.Transport(sock)
+        except KvError:
+            raise
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise SSHError(f"cannot connect to {address}:{port}: {exc or type(exc).__name__}", where=where) from None
+        try:
+            transport.banner_timeout = timeout
+            transport.handshake_timeout = timeout
+            opts = transport.get_security_options()
+            opts.key_types = [k for k in key_types if k in opts.key_types]
+            transport.start_client(timeout=timeout)
+            return transport.get_remote_server_key()
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise SSHError(f"SSH handshake failed: {exc or type(exc).__name__}", where=where) from None
+        finally:
+            transport.close()
+
+    def jump_connection(self, j: JumpTarget, timeout: float) -> Connection:
+        """The pool's authenticated connection to a bastion (owned by the pool: do not close it)."""
+        return Connection(HostTarget(j.name, j.address, j.port, j.user), self._jump_transport(j, timeout))
+
     def run_all(
         self, targets: Sequence[HostTarget], fn: Callable[[Connection], T]
     ) -> dict[str, T | SSHError]:
