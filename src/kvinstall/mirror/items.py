@@ -44,10 +44,38 @@ def upstream_config(config: Config) -> Config:
 def desire_upstream(
     config: Config, catalog: Catalog, source: ArtifactSource, components: list[Component] | None = None
 ) -> DesiredState:
-    """The desired state of the upstream view of `config` (see the module doc)."""
-    from kvinstall.plan.desired import desire
+    """The desired state of the upstream view of `config` (see the module doc). KubeOne's images
+    come from the kubeone binary itself when the configured version is at hand (else from the
+    catalog, which a test keeps equal to that binary's list)."""
+    from kvinstall.plan.desired import cluster_images, desire
 
-    return desire(upstream_config(config), catalog, source, components=components)
+    desired = desire(upstream_config(config), catalog, source, components=components)
+    from_binary = kubeone_images(config, desired)
+    if from_binary is not None:
+        desired.kubernetes_images = cluster_images(config, catalog, from_binary)
+    return desired
+
+
+def kubeone_images(config: Config, desired: DesiredState) -> list[str] | None:
+    """`kubeone config images list` for the desired manifest, if `kubeone.binary` runs and is the
+    configured KubeOne version; None otherwise."""
+    import shutil
+    import tempfile
+
+    from kvinstall.errors import KubeOneError
+    from kvinstall.kubeone.manifest import to_yaml
+    from kvinstall.kubeone.runner import binary_version, list_images
+
+    binary = shutil.which(config.kubeone.binary)
+    if binary is None or binary_version(binary) != config.kubeone.version:
+        return None
+    with tempfile.TemporaryDirectory(prefix="kvinstall-kubeone-") as tmp:
+        manifest = Path(tmp) / "kubeone.yaml"
+        manifest.write_text(to_yaml(desired.kubeone_manifest))
+        try:
+            return list_images(manifest, binary=binary)
+        except KubeOneError:
+            return None
 
 
 def needed(desired: DesiredState) -> list[Needed]:

@@ -92,11 +92,16 @@ def run_reset(ctx: Context, *, confirm: Callable[[str], None], kubeone_reset: bo
         summary=", ".join(removed) or "nothing installed",
     )
     if kubeone_reset:
-        from kvinstall.kubeone.manifest import to_yaml
+        from kvinstall.hosts.kubeone_view import kubeone_host_keys, require_all
+        from kvinstall.kubeone.manifest import render_manifest, to_yaml
         from kvinstall.kubeone.runner import reset as kubeone_reset_run
 
+        keys, missing = kubeone_host_keys(
+            ctx.config, ctx.state / "known_hosts", user_known_hosts=ctx.options.user_known_hosts
+        )
+        require_all(missing)
         kubeone_reset_run(
-            to_yaml(ctx.desired.kubeone_manifest),
+            to_yaml(render_manifest(ctx.config, host_keys=keys)),
             ctx.state,
             binary=ctx.config.kubeone.binary,
             on_line=lambda line: ctx.events.emit("log", phase="kubeone", message=line),

@@ -64,6 +64,7 @@ class PreflightPhase:
             socket_factory=o.socket_factory,
             user_known_hosts=o.user_known_hosts,
             ssh_config_path=o.ssh_config_path,
+            record_kubeone_keys=True,  # the keys KubeOne will be shown, for the kubeone phase
         )
         for w in report.warnings:
             ctx.events.emit("warning", phase=self.name, message=w)
@@ -247,12 +248,31 @@ class KubeOnePhase:
         return ctx.desired.kubeone_manifest_sha256
 
     def run(self, ctx: Context) -> str:
-        from kvinstall.kubeone.manifest import registries_auth, to_yaml
+        from kvinstall.hosts.kubeone_view import kubeone_host_keys, require_all
+        from kvinstall.hosts.trust import install_host_files
+        from kvinstall.kubeone.manifest import registries_auth, render_manifest, to_yaml
         from kvinstall.kubeone.runner import run_kubeone
 
+        # KubeOne checks host keys only when the manifest has them: the ones preflight verified
+        # and recorded (pinned, known_hosts, or accepted); no KubeOne run for a host without one.
+        keys, missing = kubeone_host_keys(
+            ctx.config, ctx.state / "known_hosts", user_known_hosts=ctx.options.user_known_hosts
+        )
+        require_all(missing)
+        # What KubeOne cannot carry: the registry CA (into the trust store) and the OIDC issuer CA.
+        o = ctx.options
+        changed = install_host_files(
+            ctx.config,
+            known_hosts_path=ctx.state / "known_hosts",
+            socket_factory=o.socket_factory,
+            user_known_hosts=o.user_known_hosts,
+            ssh_config_path=o.ssh_config_path,
+        )
+        for host in sorted(h for h, c in changed.items() if c):
+            ctx.events.emit("log", phase=self.name, message=f"{host}: CA files updated")
         auth = registries_auth(ctx.config)
         path = run_kubeone(
-            to_yaml(ctx.desired.kubeone_manifest),
+            to_yaml(render_manifest(ctx.config, host_keys=keys)),
             ctx.state,
             binary=ctx.config.kubeone.binary,
             extra_args=ctx.config.kubeone.extra_args,
