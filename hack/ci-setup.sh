@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian machine for the test suite: the system packages the substrate fixtures start
 # (sshd, docker-registry, skopeo, ip, sudo, ...) and the Go-built binaries (kube-apiserver, etcd, kubectl,
-# helm, crane), built once and cached. Prints the binary cache directory last.
+# helm, crane, and kubeone from the release sources in ../shared/upstream), built once and cached. Prints
+# the binary cache directory last.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 

@@ -309,6 +309,17 @@ def test_the_host_key_kubeone_is_shown_is_verified_and_passed(
     assert dumped["controlPlane"]["hosts"][0]["sshHostPublicKey"] == host.host_key_lines["ecdsa"].split()[1]
 
 
+def test_keys_behind_a_bastion_and_of_the_bastion_are_checked_as_kubeone_connects(lab: Lab, tmp_path: Path) -> None:
+    config = on_lab(load_file(EXAMPLES / "ha-gpu.yaml").config, lab, tmp_path)
+    assert config.ssh.bastion is not None
+    assert record(config, lab, tmp_path / "known_hosts") == {}  # every host through the bastion, and it
+    keys, missing = kubeone_host_keys(config, tmp_path / "known_hosts", user_known_hosts=[lab.known_hosts])
+    assert missing == [] and lab.bastion is not None
+    assert keys[lab.bastion.ip] == lab.bastion.host_key_line
+    by_ip = {h.ip: h for h in lab.hosts.values()}
+    assert all(keys[h.address] == by_ip[h.address].host_key_line for h in config.hosts)
+
+
 def first_failure(binary: Path, lab: Lab, manifest: Path) -> str:
     """Run `config dump` until KubeOne reports its first failed attempt (it would retry for minutes)."""
     proc = subprocess.Popen(["ip", "netns", "exec", lab.netns, str(binary), "config", "dump", "-m", str(manifest)],
