@@ -35,7 +35,7 @@ from kvinstall.hosts.hostkeys import HostKeyPolicy
 from kvinstall.hosts.kubeone_view import kubeone_host_keys, record_kubeone_keys
 from kvinstall.hosts.ssh import SSHPool, resolve_targets
 from kvinstall.kubeone.manifest import registries_auth, render_manifest, to_yaml
-from kvinstall.kubeone.runner import run_kubeone
+from kvinstall.kubeone.runner import diagnose, display_line, run_kubeone
 from kvinstall.mirror.items import desire_upstream, needed
 from substrate.host_lab import ClientKeys, HostSpec, Lab, open_lab
 from substrate.kubeone_bin import isolated_kubeone, kubeone
@@ -320,10 +320,11 @@ def test_keys_behind_a_bastion_and_of_the_bastion_are_checked_as_kubeone_connect
     assert all(keys[h.address] == by_ip[h.address].host_key_line for h in config.hosts)
 
 
-def first_failure(binary: Path, lab: Lab, manifest: Path) -> str:
-    """Run `config dump` until KubeOne reports its first failed attempt (it would retry for minutes)."""
-    proc = subprocess.Popen(["ip", "netns", "exec", lab.netns, str(binary), "config", "dump", "-m", str(manifest)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+def first_failure(binary: Path, prefix: list[str], manifest: Path) -> str:
+    """Run `config dump` (after `prefix`: where) until KubeOne reports its first failed attempt (it
+    would retry for minutes); that line of its JSON log."""
+    argv = [*prefix, str(binary), "config", "dump", "-m", str(manifest), "-l", "json"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={"PATH": os.environ["PATH"]}, start_new_session=True)  # fmt: skip
     assert proc.stdout is not None
     try:
@@ -342,7 +343,21 @@ def test_the_key_kvinstall_itself_verified_would_fail_kubeone(lab: Lab, kubeone_
     config = multi_config(lab)
     manifest = tmp_path / "kubeone.yaml"
     manifest.write_text(to_yaml(render_manifest(config, host_keys={host.ip: host.host_key_line})))
-    assert "host key mismatch" in first_failure(kubeone_bin, lab, manifest)
+    line = first_failure(kubeone_bin, ["ip", "netns", "exec", lab.netns], manifest)
+    diag = diagnose(display_line(line))
+    assert diag is not None and not diag.transient  # the runner stops KubeOne at once on this
+    assert diag.what == "a host presented another SSH host key than the one kvinstall verified"
+
+
+def test_an_unreachable_host_is_named_from_kubeones_words(kubeone_bin: Path, tmp_path: Path) -> None:
+    # KubeOne says exit 10 in the end; its words say which host and why (and it keeps retrying).
+    manifest = tmp_path / "kubeone.yaml"
+    manifest.write_text(to_yaml(render_manifest(runner_config(privateKeyFile=str(tmp_path / "id")))))
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "id")], check=True)
+    line = first_failure(kubeone_bin, ["unshare", "-n"], manifest)  # no route to anywhere
+    diag = diagnose(display_line(line))
+    assert diag is not None and diag.transient
+    assert diag.what == "KubeOne could not connect to 192.0.2.10:22 (network is unreachable)"
 
 
 def test_a_key_kubeone_would_see_that_nothing_vouches_for_is_refused(lab: Lab, tmp_path: Path) -> None:

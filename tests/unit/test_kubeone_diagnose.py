@@ -17,19 +17,20 @@ from kvinstall.kubeone.runner import diagnose, display_line, error_for
 
 CASES = {
     "unreachable": (
-        "Error: runtime: detecting hostname\nssh: dialing\nconnection to: 10.0.0.5:22\n"
-        "dial tcp 10.0.0.5:22: connect: connection refused",
+        'Error: runtime: detecting hostname\nruntime: running task on "10.0.0.5"\nssh: dialing\n'
+        "connection to: 10.0.0.5:22\ndial tcp 10.0.0.5:22: connect: connection refused",
         "KubeOne could not connect to 10.0.0.5:22 (connection refused)",
         True,
     ),
     "timeout": (
-        "Error: runtime: detecting hostname\nssh: dialing\nconnection to: 10.0.0.6:22\n"
-        "dial tcp 10.0.0.6:22: i/o timeout",
+        'Error: runtime: detecting hostname\nruntime: running task on "10.0.0.6"\nssh: dialing\n'
+        "connection to: 10.0.0.6:22\ndial tcp 10.0.0.6:22: i/o timeout",
         "KubeOne could not connect to 10.0.0.6:22 (i/o timeout)",
         True,
     ),
     "agent": (
-        'Error: runtime: detecting hostname\nssh: agent unix dialing\ncould not open socket "env:SSH_AUTH_SOCK"',
+        'Error: runtime: detecting hostname\nruntime: running task on "10.0.0.5"\nssh: agent unix dialing\n'
+        'could not open socket "/run/agent.sock": dial unix /run/agent.sock: connect: connection refused',
         "KubeOne could not use the SSH agent (SSH_AUTH_SOCK)",
         False,
     ),
