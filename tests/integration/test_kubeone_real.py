@@ -34,7 +34,7 @@ from kvinstall.errors import KubeOneError, KvError, SSHError
 from kvinstall.hosts.hostkeys import HostKeyPolicy
 from kvinstall.hosts.kubeone_view import kubeone_host_keys, record_kubeone_keys
 from kvinstall.hosts.ssh import SSHPool, resolve_targets
-from kvinstall.kubeone.manifest import registries_auth, render_manifest, to_yaml
+from kvinstall.kubeone.manifest import OIDC_CA_PATH, registries_auth, render_manifest, to_yaml
 from kvinstall.kubeone.runner import diagnose, display_line, run_kubeone
 from kvinstall.mirror.items import desire_upstream, needed
 from substrate.host_lab import ClientKeys, HostSpec, Lab, open_lab
@@ -215,6 +215,21 @@ def test_air_gapped_manifests_pass_kubeone_config_dump(
     assert regs["registry.k8s.io"]["mirrors"] == [f"{scheme}://registry.site.internal:5000"]
     if creds is not None:  # the credentials file reached every registry's auth
         assert regs["quay.io"]["auth"]["username"] == "puller"
+
+
+@pytest.mark.parametrize("prefix", ["oidc:", ""], ids=["prefixed", "bare"])
+def test_oidc_settings_pass_kubeone_config_dump(
+    prefix: str, lab: Lab, agent: str, kubeone_bin: Path, tmp_path: Path
+) -> None:
+    data = load_file(EXAMPLES / "ha-gpu.yaml").config.model_dump(mode="json", by_alias=True, exclude_none=True)
+    data["auth"] |= {"usernamePrefix": prefix, "groupsPrefix": prefix, "issuerCAFile": "/etc/kvinstall/idp-ca.pem"}
+    config = on_lab(Config.model_validate(data), lab, tmp_path)
+    manifest, creds, keys = manifest_for(config, lab, tmp_path)
+    dumped = dump(kubeone_bin, lab, manifest, creds, agent)
+    check_dumped(dumped, config, lab, keys)
+    oidc = dumped["features"]["openidConnect"]["config"]
+    assert oidc["caFile"] == OIDC_CA_PATH
+    assert oidc["usernamePrefix"] == oidc["groupsPrefix"] == (prefix or "-")
 
 
 # The wizard's paths (answers as a person types them), each rendered and dumped.
