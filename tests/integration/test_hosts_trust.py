@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from kvinstall.config.models import Config
+from kvinstall.config.models import OIDC_CA_PATH, Config
 from kvinstall.errors import LocalIOError
-from kvinstall.hosts.trust import OIDC_CA_PATH, REGISTRY_CA_NAME, digest, host_files, install_host_files
+from kvinstall.hosts.trust import REGISTRY_CA_NAME, digest, host_files, install_host_files
 from substrate.pki import CA
 
 pytestmark = pytest.mark.integration

@@ -29,12 +29,12 @@ from kvinstall.catalog import load_catalog, minor_of
 from kvinstall.components import default_components
 from kvinstall.components.artifacts import NoFetch
 from kvinstall.config.loader import load_file
-from kvinstall.config.models import Config
+from kvinstall.config.models import OIDC_CA_PATH, Config
 from kvinstall.errors import KubeOneError, KvError, SSHError
 from kvinstall.hosts.hostkeys import HostKeyPolicy
 from kvinstall.hosts.kubeone_view import kubeone_host_keys, record_kubeone_keys
 from kvinstall.hosts.ssh import SSHPool, resolve_targets
-from kvinstall.kubeone.manifest import OIDC_CA_PATH, registries_auth, render_manifest, to_yaml
+from kvinstall.kubeone.manifest import registries_auth, render_manifest, to_yaml
 from kvinstall.kubeone.runner import diagnose, display_line, run_kubeone
 from kvinstall.mirror.items import desire_upstream, needed
 from substrate.host_lab import ClientKeys, HostSpec, Lab, open_lab

@@ -12,9 +12,8 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from kvinstall.config.models import Config
+from kvinstall.config.models import OIDC_CA_PATH, Config
 from kvinstall.kubeone.manifest import (
-    OIDC_CA_PATH,
     manifest_hash,
     manifest_yaml,
     registries_auth,

@@ -561,6 +561,12 @@ class OIDCAuth(Model):
     connectors: list[Connector] = Field(default_factory=list, description="Upstream identity providers.")
 
 
+# Where kvinstall puts auth.issuerCAFile on the control planes (hosts/trust.py) and what the KubeOne
+# manifest names as the kube-apiserver's --oidc-ca-file: kubeadm mounts /etc/ssl/certs into its pod on
+# every distribution.
+OIDC_CA_PATH = "/etc/ssl/certs/kvinstall-oidc-issuer-ca.pem"
+
+
 class Auth(Model):
     mode: Literal["none", "basic", "oidc"] = Field(
         default="none",

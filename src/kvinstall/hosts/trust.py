@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kvinstall.config.models import Config, Host
+from kvinstall.config.models import OIDC_CA_PATH, Config, Host
 from kvinstall.errors import LocalIOError, SSHError
 from kvinstall.hosts.hostkeys import HostKeyPolicy
 from kvinstall.hosts.ssh import (
@@ -34,7 +34,6 @@ from kvinstall.hosts.ssh import (
     resolve_targets,
 )
 
-OIDC_CA_PATH = "/etc/ssl/certs/kvinstall-oidc-issuer-ca.pem"
 REGISTRY_CA_NAME = "kvinstall-registry-ca.crt"
 _PEM = b"-----BEGIN CERTIFICATE-----"
 

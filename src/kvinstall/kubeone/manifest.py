@@ -26,8 +26,7 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from kvinstall.config.dockerconfig import docker_config_logins
-from kvinstall.config.models import Bastion, Config, Host, NodeKubelet
-from kvinstall.hosts.trust import OIDC_CA_PATH  # kvinstall puts auth.issuerCAFile there
+from kvinstall.config.models import OIDC_CA_PATH, Bastion, Config, Host, NodeKubelet
 
 API_VERSION = "kubeone.k8c.io/v1beta2"
 KIND = "KubeOneCluster"
