@@ -1,4 +1,5 @@
-"""The KubeOne manifest (`kubeone.k8c.io/v1beta2` KubeOneCluster) rendered from the config. Pure.
+"""The KubeOne manifest (`kubeone.k8c.io/v1beta2` KubeOneCluster) rendered from the config. Pure
+(relative key file paths are made absolute against the working directory, as kvinstall reads them).
 
 Bare metal (`cloudProvider: none`), CNI `external` (Kube-OVN is installed after KubeOne), control
 planes labelled `kube-ovn/role=master` (the Kube-OVN chart finds its central nodes by that label),
@@ -53,7 +54,7 @@ def key_body(line: str) -> str:
 
 def _file(path: str) -> str:
     # KubeOne runs in the state directory and expands only '~/': a relative path would point there.
-    return path if path.startswith("~") or os.path.isabs(path) else os.path.abspath(path)
+    return path if path.startswith("~/") else os.path.abspath(os.path.expanduser(path))
 
 
 def _bastion_fields(b: Bastion | None, host_keys: Mapping[str, str]) -> dict[str, Any]:
