@@ -75,7 +75,7 @@ _RULES: tuple[tuple[re.Pattern[str], str, str, bool], ...] = tuple(
             False,
         ),
         (
-            r"unable to authenticate|no supported methods remain",
+            r"ssh: unable to authenticate",
             "a host refused KubeOne's SSH login",
             "KubeOne uses only ssh.privateKeyFile (or the host's) and the SSH agent, not ~/.ssh/config "
             "or ~/.ssh/id_*: set the key file that works for kvinstall preflight",
