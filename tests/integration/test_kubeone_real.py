@@ -156,7 +156,9 @@ def dump(binary: Path, lab: Lab, manifest: Path, creds: Path | None, agent: str)
 
 
 def check_dumped(dumped: dict[str, Any], config: Config, lab: Lab, keys: dict[str, str]) -> None:
-    """KubeOne resolved every host, with the host key kvinstall passed (the key body)."""
+    """KubeOne resolved every host, with the host key kvinstall passed (the key body); containerd
+    hands devices to the pod's user (KubeVirt)."""
+    assert dumped["containerRuntime"]["containerd"]["deviceOwnershipFromSecurityContext"] is True
     hosts = [*dumped["controlPlane"]["hosts"], *(dumped.get("staticWorkers") or {}).get("hosts", [])]
     assert sorted(h["publicAddress"] for h in hosts) == sorted(h.address for h in config.hosts)
     by_ip = {h.ip: h for h in lab.hosts.values()}
