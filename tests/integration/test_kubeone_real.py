@@ -29,7 +29,7 @@ from kvinstall.catalog import load_catalog, minor_of
 from kvinstall.components import default_components
 from kvinstall.components.artifacts import NoFetch
 from kvinstall.config.loader import load_file
-from kvinstall.config.models import OIDC_CA_PATH, Config
+from kvinstall.config.models import OIDC_CA_PATH, Bastion, Config, RegistryCredentials
 from kvinstall.errors import KubeOneError, KvError, SSHError
 from kvinstall.hosts.hostkeys import HostKeyPolicy
 from kvinstall.hosts.kubeone_view import kubeone_host_keys, record_kubeone_keys
@@ -60,12 +60,12 @@ pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 LAB_USER = "kvadmin"  # the lab hosts' sudo user
 
-# The lab: a bastion with six hosts behind it (ha-gpu), three reached directly, one with ed25519, ECDSA
+# The lab: a bastion with six hosts behind it (ha-gpu), five reached directly, one with ed25519, ECDSA
 # and RSA host keys (KubeOne's client is shown the ECDSA one, kvinstall's the ed25519 one).
 SPECS = [
     HostSpec("bastion", bastion=True),
     *(HostSpec(f"b{i}", behind_bastion=True) for i in range(1, 7)),
-    *(HostSpec(f"d{i}") for i in range(1, 4)),
+    *(HostSpec(f"d{i}") for i in range(1, 6)),
     HostSpec("multi", host_key_types=("ed25519", "ecdsa", "rsa")),
 ]
 
@@ -100,33 +100,36 @@ def agent(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def on_lab(config: Config, lab: Lab, tmp: Path) -> Config:
     """`config` with its hosts replaced by lab hosts of the same roles, names and SSH settings kind:
     behind the lab's bastion when it uses one, its key file replaced by the lab's client key (or the
-    agent when it names none), pinned host keys replaced by the lab hosts' keys, secrets readable."""
-    data: dict[str, Any] = config.model_dump(mode="json", by_alias=True, exclude_none=True)
-    ssh = data.setdefault("ssh", {})
-    uses_bastion = bool(ssh.get("bastion")) or any(h.get("bastion") for h in data["hosts"])
-    has_key = bool(ssh.get("privateKeyFile")) or any(h.get("privateKeyFile") for h in data["hosts"])
-    pool = [lab[f"b{i}"] for i in range(1, 7)] if uses_bastion else [lab[f"d{i}"] for i in range(1, 4)]
-    assert len(data["hosts"]) <= len(pool), f"the lab has {len(pool)} hosts for this kind of config"
-    non_root = (ssh.get("user") or "root") != "root" or any(h.get("user", "root") != "root" for h in data["hosts"])
-    ssh.update({"port": 22, "user": LAB_USER if non_root else "root", "connectTimeout": 5})
-    ssh.pop("bastion", None)
-    if uses_bastion:
-        assert lab.bastion is not None
-        ssh["bastion"] = {"address": lab.bastion.ip, "user": "root"}
-    if has_key:
-        ssh["privateKeyFile"] = str(lab.client_keys.ed25519)
-    for h, host in zip(data["hosts"], pool, strict=False):
-        for k in ("privateAddress", "port", "user", "privateKeyFile", "bastion"):
-            h.pop(k, None)
-        h["address"] = host.ip
-        if h.get("hostPublicKey"):
-            h["hostPublicKey"] = host.host_key_line
-    creds = (data.get("offline") or {}).get("credentials")
-    if creds:
+    agent when it names none), pinned host keys replaced by the lab hosts' keys, the site registry's
+    password in a file. Everything else (secrets included) as it is."""
+    ssh = config.ssh
+    uses_bastion = ssh.bastion is not None or any(h.bastion for h in config.hosts)
+    has_key = bool(ssh.private_key_file) or any(h.private_key_file for h in config.hosts)
+    non_root = ssh.user != "root" or any((h.user or "root") != "root" for h in config.hosts)
+    pool = [lab[f"b{i}"] for i in range(1, 7)] if uses_bastion else [lab[f"d{i}"] for i in range(1, 6)]
+    assert len(config.hosts) <= len(pool), f"the lab has {len(pool)} hosts for this kind of config"
+    assert lab.bastion is not None
+    hosts = []
+    for h, host in zip(config.hosts, pool, strict=False):
+        update: dict[str, Any] = {"address": host.ip, "private_address": None, "port": None, "user": None,
+                                  "private_key_file": None, "bastion": None}  # fmt: skip
+        if h.host_public_key:
+            update["host_public_key"] = host.host_key_line
+        hosts.append(h.model_copy(update=update))
+    ssh = ssh.model_copy(update={
+        "port": 22, "user": LAB_USER if non_root else "root", "connect_timeout": 5.0,
+        "bastion": Bastion(address=lab.bastion.ip, user="root") if uses_bastion else None,
+        "private_key_file": str(lab.client_keys.ed25519) if has_key else None,
+    })  # fmt: skip
+    offline = config.offline
+    if offline.credentials is not None:
         pw = tmp / "registry-password"
         pw.write_text("not-a-real-password\n")
-        creds["password"] = {"valueFrom": {"file": str(pw)}}
-    return Config.model_validate(data)
+        creds = RegistryCredentials.model_validate(
+            {"username": offline.credentials.username, "password": {"valueFrom": {"file": str(pw)}}}
+        )
+        offline = offline.model_copy(update={"credentials": creds})
+    return config.model_copy(update={"hosts": hosts, "ssh": ssh, "offline": offline})
 
 
 def manifest_for(config: Config, lab: Lab, tmp: Path) -> tuple[Path, Path | None, dict[str, str]]:
@@ -181,6 +184,23 @@ def test_every_example_passes_kubeone_config_dump(
     name: str, lab: Lab, agent: str, kubeone_bin: Path, tmp_path: Path
 ) -> None:
     config = on_lab(load_file(EXAMPLES / name).config, lab, tmp_path)  # the KubeV file is converted
+    manifest, creds, keys = manifest_for(config, lab, tmp_path)
+    check_dumped(dump(kubeone_bin, lab, manifest, creds, agent), config, lab, keys)
+
+
+KUBEV_CORPUS = Path(__file__).resolve().parents[1] / "unit" / "kubev_corpus"
+
+
+def accepted_kubev_files() -> list[Path]:
+    return sorted(p for p in KUBEV_CORPUS.glob("*.yaml") if "\n# expect: accepted\n" in p.read_text())
+
+
+@pytest.mark.parametrize("path", accepted_kubev_files(), ids=lambda p: p.stem)
+def test_every_accepted_kubev_file_passes_kubeone_config_dump(
+    path: Path, lab: Lab, agent: str, kubeone_bin: Path, tmp_path: Path
+) -> None:
+    # The Kubermatic Virtualization docs' own files, as kvinstall converts them on loading.
+    config = on_lab(load_file(path).config, lab, tmp_path)
     manifest, creds, keys = manifest_for(config, lab, tmp_path)
     check_dumped(dump(kubeone_bin, lab, manifest, creds, agent), config, lab, keys)
 
