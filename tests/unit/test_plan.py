@@ -51,7 +51,9 @@ def test_plan_json_validates_against_its_schema(example: str, tmp_path: Path) ->
     assert data["observed"]["cluster"] is False
     names = [p["name"] for p in data["phases"]]
     offline = example == "airgapped"
-    assert names[:3] == (["gate", "preflight", "kubeone"] if offline else ["preflight", "kubeone", names[2]])
+    # airgapped.yaml names a registry CA: KubeOne cannot carry it, kvinstall puts it on the hosts first
+    want = ["gate", "preflight", "host-trust", "kubeone"] if offline else ["preflight", "kubeone", names[2], names[3]]
+    assert names[:4] == want
     assert "component/kubevirt" in names
     assert data["kubeoneManifest"]["apiVersion"] == "kubeone.k8c.io/v1beta2"
 
@@ -66,8 +68,9 @@ def test_plan_shows_the_host_package_source_when_a_site_package_repository_is_se
     data = json.loads(res.stdout)
     jsonschema.validate(data, PLAN_SCHEMA)
     phases = {p["name"]: p for p in data["phases"]}
-    assert [p["name"] for p in data["phases"]][:4] == ["gate", "preflight", "host-packages", "kubeone"]
+    assert [p["name"] for p in data["phases"]][:5] == ["gate", "preflight", "host-packages", "host-trust", "kubeone"]
     assert "https://10.0.0.5:8443" in phases["host-packages"]["actions"][0]["reason"]
+    assert "kvinstall-registry-ca.crt" in phases["host-trust"]["actions"][0]["reason"]
 
 
 def test_plan_text_is_complete_for_minimal(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""CA files kvinstall puts on the hosts before KubeOne runs, for what KubeOne's API cannot carry.
+"""CA files kvinstall puts on the hosts before KubeOne runs (phase `host-trust`), for what KubeOne's
+API cannot carry.
 
 - `offline.caFile` (the site registry's CA): KubeOne v1.13 configures containerd's registries with
   mirrors and `insecureSkipVerify` only; the hosts.toml it writes has no `ca` entry. containerd then
@@ -23,16 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kvinstall.config.models import OIDC_CA_PATH, Config, Host
-from kvinstall.errors import LocalIOError, SSHError
-from kvinstall.hosts.hostkeys import HostKeyPolicy
-from kvinstall.hosts.ssh import (
-    Connection,
-    HostTarget,
-    SocketFactory,
-    SSHPool,
-    load_ssh_config,
-    resolve_targets,
-)
+from kvinstall.errors import LocalIOError
+from kvinstall.hosts.scripts import run_change_scripts
+from kvinstall.hosts.ssh import SocketFactory
 
 REGISTRY_CA_NAME = "kvinstall-registry-ca.crt"
 _PEM = b"-----BEGIN CERTIFICATE-----"
@@ -75,8 +69,8 @@ def read_pem(f: HostFile) -> bytes:
 
 
 def digest(config: Config) -> str:
-    """What the host files are, for the KubeOne phase's skip decision: their paths and contents (a
-    file that cannot be read counts by its name; the KubeOne phase reports it)."""
+    """What the host files are, for the journal's input hash: their paths and contents (a file that
+    cannot be read counts by its name; the phase reports it)."""
     h = hashlib.sha256()
     for f in host_files(config):
         h.update(f"{f.path}\0{f.source}\0".encode())
@@ -124,33 +118,6 @@ def install_script(files: Sequence[tuple[HostFile, bytes]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def install(
-    config: Config, pool: SSHPool, targets: Sequence[HostTarget], files: Sequence[HostFile]
-) -> dict[str, bool]:
-    """Put `files` on every host that gets them; which hosts changed. SSHError naming the first
-    host that failed (the others are done)."""
-    contents = {f.path: read_pem(f) for f in files}
-    scripts = {
-        t.name: install_script([(f, contents[f.path]) for f in files if f.for_host(h)])
-        for h, t in zip(config.hosts, targets, strict=True)
-    }
-
-    def one(c: Connection) -> bool:
-        res = c.run_script(scripts[c.target.name], timeout=120)
-        if res.exit_code != 0 or res.stdout.strip() not in ("changed", "unchanged"):
-            raise SSHError(
-                f"putting the CA files in place failed (exit code {res.exit_code}): {res.stderr.strip()[:300]}",
-                where=c.target.name,
-            )
-        return res.stdout.strip() == "changed"
-
-    results = pool.run_all(list(targets), one)
-    failed = [r for r in results.values() if isinstance(r, SSHError)]
-    if failed:
-        raise failed[0]
-    return {name: bool(r) for name, r in results.items()}
-
-
 def install_host_files(
     config: Config,
     *,
@@ -159,14 +126,18 @@ def install_host_files(
     user_known_hosts: Sequence[str | Path] | None = None,
     ssh_config_path: str | Path | None = None,
 ) -> dict[str, bool]:
-    """install() over a pool of its own (host keys checked as in preflight, nothing new trusted)."""
+    """Put the CA files on every host that gets them; which hosts changed. SSHError naming the first
+    host that failed (the others are done)."""
     files = host_files(config)
     if not files:
         return {}
-    targets = resolve_targets(config, load_ssh_config(ssh_config_path))
-    policy = HostKeyPolicy(
-        Path(known_hosts_path),
-        user_known_hosts=None if user_known_hosts is None else [Path(p) for p in user_known_hosts],
+    contents = {f.path: read_pem(f) for f in files}
+    return run_change_scripts(
+        config,
+        lambda host: install_script([(f, contents[f.path]) for f in files if f.for_host(host)]),
+        what="putting the CA files in place",
+        known_hosts_path=known_hosts_path,
+        socket_factory=socket_factory,
+        user_known_hosts=user_known_hosts,
+        ssh_config_path=ssh_config_path,
     )
-    with SSHPool(policy, parallelism=config.ssh.parallelism, socket_factory=socket_factory) as pool:
-        return install(config, pool, targets, files)

@@ -246,9 +246,7 @@ def without_host_keys(manifest: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def manifest_hash(manifest: dict[str, Any], extra: str = "") -> str:
-    """sha256 of the manifest without host keys (a host key is how KubeOne checks a host, not part
-    of the cluster), and of `extra` (what else the KubeOne phase puts in place: the hosts' CA files):
-    the key of the skip-if-unchanged decision."""
-    text = to_yaml(without_host_keys(manifest)) + extra
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+def manifest_hash(manifest: dict[str, Any]) -> str:
+    """sha256 of the manifest without host keys: the key of the skip-if-unchanged decision (a host
+    key is how KubeOne checks a host, not part of the cluster)."""
+    return "sha256:" + hashlib.sha256(to_yaml(without_host_keys(manifest)).encode()).hexdigest()

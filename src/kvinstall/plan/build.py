@@ -169,6 +169,17 @@ def build_plan(
         )
         phases.append(hp)
 
+    if desired.host_ca_files:
+        ht = Phase(name="host-trust", title="Host CA files")
+        ht.actions.append(
+            Action(
+                action="run",
+                target=f"CA files on {len(desired.hosts)} host(s)",
+                reason="KubeOne cannot carry them: " + ", ".join(desired.host_ca_files),
+            )
+        )
+        phases.append(ht)
+
     k1 = Phase(name="kubeone", title="Kubernetes cluster (KubeOne)")
     details = {
         "manifestSha256": desired.kubeone_manifest_sha256,

@@ -53,6 +53,7 @@ class DesiredState:
     offline_registry: str | None = None  # offline mode: the site registry everything comes from
     upstream_dns: str | None = None  # the resolver the cluster DNS forwards outside names to
     package_repository: str | None = None  # offline mode: the site package repository the hosts use
+    host_ca_files: list[str] = field(default_factory=list)  # CA files put on the hosts (hosts/trust.py)
 
     def all_images(self) -> list[str]:
         seen: dict[str, None] = {}
@@ -104,7 +105,7 @@ def desire(
     host_keys: dict[str, str] | None = None,
 ) -> DesiredState:
     from kvinstall.components import ALL_COMPONENTS
-    from kvinstall.hosts.trust import digest as trust_digest
+    from kvinstall.hosts.trust import host_files
     from kvinstall.kubeone.manifest import manifest_hash, render_manifest
 
     hosts = [
@@ -149,8 +150,7 @@ def desire(
         cluster=config.name,
         hosts=hosts,
         kubeone_manifest=manifest,
-        # The CA files the KubeOne phase puts on the hosts count too (read here: small local files).
-        kubeone_manifest_sha256=manifest_hash(manifest, trust_digest(config)),
+        kubeone_manifest_sha256=manifest_hash(manifest),
         kubernetes_images=cluster_images(config, catalog),
         components=desired_components,
         binaries=binaries,
@@ -161,4 +161,5 @@ def desire(
             if config.offline.enabled and config.offline.package_repository
             else None
         ),
+        host_ca_files=[f.path for f in host_files(config)],
     )

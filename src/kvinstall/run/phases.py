@@ -206,6 +206,41 @@ class HostPackagesPhase:
         return f"{len(changed)} host(s) install from {repo.url} ({sum(changed.values())} changed)"
 
 
+class HostTrustPhase:
+    """The CA files KubeOne's API cannot carry, on the hosts before it runs: the site registry's CA
+    into the trust store (containerd's), the OIDC issuer's CA for the kube-apiserver (hosts/trust.py)."""
+
+    name = "host-trust"
+    title = "Host CA files"
+
+    def should_run(self, ctx: Context) -> tuple[bool, str]:
+        from kvinstall.hosts.trust import host_files
+
+        if not host_files(ctx.config):
+            return False, "no offline.caFile (TLS) or auth.issuerCAFile"
+        return True, ""
+
+    def inputs(self, ctx: Context) -> Any:
+        from kvinstall.hosts.trust import digest
+
+        return [digest(ctx.config), [h.address for h in ctx.config.hosts]]
+
+    def run(self, ctx: Context) -> str:
+        from kvinstall.hosts.trust import install_host_files
+
+        o = ctx.options
+        changed = install_host_files(
+            ctx.config,
+            known_hosts_path=ctx.state / "known_hosts",
+            socket_factory=o.socket_factory,
+            user_known_hosts=o.user_known_hosts,
+            ssh_config_path=o.ssh_config_path,
+        )
+        for host in sorted(h for h, c in changed.items() if c):
+            ctx.events.emit("log", phase=self.name, message=f"{host}: CA files updated")
+        return f"CA files on {len(changed)} host(s) ({sum(changed.values())} changed)"
+
+
 def nodes_ready_at_version(kube: Kube, config: Config) -> tuple[bool, str]:
     """Every host's node Ready at the config's Kubernetes version (KubeOne may then be skipped)."""
     want = {h.hostname or h.address for h in config.hosts}
@@ -249,7 +284,6 @@ class KubeOnePhase:
 
     def run(self, ctx: Context) -> str:
         from kvinstall.hosts.kubeone_view import kubeone_host_keys, require_all
-        from kvinstall.hosts.trust import install_host_files
         from kvinstall.kubeone.manifest import registries_auth, render_manifest, to_yaml
         from kvinstall.kubeone.runner import run_kubeone
 
@@ -259,17 +293,6 @@ class KubeOnePhase:
             ctx.config, ctx.state / "known_hosts", user_known_hosts=ctx.options.user_known_hosts
         )
         require_all(missing)
-        # What KubeOne cannot carry: the registry CA (into the trust store) and the OIDC issuer CA.
-        o = ctx.options
-        changed = install_host_files(
-            ctx.config,
-            known_hosts_path=ctx.state / "known_hosts",
-            socket_factory=o.socket_factory,
-            user_known_hosts=o.user_known_hosts,
-            ssh_config_path=o.ssh_config_path,
-        )
-        for host in sorted(h for h, c in changed.items() if c):
-            ctx.events.emit("log", phase=self.name, message=f"{host}: CA files updated")
         auth = registries_auth(ctx.config)
         path = run_kubeone(
             to_yaml(render_manifest(ctx.config, host_keys=keys)),
@@ -541,6 +564,7 @@ def apply_phases(ctx: Context) -> list[Phase]:
         GatePhase(),
         PreflightPhase(),
         HostPackagesPhase(),
+        HostTrustPhase(),
         KubeOnePhase(),
         BootstrapPhase(),
         *comps,
