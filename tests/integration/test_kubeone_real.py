@@ -26,8 +26,8 @@ import pytest
 import yaml
 
 from kvinstall.catalog import load_catalog, minor_of
-from kvinstall.components import default_components
-from kvinstall.components.artifacts import NoFetch
+from kvinstall.components import components_for
+from kvinstall.components.dex import AdminCredentialsFile
 from kvinstall.config.loader import load_file
 from kvinstall.config.models import OIDC_CA_PATH, Bastion, Config, RegistryCredentials
 from kvinstall.errors import KubeOneError, KvError, SSHError
@@ -36,7 +36,8 @@ from kvinstall.hosts.kubeone_view import kubeone_host_keys, record_kubeone_keys
 from kvinstall.hosts.ssh import SSHPool, resolve_targets
 from kvinstall.kubeone.manifest import registries_auth, render_manifest, to_yaml
 from kvinstall.kubeone.runner import diagnose, display_line, run_kubeone
-from kvinstall.mirror.items import desire_upstream, needed
+from kvinstall.mirror.items import needed
+from kvinstall.plan.desired import desire_upstream
 from substrate.host_lab import ClientKeys, HostSpec, Lab, open_lab
 from substrate.kubeone_bin import isolated_kubeone, kubeone
 from unit.test_wizard import (
@@ -55,6 +56,7 @@ from unit.test_wizard import (
     T,
     drive,
 )
+from upstream_pack import PackSource
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -216,6 +218,10 @@ AIRGAP = {
     "login": offline(credentials={"username": "puller", "password": {"valueFrom": {"env": "X"}}}),
     "login-and-own-ca": offline(caFile="/etc/kvinstall/ca.pem",
                                 credentials={"username": "puller", "password": {"valueFrom": {"env": "X"}}}),
+    # `mirror serve`'s site: the hosts install from its package repository (phase host-packages)
+    "site-packages": offline(caFile="/etc/kvinstall/ca.pem", hostPackages={"distributions": ["debian-12"]},
+                             packageRepository={"url": "https://registry.site.internal:8443",
+                                                "signingKey": "/etc/kvinstall/site.gpg"}),
 }  # fmt: skip
 
 
@@ -230,7 +236,8 @@ def test_air_gapped_manifests_pass_kubeone_config_dump(
     assert (creds is not None) == ("login" in variant)
     dumped = dump(kubeone_bin, lab, manifest, creds, agent)
     check_dumped(dumped, config, lab, keys)
-    # KubeOne defaults it to true unless given; false is omitted from its output
+    # KubeOne defaults it to true unless given; false is omitted from its output. Every offline
+    # variant: the hosts' packages come from their own sources or the site package repository.
     assert dumped["systemPackages"].get("configureRepositories", False) is False
     regs = dumped["containerRuntime"]["containerd"]["registries"]
     scheme = "http" if variant == "plain-http" else "https"
@@ -500,7 +507,7 @@ def test_mirror_list_has_every_image_kubeone_deploys(
 ) -> None:
     config_file = EXAMPLES / "airgapped.yaml"
     config = load_file(config_file).config
-    desired = desire_upstream(config, load_catalog(), NoFetch(), default_components(tmp_path))
+    desired = desire_upstream(config, load_catalog(), PackSource(), components_for(AdminCredentialsFile(tmp_path)))
     manifest = tmp_path / "kubeone.yaml"
     manifest.write_text(to_yaml(desired.kubeone_manifest))
     expected = kubeone(kubeone_bin, "config", "images", "list", "-m", str(manifest)).stdout.split()
@@ -576,10 +583,12 @@ def test_dead_ssh_agent_stops_kubeone_at_once(kubeone_bin: Path, tmp_path: Path)
 
 
 def test_unreachable_host_fails_in_preflight_before_kubeone(lab: Lab, kubeone_bin: Path, tmp_path: Path) -> None:
-    from kvinstall.run.context import Options
-    from kvinstall.run.manager import run_phases
-    from kvinstall.run.phases import KubeOnePhase, PreflightPhase
-    from kvinstall.run.session import open_session
+    from kvinstall.edges import Edges
+    from kvinstall.phases.context import Options
+    from kvinstall.phases.kubeone import KubeOnePhase
+    from kvinstall.phases.manager import run_phases
+    from kvinstall.phases.preflight import PreflightPhase
+    from kvinstall.session import open_session
 
     marker = tmp_path / "kubeone-started"
     spy = tmp_path / "kubeone"  # the real binary, but we would know if it ever started
@@ -596,10 +605,11 @@ def test_unreachable_host_fails_in_preflight_before_kubeone(lab: Lab, kubeone_bi
     path.write_text(yaml.safe_dump(cfg))
     down.link_down()
     try:
-        options = Options(socket_factory=lambda a, p, t: lab.connect(a, p, t),
-                          user_known_hosts=[lab.known_hosts])  # fmt: skip
-        ctx = open_session(path, options, command="apply", display="none", state_override=tmp_path / "state",
-                           source=NoFetch())  # fmt: skip
+        edges = Edges(socket_factory=lambda a, p, t: lab.connect(a, p, t), user_known_hosts=[lab.known_hosts],
+                      artifact_cache=tmp_path / "cache")  # fmt: skip
+        # A dry session (artifacts from the empty cache only): the two phases run need none.
+        session = open_session(path, state_override=tmp_path / "state", edges=edges)
+        ctx = session.start_run(Options(), command="apply", display="none")
         try:
             with pytest.raises(KvError) as e:
                 run_phases(ctx, [PreflightPhase(), KubeOnePhase()], command="apply")

@@ -62,7 +62,7 @@ def read_pem(f: HostFile) -> bytes:
     try:
         data = Path(f.source).expanduser().read_bytes()
     except OSError as exc:
-        raise LocalIOError(f"cannot read the CA file: {exc.strerror or exc}", where=f.source) from None
+        raise LocalIOError(f"cannot read the CA file: {exc.strerror or exc}", where=f.source) from exc
     if _PEM not in data:
         raise LocalIOError("not a PEM certificate (no BEGIN CERTIFICATE line)", where=f.source)
     return data

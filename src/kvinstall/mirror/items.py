@@ -1,7 +1,7 @@
 """What an offline site needs, from the desired state: every image (catalog and rendered objects,
 KubeOne's own for the Kubernetes version), every chart, manifest and binary.
 
-The list is always made from the upstream view of the config (offline switched off): an offline
+The list is always made from the upstream view of the config (plan.desired.desire_upstream): an offline
 config renders its images at the site registry, but a bundle is made from, and its lock names, the
 upstream references (docker.io/..., quay.io/...) that the offline render maps to the site.
 """
@@ -10,13 +10,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
-from kvinstall.catalog import Catalog
-from kvinstall.components.artifacts import ArtifactCache
-from kvinstall.components.base import Artifact, ArtifactSource, Component
 from kvinstall.config.models import Config
-from kvinstall.mirror.model import HELM_CHART_LAYER, KV_BINARY_LAYER, KV_MANIFEST_LAYER, FileItem, MirrorItem
-from kvinstall.plan.desired import DesiredState
+from kvinstall.mirror.model import (
+    HELM_CHART_LAYER,
+    KV_BINARY_LAYER,
+    KV_MANIFEST_LAYER,
+    FileItem,
+    MirrorItem,
+    artifact_repository,
+    artifact_tag,
+)
+from kvinstall.model import Artifact, DesiredState
 
 _LAYER = {
     "chart": HELM_CHART_LAYER,
@@ -32,50 +38,6 @@ class Needed:
     reference: str  # image reference, or the artifact's upstream source
     digest: str | None
     component: str
-
-
-def upstream_config(config: Config) -> Config:
-    """The config with offline mode off: what renders the upstream image references."""
-    if not config.offline.enabled:
-        return config
-    return config.model_copy(update={"offline": config.offline.model_copy(update={"enabled": False})})
-
-
-def desire_upstream(
-    config: Config, catalog: Catalog, source: ArtifactSource, components: list[Component] | None = None
-) -> DesiredState:
-    """The desired state of the upstream view of `config` (see the module doc). KubeOne's images
-    come from the kubeone binary itself when the configured version is at hand (else from the
-    catalog, which a test keeps equal to that binary's list)."""
-    from kvinstall.plan.desired import cluster_images, desire
-
-    desired = desire(upstream_config(config), catalog, source, components=components)
-    from_binary = kubeone_images(config, desired)
-    if from_binary is not None:
-        desired.kubernetes_images = cluster_images(config, catalog, from_binary)
-    return desired
-
-
-def kubeone_images(config: Config, desired: DesiredState) -> list[str] | None:
-    """`kubeone config images list` for the desired manifest, if `kubeone.binary` runs and is the
-    configured KubeOne version; None otherwise."""
-    import shutil
-    import tempfile
-
-    from kvinstall.errors import KubeOneError
-    from kvinstall.kubeone.manifest import to_yaml
-    from kvinstall.kubeone.runner import binary_version, list_images
-
-    binary = shutil.which(config.kubeone.binary)
-    if binary is None or binary_version(binary) != config.kubeone.version:
-        return None
-    with tempfile.TemporaryDirectory(prefix="kvinstall-kubeone-") as tmp:
-        manifest = Path(tmp) / "kubeone.yaml"
-        manifest.write_text(to_yaml(desired.kubeone_manifest))
-        try:
-            return list_images(manifest, binary=binary)
-        except KubeOneError:
-            return None
 
 
 def needed(desired: DesiredState) -> list[Needed]:
@@ -111,7 +73,6 @@ def _digest_of(ref: str) -> str | None:
 def mirror_items(desired: DesiredState, fetch: ArtifactFetch) -> list[MirrorItem]:
     """Images by reference; artifacts fetched (and digest-verified) into the cache first, then
     stored as OCI artifacts at kvinstall/artifacts/NAME:VERSION."""
-    from kvinstall.components.artifacts import artifact_repository, artifact_tag
 
     items: list[MirrorItem] = [n.reference for n in needed(desired) if n.kind == "image"]
     for art in dict.fromkeys(desired.all_artifacts()):
@@ -129,10 +90,18 @@ def mirror_items(desired: DesiredState, fetch: ArtifactFetch) -> list[MirrorItem
     return items
 
 
+class CachedSource(Protocol):
+    """An artifact source that keeps what it fetched as files (kvinstall.components.artifacts)."""
+
+    def get(self, artifact: Artifact) -> bytes | None: ...
+
+    def path_for(self, digest: str) -> Path: ...
+
+
 class ArtifactFetch:
     """Fetches an artifact through the verified cache and gives its cached file and digest."""
 
-    def __init__(self, cache: ArtifactCache) -> None:
+    def __init__(self, cache: CachedSource) -> None:
         self.cache = cache
 
     def __call__(self, art: Artifact) -> tuple[Path, str]:
