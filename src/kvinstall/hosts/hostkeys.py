@@ -272,16 +272,30 @@ def fetch_host_key(
         sock = (socket_factory or _tcp)(address, port, timeout)
     except OSError as exc:
         raise SSHError(f"cannot connect: {exc.strerror or exc}", where=where) from exc
-    transport = paramiko.Transport(sock)
-    transport.banner_timeout = timeout
+    key = exchange_key(sock, timeout, where=where)
+    return HostKey(key.get_name(), key.get_base64(), fingerprint(key))
+
+
+def exchange_key(sock: Any, timeout: float, *, where: str, key_types: Sequence[str] | None = None) -> paramiko.PKey:
+    """The SSH key exchange on a connected socket (or channel), then closed: the server's host key,
+    verified by nobody. `key_types`: the host key algorithms the client prefers, in order (default:
+    paramiko's)."""
     try:
-        transport.start_client(timeout=timeout)
-        key = transport.get_remote_server_key()
+        transport = paramiko.Transport(sock)
     except (paramiko.SSHException, OSError, EOFError) as exc:
-        raise SSHError(f"SSH key exchange failed: {exc}", where=where) from exc
+        raise SSHError(f"SSH key exchange failed: {exc or type(exc).__name__}", where=where) from exc
+    try:
+        transport.banner_timeout = timeout
+        transport.handshake_timeout = timeout
+        if key_types is not None:
+            opts = transport.get_security_options()
+            opts.key_types = [k for k in key_types if k in opts.key_types]
+        transport.start_client(timeout=timeout)
+        return transport.get_remote_server_key()
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        raise SSHError(f"SSH key exchange failed: {exc or type(exc).__name__}", where=where) from exc
     finally:
         transport.close()
-    return HostKey(key.get_name(), key.get_base64(), fingerprint(key))
 
 
 def _tcp(address: str, port: int, timeout: float) -> socket.socket:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import paramiko
 
 from kvinstall.errors import KvError, SSHError
-from kvinstall.hosts.hostkeys import HostKeyPolicy
+from kvinstall.hosts.hostkeys import HostKeyPolicy, exchange_key
 
 if TYPE_CHECKING:
     from kvinstall.config.models import Bastion, Config, Host
@@ -544,30 +544,19 @@ class SSHPool:
     ) -> paramiko.PKey:
         """The host key `address:port` presents to a client preferring `key_types` (a key exchange
         only: nothing is verified, no credential offered). `via`: through this bastion."""
-        try:
-            sock: Any
-            if via is not None:
+        sock: Any
+        if via is not None:
+            try:
                 sock = self._jump_transport(via, timeout).open_channel(
                     "direct-tcpip", (address, port), ("127.0.0.1", 0), timeout=timeout
                 )
-            else:
-                sock = self._socket(address, port, timeout, where)
-            transport = paramiko.Transport(sock)
-        except KvError:
-            raise
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise SSHError(f"cannot connect to {address}:{port}: {exc or type(exc).__name__}", where=where) from exc
-        try:
-            transport.banner_timeout = timeout
-            transport.handshake_timeout = timeout
-            opts = transport.get_security_options()
-            opts.key_types = [k for k in key_types if k in opts.key_types]
-            transport.start_client(timeout=timeout)
-            return transport.get_remote_server_key()
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise SSHError(f"SSH handshake failed: {exc or type(exc).__name__}", where=where) from exc
-        finally:
-            transport.close()
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                raise SSHError(
+                    f"cannot connect to {address}:{port}: {exc or type(exc).__name__}", where=where
+                ) from exc
+        else:
+            sock = self._socket(address, port, timeout, where)
+        return exchange_key(sock, timeout, where=where, key_types=key_types)
 
     def jump_connection(self, j: JumpTarget, timeout: float) -> Connection:
         """The pool's authenticated connection to a bastion (owned by the pool: do not close it)."""
