@@ -15,6 +15,7 @@ pytest_plugins = [
     "substrate.operator_sim",
     "substrate.host_lab",
     "substrate.debs",
+    "substrate.kubeone_bin",
 ]
 
 _skipped: list[str] = []

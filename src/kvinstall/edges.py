@@ -38,9 +38,16 @@ class Edges:
     # -- SSH --------------------------------------------------------------------------------------
 
     def preflight(
-        self, config: Config, *, accept_new_host_keys: bool, skip: AbstractSet[str], known_hosts: Path
+        self,
+        config: Config,
+        *,
+        accept_new_host_keys: bool,
+        skip: AbstractSet[str],
+        known_hosts: Path,
+        record_kubeone_keys: bool = False,
     ) -> PreflightReport:
-        """Facts and checks of every host (kvinstall.hosts.preflight)."""
+        """Facts and checks of every host (kvinstall.hosts.preflight); `record_kubeone_keys`: also
+        verify and record the host keys KubeOne will be shown (apply)."""
         from kvinstall.hosts.preflight import run_preflight
 
         return run_preflight(
@@ -51,6 +58,7 @@ class Edges:
             socket_factory=self.socket_factory,
             user_known_hosts=self.user_known_hosts,
             ssh_config_path=self.ssh_config_path,
+            record_kubeone_keys=record_kubeone_keys,
         )
 
     def configure_host_packages(self, config: Config, *, known_hosts: Path) -> dict[str, bool]:
@@ -58,6 +66,18 @@ class Edges:
         from kvinstall.hosts.packages import configure
 
         return configure(
+            config,
+            known_hosts_path=known_hosts,
+            socket_factory=self.socket_factory,
+            user_known_hosts=self.user_known_hosts,
+            ssh_config_path=self.ssh_config_path,
+        )
+
+    def install_host_files(self, config: Config, *, known_hosts: Path) -> dict[str, bool]:
+        """Put the CA files KubeOne cannot carry on the hosts (kvinstall.hosts.trust)."""
+        from kvinstall.hosts.trust import install_host_files
+
+        return install_host_files(
             config,
             known_hosts_path=known_hosts,
             socket_factory=self.socket_factory,
@@ -109,6 +129,36 @@ class Edges:
         from kvinstall.kubeone.runner import reset
 
         reset(manifest, state, binary=binary, on_line=on_line, env=self.kubeone_env)
+
+    def kubeone_images(self, manifest: dict[str, Any], *, binary: str, version: str) -> list[str] | None:
+        """`kubeone config images list` for `manifest` (it contacts no host), if `binary` runs and is
+        KubeOne `version`; None otherwise."""
+        import shutil
+        import tempfile
+
+        from kvinstall.errors import KubeOneError
+        from kvinstall.kubeone.manifest import to_yaml
+        from kvinstall.kubeone.runner import binary_version, list_images
+
+        found = shutil.which(binary)
+        if found is None or binary_version(found, env=self.kubeone_env) != version:
+            return None
+        with tempfile.TemporaryDirectory(prefix="kvinstall-kubeone-") as tmp:
+            path = Path(tmp) / "kubeone.yaml"
+            path.write_text(to_yaml(manifest))
+            try:
+                return list_images(path, binary=found, env=self.kubeone_env)
+            except KubeOneError:
+                return None
+
+    def kubeone_host_keys(self, config: Config, *, known_hosts: Path) -> dict[str, str]:
+        """The host key KubeOne will be shown by each host and bastion, as preflight verified and
+        recorded it (kvinstall.hosts.kubeone_view); SSHError naming the hosts without one."""
+        from kvinstall.hosts.kubeone_view import kubeone_host_keys, require_all
+
+        keys, missing = kubeone_host_keys(config, known_hosts, user_known_hosts=self.user_known_hosts)
+        require_all(missing)
+        return keys
 
     # -- artifacts and registries -------------------------------------------------------------------
 

@@ -109,6 +109,7 @@ class DesiredState:
     offline_registry: str | None = None  # offline mode: the site registry everything comes from
     upstream_dns: str | None = None  # the resolver the cluster DNS forwards outside names to
     package_repository: str | None = None  # offline mode: the site package repository the hosts use
+    host_ca_files: list[str] = field(default_factory=list)  # CA files put on the hosts (hosts/trust.py)
 
     def all_images(self) -> list[str]:
         seen: dict[str, None] = {}

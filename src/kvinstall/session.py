@@ -29,7 +29,7 @@ from kvinstall.phases.apply import ApplySteps, Outcome, run_apply
 from kvinstall.phases.context import Context, Options
 from kvinstall.phases.events import Events, JsonLines, LiveView, LogFile, PlainLines, Redactor, Sink
 from kvinstall.phases.journal import Journal
-from kvinstall.plan.desired import desire, desire_upstream
+from kvinstall.plan.desired import cluster_images, desire, desire_upstream
 from kvinstall.plan.model import Plan
 from kvinstall.state import state_dir
 
@@ -70,8 +70,16 @@ class Session:
 
     def desire(self, source: ArtifactSource, *, upstream: bool = False) -> DesiredState:
         """The desired state (pure); `upstream`: of the config with offline mode off (mirror)."""
-        how = desire_upstream if upstream else desire
-        return how(self.desire_config, self.catalog, source, components=self.components)
+        if not upstream:
+            return desire(self.desire_config, self.catalog, source, components=self.components)
+        desired = desire_upstream(self.desire_config, self.catalog, source, components=self.components)
+        # KubeOne's own images come from the kubeone binary when the configured version is at hand
+        # (else from the catalog, which a test keeps equal to that binary's list).
+        kubeone = self.desire_config.kubeone
+        images = self.edges.kubeone_images(desired.kubeone_manifest, binary=kubeone.binary, version=kubeone.version)
+        if images is not None:
+            desired.kubernetes_images = cluster_images(self.desire_config, self.catalog, images)
+        return desired
 
     def context(self, options: Options, *, source: ArtifactSource | None = None) -> Context:
         """A context for a dry run (plan, status): it writes nothing, and emits nowhere."""

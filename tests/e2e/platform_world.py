@@ -130,7 +130,7 @@ def catalog_file(base_url: str, files: dict[str, bytes], out: Path) -> Path:
         artifact["source"] = base_url + path
         artifact["sha256"] = hashlib.sha256(files[path]).hexdigest()
 
-    pin(data["kubeone"]["versions"]["v1.11.1"]["artifacts"][0], "/kubeone/kubeone.zip")
+    pin(data["kubeone"]["versions"]["v1.13.7"]["artifacts"][0], "/kubeone/kubeone.zip")
     pin(data["helm"]["versions"]["v3.19.5"]["artifacts"][0], "/helm/helm.tar.gz")
     out.write_text(yaml.safe_dump(data, sort_keys=False))
     return out

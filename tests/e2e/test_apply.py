@@ -16,7 +16,7 @@ from kvinstall.phases.events import PlainLines
 
 pytestmark = pytest.mark.e2e
 
-ALL_PHASES = ["gate", "preflight", "host-packages", "kubeone", "bootstrap", "component/kubeovn", "component/kubevirt",
+ALL_PHASES = ["gate", "preflight", "host-packages", "host-trust", "kubeone", "bootstrap", "component/kubeovn", "component/kubevirt",
               "component/cdi", "component/dex", "component/kyverno", "component/policies", "workspaces",
               "prune", "verify"]  # fmt: skip
 
@@ -33,8 +33,9 @@ def test_apply_from_nothing_then_again_is_a_no_op(world_env: World, host_lab: An
     phases = first.events.phases()
     assert list(phases) == ALL_PHASES
     assert phases["gate"] == "skipped"  # not offline
-    assert all(phases[p] == "ok" for p in ALL_PHASES if p not in ("gate", "host-packages")), phases
+    assert all(phases[p] == "ok" for p in ALL_PHASES if p not in ("gate", "host-packages", "host-trust")), phases
     assert phases["host-packages"] == "skipped"  # not offline
+    assert phases["host-trust"] == "skipped"  # no CA file to put on the hosts
     created = {obj for action, obj in first.events.objects() if action == "create"}
     for obj in ("KubeVirt.kubevirt.io/kubevirt/kubevirt", "CDI.cdi.kubevirt.io/cdi", "Namespace/team-a",
                 "Deployment.apps/kube-system/ovn-central", "Deployment.apps/dex/dex",

@@ -34,7 +34,7 @@ from substrate.procs import free_port
 
 pytestmark = pytest.mark.e2e
 
-ALL_PHASES = ["gate", "preflight", "host-packages", "kubeone", "bootstrap", "component/kubeovn", "component/kubevirt",
+ALL_PHASES = ["gate", "preflight", "host-packages", "host-trust", "kubeone", "bootstrap", "component/kubeovn", "component/kubevirt",
               "component/cdi", "component/dex", "component/kyverno", "component/policies", "workspaces",
               "prune", "verify"]  # fmt: skip
 MULTI_ARCH = "docker.io/kubeovn/kube-ovn:v1.16.2"  # seeded as an amd64 + arm64 index
@@ -90,7 +90,7 @@ def paper_lab(directory: Path) -> Any:
     return SimpleNamespace(hosts=hosts, client_keys=SimpleNamespace(ed25519=key))
 
 
-# The hosts' packages in this bundle: Debian 12's ethtool, from .deb files `apt-get download` fetched
+# The hosts' packages in this bundle: Debian 12's ethtool, from the local .deb files hack/ci-setup.sh cached
 # (tests/substrate/debs.py); the Kubernetes repositories are out of this machine's reach.
 E2E_PACKAGES = """\
 families: {deb: {packages: [ethtool]}, rpm: {packages: []}}
@@ -259,6 +259,7 @@ def test_offline_apply_from_the_site_registry_then_again_is_a_no_op(
     assert list(phases) == ALL_PHASES
     # No offline.packageRepository in this config: the hosts keep their own package sources.
     assert phases.pop("host-packages") == "skipped"
+    assert phases.pop("host-trust") == "skipped"  # plain HTTP: no registry CA
     assert all(status == "ok" for status in phases.values()), phases
     gate = next(e for e in first.events.of("phase.end") if e["phase"] == "gate")
     assert site in gate["summary"]

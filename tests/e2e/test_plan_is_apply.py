@@ -88,9 +88,9 @@ def test_plan_lists_exactly_what_apply_then_does(world_env: World, host_lab: Any
     # 1. A fresh install: nothing observed (no kubeconfig yet), every object to create, KubeOne runs.
     plan, apply = plan_then_apply(world, tmp_path, config, state)
     assert plan == apply
-    assert [(name, how) for name, how, _ in plan][:5] == [
-        ("gate", "skipped"), ("preflight", "skipped"), ("host-packages", "skipped"), ("kubeone", "run"),
-        ("bootstrap", "run"),
+    assert [(name, how) for name, how, _ in plan][:6] == [
+        ("gate", "skipped"), ("preflight", "skipped"), ("host-packages", "skipped"), ("host-trust", "skipped"),
+        ("kubeone", "run"), ("bootstrap", "run"),
     ]  # fmt: skip
     assert [name for name, _, _ in plan][-2:] == ["prune", "verify"]
     creates = sum(n for _, _, objects in plan for (action, _), n in objects.items() if action == "create")

@@ -1,10 +1,10 @@
 """The KubeOne runner against a STAND-IN `kubeone` executable.
 
-This is the one place where a fake is right: a real `kubeone apply` needs real machines to install
-Kubernetes on. The stand-in below is a small shell script put first on PATH; it records its
-arguments, prints lines like KubeOne does, and exits with the code a test asks for (KUBEONE_FAKE_EXIT),
-or prints "Operation canceled." and exits 0 like KubeOne does when its prompt is declined.
+This is the one place where a fake is right: a successful `kubeone apply` needs real machines to
+install Kubernetes on. The stand-in below is a small shell script put first on PATH; it records its
+arguments, prints lines like KubeOne does, and exits with the code a test asks for (KUBEONE_FAKE_EXIT).
 Everything on our side (process handling, streaming, exit-code mapping, the 0600 kubeconfig) is real.
+The failure paths with the real kubeone binary are in test_kubeone_real.py.
 """
 
 from __future__ import annotations
@@ -27,9 +27,6 @@ apply)
   echo "INFO[00:00:02 UTC] Running kubeadm preflight checks..."
   if [ -n "$KUBEONE_FAKE_CREDS_COPY" ]; then
     while [ $# -gt 0 ]; do [ "$1" = "-c" ] && cp "$2" "$KUBEONE_FAKE_CREDS_COPY"; shift; done
-  fi
-  if [ "$KUBEONE_FAKE_MODE" = "decline" ]; then
-    echo "Do you want to proceed (yes/no): "; echo "Operation canceled."; exit 0
   fi
   echo "some error detail" >&2
   exit "${KUBEONE_FAKE_EXIT:-0}"
@@ -60,7 +57,6 @@ def kubeone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("KUBEONE_FAKE_DIR", str(tmp_path))
     monkeypatch.delenv("KUBEONE_FAKE_EXIT", raising=False)
-    monkeypatch.delenv("KUBEONE_FAKE_MODE", raising=False)
     manifest = tmp_path / "kubeone.yaml"
     manifest.write_text("apiVersion: kubeone.k8c.io/v1beta2\nkind: KubeOneCluster\n")
     return manifest
@@ -72,7 +68,9 @@ def test_success_streams_lines_and_passes_flags(kubeone: Path, tmp_path: Path) -
     assert res.exit_code == 0
     assert "INFO[00:00:01 UTC] Determine hostname..." in lines
     assert "some error detail" in lines  # stderr is streamed too
-    assert (tmp_path / "args-apply").read_text().split() == ["apply", "-m", str(kubeone), "-y", "--verbose"]
+    assert (tmp_path / "args-apply").read_text().split() == [
+        "apply", "-m", str(kubeone), "-y", "-l", "json", "--verbose"
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("code", sorted(KUBEONE_EXIT_CODES))
@@ -86,13 +84,6 @@ def test_each_exit_code_is_named(kubeone: Path, monkeypatch: pytest.MonkeyPatch,
     assert e.value.exit_code == 7
 
 
-def test_declined_prompt_is_not_success(kubeone: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KUBEONE_FAKE_MODE", "decline")
-    with pytest.raises(KubeOneError) as e:
-        apply(kubeone)
-    assert "Operation canceled" in str(e.value) and "nothing was applied" in str(e.value)
-
-
 def test_kubeconfig_written_0600(kubeone: Path, tmp_path: Path) -> None:
     dest = tmp_path / "state" / "kubeconfig"
     path = fetch_kubeconfig(kubeone, dest)
@@ -100,6 +91,16 @@ def test_kubeconfig_written_0600(kubeone: Path, tmp_path: Path) -> None:
     assert stat.S_IMODE(dest.stat().st_mode) == 0o600
     assert 'server: "https://10.0.0.1:6443"' in dest.read_text()
     assert (tmp_path / "args-kubeconfig").read_text().split() == ["kubeconfig", "-m", str(kubeone)]
+
+
+def test_a_relative_state_directory_works(kubeone: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # KubeOne runs in the state directory: every path it gets must be absolute.
+    monkeypatch.chdir(tmp_path)
+    kc = run_kubeone("apiVersion: kubeone.k8c.io/v1beta2\n", Path("rel/state"))
+    args = (tmp_path / "args-apply").read_text().split()
+    manifest = Path(args[args.index("-m") + 1])
+    assert manifest.is_absolute() and manifest == tmp_path / "rel" / "state" / "kubeone.yaml"
+    assert manifest.is_file() and kc == tmp_path / "rel" / "state" / "kubeconfig"
 
 
 def test_kubeconfig_failure(kubeone: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

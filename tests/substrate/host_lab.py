@@ -3,7 +3,7 @@
 Fixtures
 - ``host_lab`` (function): a factory ``host_lab(hosts) -> Lab``; ``hosts`` is a count (hosts ``h1..hN``) or
   a list of :class:`HostSpec`. Everything it started (sshd processes, namespaces, routes) is removed after the
-  test.
+  test. ``open_lab(stack, root, client_keys, hosts)`` makes one for a fixture of a wider scope.
 - ``ssh_client_keys`` (session): :class:`ClientKeys`, client key files ``.ed25519`` / ``.rsa`` / ``.ecdsa``
   (OpenSSH private key files without passphrase; ``.pub(path)`` gives the public line). Every lab host
   authorises the ed25519 key for root and for its sudo user; ``HostSpec.authorized_key_types`` adds others.
@@ -17,7 +17,8 @@ namespace makes an accidental direct connection fail at once):
   10.78.X.254); IP forwarding stays off, so the only way in is an SSH tunnel (direct-tcpip) through the
   bastion's sshd.
 - each sshd runs under ``unshare --mount --uts`` with its own hostname, /etc/passwd, group, shadow, hosts,
-  sudoers.d and /home, and optionally its own /usr/lib/os-release, a private /dev (with or without kvm) and a
+  sudoers.d, /home and OS trust store (copies of /etc/ssl/certs and /usr/local/share/ca-certificates),
+  and optionally its own /usr/lib/os-release, a private /dev (with or without kvm) and a
   CPU affinity (``taskset``) so ``nproc`` reports fewer CPUs.
 
 :class:`Lab` API
@@ -33,7 +34,8 @@ namespace makes an accidental direct connection fail at once):
 
 :class:`Host` API: ``.name``, ``.ip`` (address the client uses), ``.inner_ip`` (bastion only), ``.spec``,
 ``.private`` (each of ``spec.private_copies``/``private_dirs`` -> the folder behind it on the machine),
-``.host_key_line`` (``ssh-ed25519 AAAA...``), ``.known_hosts_line``, ``.user`` / ``.sudo_password``,
+``.host_key_line`` (``ssh-ed25519 AAAA...``), ``.host_key_lines`` (by type, see ``HostSpec.host_key_types``),
+``.known_hosts_line``, ``.user`` / ``.sudo_password``,
 ``.stop_sshd()`` / ``.start_sshd()`` (host down: connection refused), ``.link_down()`` / ``.link_up()``
 (host unreachable: packets vanish, connects time out), ``.kill_sessions()`` (drop every open SSH connection,
 the listener stays), ``.run(argv)`` (a command as root inside the host's namespaces, without SSH).
@@ -63,6 +65,7 @@ from .netns import connect_in, run_in
 from .procs import Proc, descendants, run, wait_until
 
 SSHD = "/usr/sbin/sshd"
+TRUST_STORE = ("/etc/ssl/certs", "/usr/local/share/ca-certificates")  # private per host (see _prepare_host)
 SUDO_USER = "kvadmin"
 DEBIAN_12 = """PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
 NAME="Debian GNU/Linux"
@@ -97,6 +100,9 @@ class HostSpec:
     # /var/lib/apt): what the installer writes there stays in the host, not on the shared machine.
     private_copies: tuple[str, ...] = ()
     private_dirs: tuple[str, ...] = ()
+    # sshd's host keys (ed25519 first). More than one: they live in a private /etc/ssh, as on a
+    # real host, where a client of another preference (KubeOne's Go client) is shown another key.
+    host_key_types: tuple[str, ...] = ("ed25519",)
 
 
 @dataclass(frozen=True)
@@ -134,6 +140,7 @@ class Host:
     sudo_password: str | None = None
     uid: int | None = None
     host_key_line: str = ""
+    host_key_lines: dict[str, str] = field(default_factory=dict)  # by type (ed25519, ecdsa, rsa)
     proc: Proc | None = field(default=None, repr=False)
     private: dict[str, Path] = field(default_factory=dict)  # private directory -> its folder on the machine
 
@@ -275,9 +282,17 @@ class Lab:
 
     def _prepare_host(self, host: Host) -> None:
         spec, d = host.spec, host.dir
-        key = d / "ssh_host_ed25519_key"
-        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", spec.name, "-f", str(key)])
-        host.host_key_line = " ".join(Path(f"{key}.pub").read_text().split()[:2])
+        assert spec.host_key_types[0] == "ed25519", "the first host key type is ed25519"
+        keydir = d / "etc-ssh" if len(spec.host_key_types) > 1 else d
+        keydir.mkdir(exist_ok=True)
+        host_keys = []
+        for kind in spec.host_key_types:
+            key = keydir / f"ssh_host_{kind}_key"
+            extra = {"rsa": ["-b", "2048"], "ecdsa": ["-b", "256"]}.get(kind, [])
+            run(["ssh-keygen", "-q", "-t", kind, *extra, "-N", "", "-C", spec.name, "-f", str(key)])
+            host.host_key_lines[kind] = " ".join(Path(f"{key}.pub").read_text().split()[:2])
+            host_keys.append(key)
+        host.host_key_line = host.host_key_lines["ed25519"]
 
         # root's authorized keys outside any home directory (StrictModes off: files live under /tmp)
         auth = d / "authorized_keys"
@@ -332,7 +347,7 @@ class Lab:
         cfg = [
             "Port 22",
             *(f"ListenAddress {a}" for a in listen),
-            f"HostKey {key}",
+            *(f"HostKey {k}" for k in host_keys),
             f"PidFile {d / 'sshd.pid'}",
             f"AuthorizedKeysFile {auth}/%u .ssh/authorized_keys",
             "PasswordAuthentication no",
@@ -354,6 +369,17 @@ class Lab:
         for name in ("passwd", "group", "shadow", "hosts"):
             boot.append(f"mount --bind {etc / name} /etc/{name}")
         boot += [f"mount --bind {sudoers} /etc/sudoers.d", f"mount --bind {home} /home"]
+        # A private copy of the OS trust store: what kvinstall installs there (a site registry's CA)
+        # must not reach this machine's.
+        for i, shared in enumerate(TRUST_STORE):
+            if Path(shared).is_dir():
+                private = d / f"trust-{i}"
+                shutil.copytree(shared, private, symlinks=True)
+                boot.append(f"mount --bind {private} {shared}")
+        if keydir != d:
+            if Path("/etc/ssh/moduli").is_file():
+                shutil.copy("/etc/ssh/moduli", keydir / "moduli")
+            boot.append(f"mount --bind {keydir} /etc/ssh")
         if spec.os_release is not None:
             (etc / "os-release").write_text(spec.os_release)
             boot.append(f"mount --bind {etc / 'os-release'} /usr/lib/os-release")
@@ -468,18 +494,23 @@ def ssh_client_keys(tmp_path_factory: pytest.TempPathFactory) -> ClientKeys:
     return make_client_keys(tmp_path_factory.mktemp("ssh-client-keys"))
 
 
+def open_lab(stack: ExitStack, root: Path, client_keys: ClientKeys, hosts: int | Sequence[HostSpec]) -> Lab:
+    """A lab whose teardown is registered on `stack` (for fixtures of any scope)."""
+    specs = _specs(hosts)
+    lab = Lab(root, client_keys, stack)
+    lab.build_network()
+    for i, spec in enumerate(specs, start=1):
+        lab.add_host(spec, i)
+    lab.write_known_hosts()
+    stack.callback(lab.close_clients)  # registered last, runs first: clients close before sshd goes
+    return lab
+
+
 @pytest.fixture
 def host_lab(tmp_path_factory: pytest.TempPathFactory, ssh_client_keys: ClientKeys
              ) -> Iterator[Callable[[int | Sequence[HostSpec]], Lab]]:
     with ExitStack() as stack:
         def make(hosts: int | Sequence[HostSpec]) -> Lab:
-            specs = _specs(hosts)
-            lab = Lab(tmp_path_factory.mktemp("host-lab"), ssh_client_keys, stack)
-            lab.build_network()
-            for i, spec in enumerate(specs, start=1):
-                lab.add_host(spec, i)
-            lab.write_known_hosts()
-            stack.callback(lab.close_clients)  # registered last, runs first: clients close before sshd goes
-            return lab
+            return open_lab(stack, tmp_path_factory.mktemp("host-lab"), ssh_client_keys, hosts)
 
         yield make

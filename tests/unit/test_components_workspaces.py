@@ -161,3 +161,14 @@ def test_deterministic_and_readiness() -> None:
     config = cfg(TEAM, {"name": "team-b"})
     assert render(config) == render(config)
     assert [r.name for r in COMPONENT.readiness(config, CATALOG)] == ["team-a", "team-b"]
+
+
+def test_members_are_named_as_the_apiserver_names_oidc_users() -> None:
+    # KubeOne gives the kube-apiserver auth.usernamePrefix/groupsPrefix: a binding without them never matches.
+    auth = {"mode": "oidc", "issuer": "https://dex.lab/dex"}
+    objects = render(cfg(TEAM, auth=auth))
+    subjects = [(s["kind"], s["name"]) for b in by_kind(objects, "RoleBinding") for s in b["subjects"]]
+    assert subjects == [("Group", "oidc:devs"), ("User", "oidc:bob@example.com"), ("User", "oidc:alice@example.com")]
+    own = render(cfg(TEAM, auth={**auth, "usernamePrefix": "corp:", "groupsPrefix": ""}))
+    names = {s["name"] for b in by_kind(own, "RoleBinding") for s in b["subjects"]}
+    assert names == {"devs", "corp:bob@example.com", "corp:alice@example.com"}

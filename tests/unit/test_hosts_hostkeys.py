@@ -81,3 +81,38 @@ def test_user_known_hosts_and_pinned(tmp_path: Path) -> None:
     with pytest.raises(SSHError) as e:
         pol.verify("10.0.0.9", 22, k1, pinned=pinned)
     assert fingerprint(k1) in str(e.value) and fingerprint(k2) in str(e.value)
+
+
+def test_the_key_kubeone_is_shown_is_chosen_by_its_clients_preference(tmp_path: Path) -> None:
+    from kvinstall.hosts.hostkeys import kubeone_choice, kubeone_decide
+
+    keys = {kind: keypair(tmp_path, f"c_{kind}", kind) for kind in ("ed25519", "ecdsa", "rsa")}
+    known = {kind: KnownKey(k.get_name(), k.asbytes()) for kind, k in keys.items()}
+    assert kubeone_choice(list(known.values())) == known["ecdsa"]
+    assert kubeone_choice([known["ed25519"], known["rsa"]]) == known["rsa"]
+    assert kubeone_choice([known["ed25519"]]) == known["ed25519"]
+    assert kubeone_choice([]) is None
+    ecdsa = keys["ecdsa"]
+    # recorded: trusted; another key of its type on record: changed; only other types: unknown (no
+    # mismatch: the host was verified with those)
+    assert kubeone_decide(ecdsa.get_name(), ecdsa.asbytes(), list(known.values())) == "trusted"
+    other = keypair(tmp_path, "other_ecdsa", "ecdsa")
+    assert kubeone_decide(other.get_name(), other.asbytes(), [known["ecdsa"]]) == "changed"
+    assert kubeone_decide(ecdsa.get_name(), ecdsa.asbytes(), [known["ed25519"]]) == "unknown"
+
+
+def test_keys_on_record_for_a_pinned_host_and_recording_another_type(tmp_path: Path) -> None:
+    ed, ec, rsa = (keypair(tmp_path, f"p_{k}", k) for k in ("ed25519", "ecdsa", "rsa"))
+    user = tmp_path / "user_known_hosts"
+    user.write_text(f"10.0.0.9 {rsa.get_name()} {rsa.get_base64()}\n")
+    policy = HostKeyPolicy(tmp_path / "own", user_known_hosts=[user])
+    pinned = f"{ed.get_name()} {ed.get_base64()}"
+    # pinned: the pin and kvinstall's own records only (the user's known_hosts does not count)
+    assert [k.key_type for k in policy.on_record("10.0.0.9", 22, pinned=pinned)] == ["ssh-ed25519"]
+    policy.record("10.0.0.9", 22, ec)
+    policy.record("10.0.0.9", 22, ec)  # once
+    assert (tmp_path / "own").read_text().count("ecdsa") == 1
+    assert [k.key_type for k in policy.on_record("10.0.0.9", 22, pinned=pinned)] == [
+        "ssh-ed25519", "ecdsa-sha2-nistp256"
+    ]  # fmt: skip
+    assert {k.key_type for k in policy.on_record("10.0.0.9", 22)} == {"ecdsa-sha2-nistp256", "ssh-rsa"}

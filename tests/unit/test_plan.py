@@ -48,12 +48,17 @@ def test_plan_json_validates_against_its_schema(example: str, tmp_path: Path) ->
     assert data["observed"]["cluster"] is False
     # Apply's phases, in apply's order and with apply's names; online, the gate is shown as skipped.
     names = [p["name"] for p in data["phases"]]
-    assert names[:5] == ["gate", "preflight", "host-packages", "kubeone", "bootstrap"]
+    assert names[:6] == ["gate", "preflight", "host-packages", "host-trust", "kubeone", "bootstrap"]
     assert names[-2:] == ["prune", "verify"]
     assert "component/kubevirt" in names and "component/workspaces" not in names
     gate = data["phases"][0]["actions"]
     offline = example == "airgapped"
     assert [a["action"] for a in gate] == (["run"] if offline else ["skip"])
+    # airgapped.yaml names a registry CA: KubeOne cannot carry it, kvinstall puts it on the hosts first
+    trust = data["phases"][3]["actions"]
+    assert [a["action"] for a in trust] == (["run"] if offline else ["skip"])
+    if offline:
+        assert "kvinstall-registry-ca.crt" in trust[0]["reason"]
     assert data["kubeoneManifest"]["apiVersion"] == "kubeone.k8c.io/v1beta2"
 
 
@@ -67,8 +72,9 @@ def test_plan_shows_the_host_package_source_when_a_site_package_repository_is_se
     data = json.loads(res.stdout)
     jsonschema.validate(data, PLAN_SCHEMA)
     phases = {p["name"]: p for p in data["phases"]}
-    assert [p["name"] for p in data["phases"]][:4] == ["gate", "preflight", "host-packages", "kubeone"]
+    assert [p["name"] for p in data["phases"]][:5] == ["gate", "preflight", "host-packages", "host-trust", "kubeone"]
     assert "https://10.0.0.5:8443" in phases["host-packages"]["actions"][0]["reason"]
+    assert "kvinstall-registry-ca.crt" in phases["host-trust"]["actions"][0]["reason"]
 
 
 def test_plan_text_is_complete_for_minimal(tmp_path: Path) -> None:

@@ -45,7 +45,7 @@ def shipped_data() -> dict[str, Any]:
 def check(installed: dict[str, str | None], wanted: dict[str, str], catalog: Catalog | None = None,
           **kw: Any) -> Any:  # fmt: skip
     return check_upgrades(catalog or load_catalog(), installed, wanted, titles=TITLES,
-                          kubeone_version="v1.11.1", **kw)  # fmt: skip
+                          kubeone_version="v1.13.7", **kw)  # fmt: skip
 
 
 def with_kubevirt_v19(data: dict[str, Any]) -> Catalog:
@@ -119,7 +119,6 @@ def test_skipped_minor_refused_naming_the_next_step() -> None:
 def test_kubernetes_one_minor_at_a_time_within_kubeone() -> None:
     data = shipped_data()
     data["kubernetes"]["versions"]["v1.35.1"] = {"images": []}
-    data["kubeone"]["versions"]["v1.11.1"]["kubernetes"] = ["v1.35.1", "v1.34.4", "v1.33.8"]
     catalog = parse_catalog(data)
     result = check({**NEW, "kubernetes": "v1.33.8"}, {**NEW, "kubernetes": "v1.35.1"}, catalog)
     (refusal,) = result.refusals
@@ -129,7 +128,7 @@ def test_kubernetes_one_minor_at_a_time_within_kubeone() -> None:
     # A cluster below KubeOne's range cannot be upgraded by this KubeOne release.
     low = check({**NEW, "kubernetes": "v1.32.9"}, NEW, catalog)
     assert [r.name for r in low.refusals] == ["kubernetes"]
-    assert "below what KubeOne v1.11.1 manages" in low.refusals[0].reason
+    assert "below what KubeOne v1.13.7 manages (v1.33 to v1.35)" in low.refusals[0].reason
 
 
 def test_minor_hop_not_in_the_data_is_refused() -> None:
@@ -162,7 +161,6 @@ def test_skew_with_kubernetes() -> None:
     # own upgrade, which it does not support.
     data = shipped_data()
     data["kubernetes"]["versions"]["v1.35.1"] = {"images": []}
-    data["kubeone"]["versions"]["v1.11.1"]["kubernetes"] = ["v1.35.1", "v1.34.4", "v1.33.8"]
     cat2 = parse_catalog(data)
     result = check({**OLD, "kubernetes": "v1.34.4"}, {**NEW, "kubernetes": "v1.35.1"}, cat2)
     reasons = {r.name: r for r in result.refusals}

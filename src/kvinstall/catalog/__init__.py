@@ -60,9 +60,28 @@ class Release:
     gate_images: dict[str, tuple[str, ...]] = field(default_factory=dict)
     feature_gates: FeatureGates = FeatureGates()
     cdi_feature_gates: tuple[str, ...] = ()
-    kubernetes: tuple[str, ...] = ()  # for KubeOne: the Kubernetes versions it supports
-    # For a component: the Kubernetes minors it supports (min, max, inclusive); None: not stated.
+    # KubeOne: the Kubernetes minors it supports (min, max), and the images it deploys per Kubernetes
+    # version (what `kubeone config images list -m` prints). A component: the Kubernetes minors it
+    # supports (the upgrade rules' skew check, kvinstall.catalog.upgrades).
     kubernetes_range: tuple[str, str] | None = None
+    kubernetes_images: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    sandbox_image: str | None = None
+
+    def supports_kubernetes(self, version: str) -> bool:
+        """Whether this KubeOne accepts Kubernetes `version` (a minor within its range)."""
+        if self.kubernetes_range is None:
+            return True
+        lo, hi = (minor_of(v) for v in self.kubernetes_range)
+        return lo <= minor_of(version) <= hi
+
+    def kubernetes_range_text(self) -> str:
+        return "any" if self.kubernetes_range is None else " to ".join(self.kubernetes_range)
+
+
+def minor_of(version: str) -> tuple[int, int]:
+    """'v1.34.4' or '1.34' -> (1, 34)."""
+    major, minor = version.removeprefix("v").split(".")[:2]
+    return int(major), int(minor)
 
 
 @dataclass(frozen=True)
@@ -161,7 +180,6 @@ def _product(name: str, raw: dict[str, Any]) -> Product:
     releases: dict[str, Release] = {}
     for version, spec in raw["versions"].items():
         gates = spec.get("featureGates")
-        k8s = spec.get("kubernetes")
         releases[version] = Release(
             name=name,
             version=version,
@@ -171,8 +189,9 @@ def _product(name: str, raw: dict[str, Any]) -> Product:
             gate_images={k: tuple(v) for k, v in spec.get("gateImages", {}).items()},
             feature_gates=_feature_gates(gates) if isinstance(gates, dict) else FeatureGates(),
             cdi_feature_gates=tuple(gates) if isinstance(gates, list) else (),
-            kubernetes=tuple(k8s) if isinstance(k8s, list) else (),
-            kubernetes_range=(str(k8s["min"]), str(k8s["max"])) if isinstance(k8s, dict) else None,
+            kubernetes_range=_range(spec.get("kubernetes")),
+            kubernetes_images={k: tuple(v) for k, v in (spec.get("kubernetesImages") or {}).items()},
+            sandbox_image=spec.get("sandboxImage"),
         )
     return Product(
         name=name,
@@ -181,6 +200,14 @@ def _product(name: str, raw: dict[str, Any]) -> Product:
         upgrades={str(k): tuple(str(x) for x in v) for k, v in (raw.get("upgrades") or {}).items()},
         installed_version=_signal(raw.get("installedVersion")),
     )
+
+
+def _range(raw: dict[str, Any] | None) -> tuple[str, str] | None:
+    if raw is None:
+        return None
+    lo, hi = str(raw["min"]), str(raw["max"])
+    minor_of(lo), minor_of(hi)  # ValueError on garbage: reported as an invalid catalog
+    return lo, hi
 
 
 def parse_catalog(data: dict[str, Any]) -> Catalog:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from kvinstall.catalog import Catalog, Product, Release
+from kvinstall.catalog import Catalog, Product
 
 KUBERNETES = "kubernetes"
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
@@ -131,14 +131,6 @@ def upgrade_path(product: Product, frm: str, to: str, versions: Sequence[str]) -
     return None
 
 
-def kubeone_range(kubeone: Release) -> tuple[str, str] | None:
-    """The Kubernetes minors a KubeOne release manages (min, max), from its catalog entry."""
-    if not kubeone.kubernetes:
-        return None
-    minors = sorted({minor(v) for v in kubeone.kubernetes}, key=_minor_key)
-    return minors[0], minors[-1]
-
-
 def _in_range(k8s: str, bounds: tuple[str, str] | None) -> bool:
     """Whether the minor of `k8s` lies in (min, max), inclusive; a release without a range fits any."""
     if bounds is None:
@@ -184,7 +176,7 @@ def check_upgrades(
     skew with Kubernetes is checked."""
     out = UpgradeCheck()
     kubeone = catalog.kubeone.get(kubeone_version)
-    k1_range = kubeone_range(kubeone) if kubeone else None
+    k1_range = kubeone.kubernetes_range if kubeone else None
     k8s_choices = [v for v in catalog.kubernetes.releases if _in_range(v, k1_range)]
     for name, to in wanted.items():
         frm = installed.get(name)

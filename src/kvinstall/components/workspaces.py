@@ -46,7 +46,15 @@ def quota_hard(quota: Quota) -> dict[str, str]:
     return hard
 
 
-def bindings(workspace: Workspace) -> list[dict[str, Any]]:
+def subject_prefixes(config: Config) -> dict[str, str]:
+    """What the kube-apiserver puts before OIDC user and group names (KubeOne sets both flags from
+    auth), so that a binding names the member as the apiserver will: none without OIDC."""
+    if config.auth.mode == "none":
+        return {"User": "", "Group": ""}
+    return {"User": config.auth.username_prefix, "Group": config.auth.groups_prefix}
+
+
+def bindings(workspace: Workspace, prefixes: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """One RoleBinding per role that has members; subjects in config order, duplicates dropped."""
     out: list[dict[str, Any]] = []
     for role in ROLES:
@@ -55,7 +63,7 @@ def bindings(workspace: Workspace) -> list[dict[str, Any]]:
             if member.role != role:
                 continue
             kind, name = member.subject()
-            subject = {"kind": kind, "apiGroup": RBAC_GROUP, "name": name}
+            subject = {"kind": kind, "apiGroup": RBAC_GROUP, "name": (prefixes or {}).get(kind, "") + name}
             if subject not in subjects:
                 subjects.append(subject)
         if subjects:
@@ -78,7 +86,7 @@ def vpc_values(workspace: Workspace) -> dict[str, str] | None:
     }
 
 
-def render_workspace(workspace: Workspace) -> list[KubeObject]:
+def render_workspace(workspace: Workspace, prefixes: dict[str, str] | None = None) -> list[KubeObject]:
     from kvinstall.render.env import render_template
 
     labels = {**workspace.labels, WORKSPACE_LABEL: workspace.name}
@@ -86,7 +94,7 @@ def render_workspace(workspace: Workspace) -> list[KubeObject]:
         "workspace.yaml.j2",
         ws=workspace.name,
         labels=dict(sorted(labels.items())),
-        bindings=bindings(workspace),
+        bindings=bindings(workspace, prefixes),
         quota=quota_hard(workspace.quota),
         vpc=vpc_values(workspace),
     )
@@ -112,7 +120,7 @@ class WorkspacesComponent:
     def render(self, config: Config, catalog: Catalog, source: ArtifactSource) -> Rendered:
         objects: list[KubeObject] = []
         for workspace in config.workspaces:
-            objects.extend(render_workspace(workspace))
+            objects.extend(render_workspace(workspace, subject_prefixes(config)))
         return Rendered(objects=objects)
 
     def readiness(self, config: Config, catalog: Catalog) -> list[ReadinessRule]:

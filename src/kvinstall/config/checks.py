@@ -157,12 +157,17 @@ def check_versions(cfg: Config, cat: Catalog) -> Iterator[Problem]:
                 code="unknown-version",
             )
     k1 = cat.kubeone.get(cfg.kubeone.version)
-    if k1 is not None and k1.kubernetes and cfg.kubernetes.version not in k1.kubernetes:
+    if k1 is not None and not k1.supports_kubernetes(cfg.kubernetes.version):
+        # KubeOne itself refuses the pairing (exit 15) only after kvinstall touched the hosts.
+        fits = [v for v, r in cat.kubeone.releases.items() if r.supports_kubernetes(cfg.kubernetes.version)]
         yield _err(
-            f"KubeOne {cfg.kubeone.version} does not support Kubernetes {cfg.kubernetes.version}",
+            f"KubeOne {cfg.kubeone.version} supports Kubernetes {k1.kubernetes_range_text()}, "
+            f"not {cfg.kubernetes.version}",
             "kubernetes",
             "version",
-            hint=f"supported: {', '.join(k1.kubernetes)}",
+            hint=(f"pick a Kubernetes version from {k1.kubernetes_range_text()}"
+                  + (f", or KubeOne {', '.join(fits)} (kubeone.version)" if fits else "")),
+            code="kubeone-kubernetes",
         )
 
 

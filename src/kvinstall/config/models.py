@@ -561,6 +561,12 @@ class OIDCAuth(Model):
     connectors: list[Connector] = Field(default_factory=list, description="Upstream identity providers.")
 
 
+# Where kvinstall puts auth.issuerCAFile on the control planes (hosts/trust.py) and what the KubeOne
+# manifest names as the kube-apiserver's --oidc-ca-file: kubeadm mounts /etc/ssl/certs into its pod on
+# every distribution.
+OIDC_CA_PATH = "/etc/ssl/certs/kvinstall-oidc-issuer-ca.pem"
+
+
 class Auth(Model):
     mode: Literal["none", "basic", "oidc"] = Field(
         default="none",
@@ -573,6 +579,22 @@ class Auth(Model):
     client_id: str = Field(default="kubernetes", description="Client id the kube-apiserver trusts.")
     username_claim: str = Field(default="email", description="ID token claim used as the user name.")
     groups_claim: str = Field(default="groups", description="ID token claim holding groups.")
+    username_prefix: str = Field(
+        default="oidc:",
+        description="Prefix the kube-apiserver puts before every OIDC user name (workspace "
+        "RoleBindings name members with it; '' for none).",
+    )
+    groups_prefix: str = Field(
+        default="oidc:",
+        description="Prefix the kube-apiserver puts before every OIDC group (workspace RoleBindings "
+        "name groups with it; '' for none).",
+    )
+    issuer_ca_file: str | None = Field(
+        default=None,
+        alias="issuerCAFile",
+        description="CA (PEM) that signed the issuer's certificate, when it is not publicly trusted: "
+        "copied to the control planes for the kube-apiserver.",
+    )
     static_clients: list[StaticClient] = Field(default_factory=list, description="OAuth2 clients Dex knows.")
     basic: BasicAuth = Field(default_factory=BasicAuth, description="Settings of mode basic.")
     oidc: OIDCAuth = Field(default_factory=OIDCAuth, description="Settings of mode oidc.")
@@ -612,8 +634,13 @@ class Components(Model):
 
 
 class Member(Model):
-    user: str | None = Field(default=None, description="A user name (as the OIDC username claim gives it).")
-    group: str | None = Field(default=None, description="A group name.")
+    user: str | None = Field(
+        default=None,
+        description="A user name as the OIDC username claim gives it (auth.usernamePrefix is added).",
+    )
+    group: str | None = Field(
+        default=None, description="A group name as the groups claim gives it (auth.groupsPrefix is added)."
+    )
     role: Literal["view", "edit", "admin"] = Field(
         description="kubevirt.io:view, :edit or :admin in the workspace."
     )
@@ -752,7 +779,7 @@ class Offline(Model):
 
 class KubeOneSettings(Model):
     binary: str = Field(default="kubeone", description="kubeone executable (name on PATH or path).")
-    version: Version = Field(default="v1.11.1", description="KubeOne version the manifest targets.")
+    version: Version = Field(default="v1.13.7", description="KubeOne version the manifest targets.")
     extra_args: list[str] = Field(default_factory=list, description="Extra arguments for `kubeone apply`.")
 
 

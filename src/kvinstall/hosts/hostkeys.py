@@ -9,6 +9,7 @@ in kvinstall's own file (trust on first use); a *changed* key is never accepted.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import socket
@@ -83,6 +84,42 @@ def decide(
     return Decision("accepted-new" if accept_new else "unknown", fp)
 
 
+# The host key types KubeOne's SSH client (Go's x/crypto/ssh, no HostKeyAlgorithms set) prefers, in
+# order: a host offering several shows KubeOne the first of these it has. paramiko prefers ed25519,
+# so the key kvinstall verified is not always the one KubeOne will be shown.
+KUBEONE_KEY_TYPES = ("ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa", "ssh-ed25519")
+# The same as host key algorithms, for paramiko's negotiation (RSA keys sign with SHA-2 first).
+KUBEONE_KEY_ALGORITHMS = (
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "rsa-sha2-256",
+    "rsa-sha2-512",
+    "ssh-rsa",
+    "ssh-ed25519",
+)
+
+
+def kubeone_choice(keys: Sequence[KnownKey]) -> KnownKey | None:
+    """Of the keys on record for a host, the one KubeOne will be shown (by its client's preference)."""
+    ranked = [k for k in keys if k.key_type in KUBEONE_KEY_TYPES]
+    return min(ranked, key=lambda k: KUBEONE_KEY_TYPES.index(k.key_type), default=None)
+
+
+def kubeone_decide(presented_type: str, presented_blob: bytes, known: Sequence[KnownKey]) -> Verdict:
+    """The key a host shows KubeOne, against the keys on record for it. Unlike `decide`, a record
+    of another type only is no mismatch here (the host was verified with that other key)."""
+    if any(k.blob == presented_blob for k in known):
+        return "trusted"
+    if any(k.key_type == presented_type for k in known):
+        return "changed"
+    return "unknown"
+
+
+def line_of(key_type: str, blob: bytes) -> str:
+    return f"{key_type} {base64.b64encode(blob).decode()}"
+
+
 def _default_user_known_hosts() -> list[Path]:
     return [Path(os.path.expanduser("~/.ssh/known_hosts"))]
 
@@ -119,6 +156,43 @@ class HostKeyPolicy:
             if entry is None:
                 return []
             return [KnownKey(t, k.asbytes()) for t, k in entry.items()]
+
+    def on_record(self, address: str, port: int, *, pinned: str | None = None) -> list[KnownKey]:
+        """The keys on record for a host: the pinned one and kvinstall's own known_hosts, or (nothing
+        pinned) every known_hosts file."""
+        hid = host_id(address, port)
+        if pinned is None:
+            return self.known_for(hid)
+        try:
+            ptype, pblob = parse_public_key_line(pinned)
+        except ValueError:
+            return []
+        own = paramiko.HostKeys()
+        if self.own_path.is_file():
+            with contextlib.suppress(OSError, paramiko.SSHException):
+                own.load(str(self.own_path))
+        entry = own.lookup(hid)
+        recorded = [KnownKey(t, k.asbytes()) for t, k in entry.items()] if entry is not None else []
+        return [KnownKey(ptype, pblob), *recorded]
+
+    def record(self, address: str, port: int, key: paramiko.PKey) -> None:
+        """Add a key for a host to kvinstall's own known_hosts (a host may hold several types)."""
+        hid = host_id(address, port)
+        with self._lock:
+            entry = self._keys.lookup(hid)
+            if entry is not None and entry.get(key.get_name()) is not None:
+                return
+            self._keys.add(hid, key.get_name(), key)
+            self._append(hid, key)
+
+    def _append(self, hid: str, key: paramiko.PKey) -> None:
+        self.own_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.own_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(fd, "a") as fh:
+                fh.write(f"{hid} {key.get_name()} {key.get_base64()}\n")
+        except OSError as exc:
+            raise SSHError(f"cannot record the host key: {exc}", where=str(self.own_path)) from exc
 
     def verify(self, address: str, port: int, key: paramiko.PKey, *, pinned: str | None = None) -> Decision:
         """Raise SSHError unless `key` is trusted for address:port. Returns the decision on success."""
@@ -168,13 +242,7 @@ class HostKeyPolicy:
             # Re-check under the lock: two connections to the same host may race.
             if self._keys.lookup(hid) is None:
                 self._keys.add(hid, key.get_name(), key)
-                self.own_path.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    fd = os.open(self.own_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-                    with os.fdopen(fd, "a") as fh:
-                        fh.write(f"{hid} {key.get_name()} {key.get_base64()}\n")
-                except OSError as exc:
-                    raise SSHError(f"cannot record the host key: {exc}", where=str(self.own_path)) from exc
+                self._append(hid, key)
 
 
 @dataclass(frozen=True)
@@ -204,16 +272,30 @@ def fetch_host_key(
         sock = (socket_factory or _tcp)(address, port, timeout)
     except OSError as exc:
         raise SSHError(f"cannot connect: {exc.strerror or exc}", where=where) from exc
-    transport = paramiko.Transport(sock)
-    transport.banner_timeout = timeout
+    key = exchange_key(sock, timeout, where=where)
+    return HostKey(key.get_name(), key.get_base64(), fingerprint(key))
+
+
+def exchange_key(sock: Any, timeout: float, *, where: str, key_types: Sequence[str] | None = None) -> paramiko.PKey:
+    """The SSH key exchange on a connected socket (or channel), then closed: the server's host key,
+    verified by nobody. `key_types`: the host key algorithms the client prefers, in order (default:
+    paramiko's)."""
     try:
-        transport.start_client(timeout=timeout)
-        key = transport.get_remote_server_key()
+        transport = paramiko.Transport(sock)
     except (paramiko.SSHException, OSError, EOFError) as exc:
-        raise SSHError(f"SSH key exchange failed: {exc}", where=where) from exc
+        raise SSHError(f"SSH key exchange failed: {exc or type(exc).__name__}", where=where) from exc
+    try:
+        transport.banner_timeout = timeout
+        transport.handshake_timeout = timeout
+        if key_types is not None:
+            opts = transport.get_security_options()
+            opts.key_types = [k for k in key_types if k in opts.key_types]
+        transport.start_client(timeout=timeout)
+        return transport.get_remote_server_key()
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        raise SSHError(f"SSH key exchange failed: {exc or type(exc).__name__}", where=where) from exc
     finally:
         transport.close()
-    return HostKey(key.get_name(), key.get_base64(), fingerprint(key))
 
 
 def _tcp(address: str, port: int, timeout: float) -> socket.socket:

@@ -23,9 +23,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from kvinstall.config.models import Config
-from kvinstall.errors import LocalIOError, SSHError
-from kvinstall.hosts.hostkeys import HostKeyPolicy
-from kvinstall.hosts.ssh import Connection, SocketFactory, SSHPool, load_ssh_config, resolve_targets
+from kvinstall.errors import LocalIOError
+from kvinstall.hosts.scripts import run_change_scripts
+from kvinstall.hosts.ssh import SocketFactory
 
 KEYRING = "/etc/apt/keyrings/kvinstall-site.gpg"
 CA = "/etc/apt/kvinstall-site-ca.crt"  # apt's own folder: apt is its only reader
@@ -137,26 +137,12 @@ def configure(
     if files is None:
         return {}
     script = setup_script(files)
-    targets = resolve_targets(config, load_ssh_config(ssh_config_path))
-    policy = HostKeyPolicy(
-        Path(known_hosts_path),
-        user_known_hosts=None if user_known_hosts is None else [Path(p) for p in user_known_hosts],
+    return run_change_scripts(
+        config,
+        lambda host: script,
+        what="setting up the site package repository",
+        known_hosts_path=known_hosts_path,
+        socket_factory=socket_factory,
+        user_known_hosts=user_known_hosts,
+        ssh_config_path=ssh_config_path,
     )
-
-    def one(c: Connection) -> bool:
-        res = c.run_script(script, timeout=120)
-        status = res.stdout.strip()
-        if res.exit_code != 0 or status not in ("changed", "unchanged"):
-            raise SSHError(
-                f"setting up the site package repository failed (exit code {res.exit_code}): "
-                f"{res.stderr.strip()[:300]}",
-                where=c.target.name,
-            )
-        return status == "changed"
-
-    with SSHPool(policy, parallelism=config.ssh.parallelism, socket_factory=socket_factory) as pool:
-        results = pool.run_all(targets, one)
-    failed = [r for r in results.values() if isinstance(r, SSHError)]
-    if failed:
-        raise failed[0]
-    return {name: bool(r) for name, r in results.items()}

@@ -142,12 +142,15 @@ def run_preflight(
     user_known_hosts: Sequence[str | Path] | None = None,
     ssh_config_path: str | Path | None = None,
     pool: SSHPool | None = None,
+    record_kubeone_keys: bool = False,
 ) -> PreflightReport:
     """Facts from every host, then every applicable check.
 
     known_hosts_path is kvinstall's own known_hosts (in the state directory; new keys are recorded
     there). user_known_hosts defaults to ~/.ssh/known_hosts. Pass `pool` to reuse connections
     afterwards (the caller closes it); otherwise a pool is opened and closed here.
+    record_kubeone_keys: also verify and record the host keys KubeOne will be shown (apply; see
+    hosts/kubeone_view.py).
     """
     unknown = sorted(s for s in skip if s not in CHECKS_BY_ID)
     if unknown:
@@ -167,10 +170,17 @@ def run_preflight(
     timeout = min(config.ssh.command_timeout, FACTS_TIMEOUT_CAP_S)
     peers = {t.name: peers_of(config, targets, i) for i, t in enumerate(targets)}
     site = [Peer(host, port) for _, host, port in site_endpoints(config)]
+    notes: list[str] = []
     try:
         # Peers (and the offline site) are probed with the connect timeout the config trusts for SSH.
         reach = config.ssh.connect_timeout
         gathered = pool.run_all(targets, lambda c: gather_facts(c, peers[c.target.name], timeout, reach, site))
+        if record_kubeone_keys:
+            from kvinstall.hosts.kubeone_view import record_kubeone_keys as record
+
+            failed = [n for n, g in gathered.items() if isinstance(g, SSHError)]
+            key_errors, notes = record(config, pool, targets, skip=failed)
+            gathered.update(key_errors)
     finally:
         if own_pool:
             pool.close()
@@ -182,6 +192,9 @@ def run_preflight(
             errors[target.name] = got
         else:
             contexts.append(HostContext(target.name, host, target.user, got))
+    for name, got in gathered.items():  # bastions KubeOne connects to
+        if isinstance(got, SSHError) and name not in errors:
+            errors[name] = got
     skipped = tuple(sorted(skip))
     results = evaluate(ClusterContext(config, contexts), skip=set(skip))
     return PreflightReport(
@@ -189,7 +202,7 @@ def run_preflight(
         results=tuple(results),
         host_errors=errors,
         skipped=skipped,
-        warnings=tuple(f"preflight check {s!r} skipped by request" for s in skipped),
+        warnings=(*(f"preflight check {s!r} skipped by request" for s in skipped), *notes),
         accepted_host_keys=dict(pool.policy.accepted),
         untrusted_host_keys=dict(pool.policy.untrusted),
         facts={c.name: c.facts for c in contexts},

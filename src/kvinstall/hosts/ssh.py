@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import paramiko
 
 from kvinstall.errors import KvError, SSHError
-from kvinstall.hosts.hostkeys import HostKeyPolicy
+from kvinstall.hosts.hostkeys import HostKeyPolicy, exchange_key
 
 if TYPE_CHECKING:
     from kvinstall.config.models import Bastion, Config, Host
@@ -531,6 +531,36 @@ class SSHPool:
             conn = Connection(target, tr)
             slot.value = conn
             return conn
+
+    def presented_key(
+        self,
+        address: str,
+        port: int,
+        *,
+        via: JumpTarget | None,
+        timeout: float,
+        key_types: Sequence[str],
+        where: str,
+    ) -> paramiko.PKey:
+        """The host key `address:port` presents to a client preferring `key_types` (a key exchange
+        only: nothing is verified, no credential offered). `via`: through this bastion."""
+        sock: Any
+        if via is not None:
+            try:
+                sock = self._jump_transport(via, timeout).open_channel(
+                    "direct-tcpip", (address, port), ("127.0.0.1", 0), timeout=timeout
+                )
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                raise SSHError(
+                    f"cannot connect to {address}:{port}: {exc or type(exc).__name__}", where=where
+                ) from exc
+        else:
+            sock = self._socket(address, port, timeout, where)
+        return exchange_key(sock, timeout, where=where, key_types=key_types)
+
+    def jump_connection(self, j: JumpTarget, timeout: float) -> Connection:
+        """The pool's authenticated connection to a bastion (owned by the pool: do not close it)."""
+        return Connection(HostTarget(j.name, j.address, j.port, j.user), self._jump_transport(j, timeout))
 
     def run_all(
         self, targets: Sequence[HostTarget], fn: Callable[[Connection], T]

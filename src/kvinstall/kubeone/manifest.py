@@ -1,24 +1,33 @@
-"""The KubeOne manifest (`kubeone.k8c.io/v1beta2` KubeOneCluster) rendered from the config. Pure.
+"""The KubeOne manifest (`kubeone.k8c.io/v1beta2` KubeOneCluster) rendered from the config. Pure
+(relative key file paths are made absolute against the working directory, as kvinstall reads them).
 
 Bare metal (`cloudProvider: none`), CNI `external` (Kube-OVN is installed after KubeOne), control
 planes labelled `kube-ovn/role=master` (the Kube-OVN chart finds its central nodes by that label),
-containerd mirrors to the site registry in offline mode, and OIDC flags when Dex is enabled.
-Node labels and annotations (a key ending in '-' removes it: KubeOne's own rule) and kubelet
-settings pass through. Registry passwords never enter the manifest: `registries_auth()` gives
-them for KubeOne's credentials file (`-c`), written with mode 0600 by the runner.
+containerd set up for KubeVirt (device ownership from the security context) and, in offline mode,
+mirroring every upstream registry to the site registry with no public package repositories, and
+OIDC flags when Dex is enabled. Node labels and annotations (a key ending in '-' removes it:
+KubeOne's own rule) and kubelet settings pass through. Every field was checked with the real
+`kubeone config dump` of the catalog's KubeOne (tests/integration/test_kubeone_real.py).
+
+Registry passwords never enter the manifest: `registries_auth()` gives them for KubeOne's
+credentials file (`-c`), written with mode 0600 by the runner. Host keys are added by the caller
+(`host_keys`): the keys kvinstall verified, so that KubeOne checks them too (it checks none unless
+told); they are left out of `manifest_hash`, which says whether the cluster's definition changed.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
+import os
 from collections.abc import Mapping
 from typing import Any
 
 from ruamel.yaml import YAML
 
 from kvinstall.config.dockerconfig import docker_config_logins
-from kvinstall.config.models import Bastion, Config, Host, NodeKubelet
+from kvinstall.config.models import OIDC_CA_PATH, Bastion, Config, Host, NodeKubelet
 
 API_VERSION = "kubeone.k8c.io/v1beta2"
 KIND = "KubeOneCluster"
@@ -26,40 +35,66 @@ KUBE_OVN_MASTER_LABEL = ("kube-ovn/role", "master")
 # Registries whose images the cluster pulls (KubeOne/kubeadm and the components); in offline mode
 # containerd is told to pull each of them from the site registry.
 UPSTREAM_REGISTRIES = ("registry.k8s.io", "docker.io", "quay.io", "ghcr.io", "reg.kyverno.io")
+AGENT_SOCKET = "env:SSH_AUTH_SOCK"
+
+HOST_KEY_FIELDS = ("sshHostPublicKey", "bastionHostPublicKey")
 
 
-def _bastion_fields(b: Bastion | None, host_key_of: Mapping[str, str]) -> dict[str, Any]:
+def host_key_id(address: str, port: int) -> str:
+    """How `host_keys` names a host: as known_hosts does ('addr', or '[addr]:port' off port 22)."""
+    return address if port == 22 else f"[{address}]:{port}"
+
+
+def key_body(line: str) -> str:
+    """'ssh-ed25519 AAAA... [comment]' -> 'AAAA...': KubeOne's host key fields take the base64
+    body only (they are bytes; the whole line does not decode)."""
+    parts = line.split()
+    return parts[1] if len(parts) >= 2 else line.strip()
+
+
+def _file(path: str) -> str:
+    # KubeOne runs in the state directory and expands only '~/': a relative path would point there.
+    return path if path.startswith("~/") else os.path.abspath(os.path.expanduser(path))
+
+
+def _bastion_fields(b: Bastion | None, host_keys: Mapping[str, str]) -> dict[str, Any]:
     if b is None:
         return {}
     out: dict[str, Any] = {"bastion": b.address, "bastionPort": b.port}
     if b.user:
         out["bastionUser"] = b.user
     if b.private_key_file:
-        out["bastionPrivateKeyFile"] = b.private_key_file
-    key = b.host_public_key or host_key_of.get(b.address)
+        out["bastionPrivateKeyFile"] = _file(b.private_key_file)
+    key = host_keys.get(host_key_id(b.address, b.port))
     if key:
-        out["bastionHostPublicKey"] = key
+        out["bastionHostPublicKey"] = key_body(key)
     return out
 
 
-def _host(config: Config, h: Host, host_key_of: Mapping[str, str]) -> dict[str, Any]:
+def uses_agent(config: Config, h: Host) -> bool:
+    """KubeOne gets the agent socket only when no key file is given (an unset SSH_AUTH_SOCK fails
+    every connection of KubeOne even when the key file would do)."""
+    return config.ssh.use_agent and not (h.private_key_file or config.ssh.private_key_file)
+
+
+def _host(config: Config, h: Host, host_keys: Mapping[str, str]) -> dict[str, Any]:
     s = config.ssh
+    port = h.port or s.port
     out: dict[str, Any] = {
         "publicAddress": h.address,
         "privateAddress": h.internal_address,
-        "sshPort": h.port or s.port,
+        "sshPort": port,
         "sshUsername": h.user or s.user,
     }
     key_file = h.private_key_file or s.private_key_file
     if key_file:
-        out["sshPrivateKeyFile"] = key_file
-    if s.use_agent:
-        out["sshAgentSocket"] = "env:SSH_AUTH_SOCK"
-    # KubeOne checks host keys only when one is given: pass the pinned (or verified) one.
-    host_key = h.host_public_key or host_key_of.get(h.address)
+        out["sshPrivateKeyFile"] = _file(key_file)
+    if uses_agent(config, h):
+        out["sshAgentSocket"] = AGENT_SOCKET
+    host_key = host_keys.get(host_key_id(h.address, port))
     if host_key:
-        out["sshHostPublicKey"] = host_key
-    out.update(_bastion_fields(h.bastion or s.bastion, host_key_of))
+        out["sshHostPublicKey"] = key_body(host_key)
+    out.update(_bastion_fields(h.bastion or s.bastion, host_keys))
     if h.hostname:
         out["hostname"] = h.hostname
     labels = dict(h.labels)
@@ -88,27 +123,37 @@ def kubelet_fields(k: NodeKubelet) -> dict[str, Any]:
 
 
 def _registries(config: Config) -> dict[str, Any]:
+    """containerd's registry mirrors: every upstream registry and the site registry itself (images
+    rewritten to it) pull from the site registry. KubeOne's TLS settings for a registry are
+    insecureSkipVerify only: a site CA (offline.caFile) reaches containerd through the hosts'
+    trust store (see docs/airgap.md)."""
     off = config.offline
     scheme = "http" if off.insecure else "https"
-    mirror = f"{scheme}://{off.registry}"
-    entry: dict[str, Any] = {"mirrors": [mirror]}
+    entry: dict[str, Any] = {"mirrors": [f"{scheme}://{off.registry}"]}
     if off.insecure or off.insecure_skip_verify:
         entry["tlsConfig"] = {"insecureSkipVerify": True}
-    # The upstream registries and the site registry itself (images rewritten to it) alike.
-    return {r: dict(entry) for r in [*UPSTREAM_REGISTRIES, str(off.registry)]}
+    return {r: copy.deepcopy(entry) for r in [*UPSTREAM_REGISTRIES, str(off.registry)]}
+
+
+def oidc_prefix(prefix: str) -> str:
+    """The config's prefix as KubeOne takes it: '' (no prefix) is KubeOne's '-'."""
+    return prefix or "-"
 
 
 def render_manifest(config: Config, *, host_keys: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The KubeOneCluster for `config`.
 
-    host_keys: optional verified host keys ('ssh-ed25519 AAAA...') by host address, e.g. from
-    kvinstall's known_hosts, so that KubeOne verifies hosts too (it does not unless told).
+    host_keys: verified host keys ('ssh-ed25519 AAAA...') by host_key_id(address, port), for the
+    hosts and bastions KubeOne connects to; hosts without one get no sshHostPublicKey.
     """
     keys = host_keys or {}
     ep = config.endpoint()
     api: dict[str, Any] = {"host": ep.host, "port": ep.port}
     if ep.alternative_names:
         api["alternativeNames"] = list(ep.alternative_names)
+    # KubeVirt hands devices (/dev/kvm, vfio, disks) to non-root VM processes: containerd must give
+    # them the owner of the container's security context.
+    containerd: dict[str, Any] = {"deviceOwnershipFromSecurityContext": True}
     manifest: dict[str, Any] = {
         "apiVersion": API_VERSION,
         "kind": KIND,
@@ -122,20 +167,29 @@ def render_manifest(config: Config, *, host_keys: Mapping[str, str] | None = Non
             "serviceSubnet": config.network.service_cidr,
             "cni": {"external": {}},
         },
+        "containerRuntime": {"containerd": containerd},
     }
     if config.kubelet is not None:
         manifest["kubeletConfig"] = kubelet_fields(config.kubelet)
     if config.workers:
         manifest["staticWorkers"] = {"hosts": [_host(config, h, keys) for h in config.workers]}
     if config.offline.enabled and config.offline.registry:
-        manifest["containerRuntime"] = {"containerd": {"registries": _registries(config)}}
+        containerd["registries"] = _registries(config)
+        # No internet: KubeOne must not add the public Kubernetes/Docker package repositories (the
+        # hosts' own package source has to provide containerd, kubeadm, kubelet, kubectl).
+        manifest["systemPackages"] = {"configureRepositories": False}
     if config.auth.mode != "none":
+        a = config.auth
         oidc: dict[str, Any] = {
-            "issuerUrl": config.auth.issuer or "",
-            "clientId": config.auth.client_id,
-            "usernameClaim": config.auth.username_claim,
-            "groupsClaim": config.auth.groups_claim,
+            "issuerUrl": a.issuer or "",
+            "clientId": a.client_id,
+            "usernameClaim": a.username_claim,
+            "usernamePrefix": oidc_prefix(a.username_prefix),
+            "groupsClaim": a.groups_claim,
+            "groupsPrefix": oidc_prefix(a.groups_prefix),
         }
+        if a.issuer_ca_file:
+            oidc["caFile"] = OIDC_CA_PATH
         manifest["features"] = {"openidConnect": {"enable": True, "config": oidc}}
     return manifest
 
@@ -183,6 +237,16 @@ def manifest_yaml(config: Config, *, host_keys: Mapping[str, str] | None = None)
     return to_yaml(render_manifest(config, host_keys=host_keys))
 
 
-def manifest_hash(config: Config, *, host_keys: Mapping[str, str] | None = None) -> str:
-    """sha256 of the rendered manifest text: the key of the skip-if-unchanged decision."""
-    return "sha256:" + hashlib.sha256(manifest_yaml(config, host_keys=host_keys).encode()).hexdigest()
+def without_host_keys(manifest: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(manifest)
+    for section in ("controlPlane", "staticWorkers"):
+        for h in (out.get(section) or {}).get("hosts", []):
+            for f in HOST_KEY_FIELDS:
+                h.pop(f, None)
+    return out
+
+
+def manifest_hash(manifest: dict[str, Any]) -> str:
+    """sha256 of the manifest without host keys: the key of the skip-if-unchanged decision (a host
+    key is how KubeOne checks a host, not part of the cluster)."""
+    return "sha256:" + hashlib.sha256(to_yaml(without_host_keys(manifest)).encode()).hexdigest()

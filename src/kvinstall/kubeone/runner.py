@@ -1,13 +1,20 @@
-"""Run the kubeone binary: `apply`, then `kubeconfig`.
+"""Run the kubeone binary: `apply`, then `kubeconfig` (and `reset`, `config images list`).
 
-Output is streamed line by line to a callback (log and progress view). KubeOne's own exit codes are
-named in the error. "Operation canceled." means KubeOne did not apply anything even though it may
-exit 0, so it is never taken for success.
+kvinstall asks its own question before any of this; KubeOne runs with `-y` and stdin closed, so it
+never prompts. It logs JSON (`-l json`): each line is shown as its message, and the failure is
+classified from what KubeOne said as well as from its exit code, because KubeOne wraps SSH and
+connection failures in exit 10 ("runtime error") and uses exit 15 for more than a bad manifest.
+
+A failure no retry can fix (the SSH agent, a refused key, a host key that does not match) stops
+KubeOne at once instead of after its ~8 minutes of retries; a host that does not answer is left to
+KubeOne's retries (preflight, which runs first, already failed fast on an unreachable host).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -15,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kvinstall.errors import KubeOneError, LocalIOError
+from kvinstall.errors import KubeOneError, LocalIOError, SSHError
 
 # KubeOne's documented exit codes.
 KUBEONE_EXIT_CODES: Mapping[int, str] = {
@@ -36,8 +43,98 @@ _HINTS: Mapping[int, str] = {
     15: "KubeOne rejected the manifest; see the rendered manifest in the state directory",
     16: "a command failed on a host; the lines above show which",
 }
-CANCELED_MARKER = "Operation canceled"
-TAIL_LINES = 30
+TAIL_LINES = 40
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """What went wrong, from KubeOne's output: a short statement, a hint, and whether retrying
+    could help (False: stop KubeOne at once)."""
+
+    what: str
+    hint: str
+    transient: bool = False
+
+
+# (pattern in KubeOne's output, statement, hint, transient); the first rule that matches wins.
+_RULES: tuple[tuple[re.Pattern[str], str, str, bool], ...] = tuple(
+    (re.compile(p, re.IGNORECASE), what, hint, transient)
+    for p, what, hint, transient in (
+        (
+            r"agent unix dialing|could not open socket",
+            "KubeOne could not use the SSH agent (SSH_AUTH_SOCK)",
+            "start ssh-agent and load the key (ssh-add) in the shell that runs kvinstall, or set "
+            "ssh.privateKeyFile so that KubeOne uses the key file instead",
+            False,
+        ),
+        (
+            r"host key mismatch",
+            "a host presented another SSH host key than the one kvinstall verified",
+            "the host may have been reinstalled, or the connection is intercepted: compare the "
+            "fingerprints (kvinstall preflight) before changing known_hosts or hostPublicKey",
+            False,
+        ),
+        (
+            r"ssh: unable to authenticate",
+            "a host refused KubeOne's SSH login",
+            "KubeOne uses only ssh.privateKeyFile (or the host's) and the SSH agent, not ~/.ssh/config "
+            "or ~/.ssh/id_*: set the key file that works for kvinstall preflight",
+            False,
+        ),
+        (
+            r"SSH key could not be parsed|password-protected",
+            "KubeOne could not read the SSH private key",
+            "KubeOne cannot use passphrase-protected key files: load the key into ssh-agent and "
+            "leave privateKeyFile empty",
+            False,
+        ),
+        (
+            r"connection to: (\S+)\s.*?(connection refused|no route to host|i/o timeout|"
+            r"network is unreachable|connection reset|host is unreachable)",
+            "KubeOne could not connect to {0} ({1})",
+            "the host answered kvinstall's preflight moments ago: check that it is up and that "
+            "nothing between here and port {0} filters KubeOne's connections",
+            True,
+        ),
+        (
+            r"does not satisfy version constraint '([^']*)': \"?([0-9.]+)",
+            "this KubeOne supports Kubernetes {0} only, not {1}",
+            "pair kubernetes.version with a kubeone.version that supports it (kvinstall validate "
+            "shows the supported range)",
+            False,
+        ),
+        (
+            r"cluster downgrades are disallowed",
+            "KubeOne refuses to downgrade the cluster: kubernetes.version is older than what runs",
+            "set kubernetes.version to the running version or newer",
+            False,
+        ),
+        (
+            r"repair and upgrade are not supported at the same time",
+            "KubeOne must repair the cluster before it can upgrade it, and will not do both at once",
+            "apply once with the version the cluster runs (KubeOne printed it as 'Highest version'), "
+            "then apply the new version",
+            False,
+        ),
+        (
+            r"broken host\(s\) found|is broken and needs to be manually removed",
+            "KubeOne found broken hosts that must be removed by hand",
+            "remove the hosts KubeOne named, in the order it recommends (etcd quorum), then apply again",
+            False,
+        ),
+    )
+)
+
+
+def diagnose(text: str) -> Diagnosis | None:
+    """The first rule matching `text` (KubeOne's output). Pure."""
+    for rx, what, hint, transient in _RULES:
+        m = rx.search(text)
+        if m:
+            groups = [g for g in m.groups() if g] if m.groups() else [m.group(0)]
+            return Diagnosis(what.format(*groups), hint.format(*groups), transient)
+    return None
+
 
 LineCallback = Callable[[str], None]
 
@@ -52,15 +149,49 @@ def describe_exit(code: int) -> str:
     return KUBEONE_EXIT_CODES.get(code, "unexpected exit code")
 
 
-def error_for(code: int, tail: Sequence[str], *, action: str) -> KubeOneError:
-    last = "\n    ".join(list(tail)[-8:])
-    hint = _HINTS.get(code)
+def error_for(code: int, tail: Sequence[str], *, action: str, stopped: bool = False) -> KubeOneError:
+    """The error for a failed KubeOne run: what KubeOne said, classified, with a hint."""
+    lines = list(tail)
+    final = _kubeone_error(lines)
+    diag = diagnose("\n".join(final)) or diagnose("\n".join(lines))
+    said = "\n    ".join(final[-8:])
+    if stopped:
+        head = f"kubeone {action} stopped by kvinstall: retrying cannot help"
+    else:
+        head = f"kubeone {action} failed with exit code {code} ({describe_exit(code)})"
+    if diag is not None:
+        head += f": {diag.what}"
     return KubeOneError(
-        f"kubeone {action} failed with exit code {code} ({describe_exit(code)})"
-        + (f"; last output:\n    {last}" if last else ""),
+        head + (f"; KubeOne said:\n    {said}" if said else ""),
         where="kubeone",
-        hint=hint,
+        hint=diag.hint if diag is not None else _HINTS.get(code),
     )
+
+
+def _kubeone_error(lines: Sequence[str]) -> list[str]:
+    """KubeOne's final 'Error: ...' block, else its last failed attempt, else the last lines."""
+    for marker in ("Error: ", "WARN Task failed"):
+        for i in range(len(lines) - 1, -1, -1):
+            if lines[i].startswith(marker):
+                return [ln for ln in lines[i:] if ln.strip()]
+    return [ln for ln in lines if ln.strip()]
+
+
+def display_line(raw: str) -> str:
+    """A line of KubeOne's JSON log as a person reads it ('WARN msg'); other lines unchanged."""
+    if not raw.startswith("{"):
+        return raw
+    try:
+        rec: Any = json.loads(raw)
+    except ValueError:
+        return raw
+    if not isinstance(rec, dict) or "msg" not in rec:
+        return raw
+    level = str(rec.get("level", "info")).upper()
+    msg = str(rec["msg"]).rstrip()
+    host = rec.get("node")
+    text = f"[{host}] {msg}" if host else msg
+    return text if level == "INFO" else f"{level[:4]} {text}"
 
 
 def write_private(path: Path, text: str) -> Path:
@@ -108,6 +239,15 @@ def _spawn(
         raise KubeOneError(f"{argv[0]!r} is not executable", where="kubeone") from exc
 
 
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def _stream(
     argv: list[str],
     *,
@@ -116,40 +256,58 @@ def _stream(
     cwd: str | Path | None,
     env: Mapping[str, str] | None,
 ) -> ApplyResult:
-    """Run kubeone streaming its output; raise KubeOneError unless it really did `action`."""
+    """Run kubeone streaming its output; raise KubeOneError unless it succeeded."""
     proc = _spawn(argv, cwd=Path(cwd) if cwd else None, env=env, capture=False)
     tail: deque[str] = deque(maxlen=TAIL_LINES)
-    canceled = False
     assert proc.stdout is not None
+    hopeless: Diagnosis | None = None
     try:
         for raw in proc.stdout:
-            line = raw.rstrip("\r\n")
-            tail.append(line)
-            if CANCELED_MARKER in line:
-                canceled = True
+            line = display_line(raw.rstrip("\r\n"))
+            tail.extend(line.splitlines() or [""])
             if on_line is not None:
                 on_line(line)
+            if "Task failed" in line:
+                diag = diagnose(line)
+                if diag is not None and not diag.transient:
+                    hopeless = diag
+                    break
+        if hopeless is not None:
+            _stop(proc)
         code = proc.wait()
     except BaseException:
         # Ctrl-C or a failing callback: do not leave KubeOne running unattended.
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
         raise
     finally:
         proc.stdout.close()
+    if hopeless is not None:
+        raise error_for(code, tail, action=action, stopped=True)
     if code != 0:
         raise error_for(code, tail, action=action)
-    if canceled:
-        raise KubeOneError(
-            f"kubeone {action} printed 'Operation canceled.': nothing was {'applied' if action == 'apply' else 'done'} "
-            "(it still exited 0)",
-            where="kubeone",
-            hint="kvinstall passes -y; check kubeone.extraArgs for options that bring the prompt back",
-        )
     return ApplyResult(code, tuple(tail))
+
+
+def check_agent(manifest_text: str, env: Mapping[str, str] | None) -> None:
+    """KubeOne told to use the SSH agent while SSH_AUTH_SOCK is not set: every one of its SSH
+    connections would fail, for minutes of retries. Say so before starting it."""
+    if "env:SSH_AUTH_SOCK" not in manifest_text:
+        return
+    sock = (env if env is not None else os.environ).get("SSH_AUTH_SOCK")
+    if not sock:
+        raise SSHError(
+            "KubeOne would log in with the SSH agent, but SSH_AUTH_SOCK is not set",
+            where="kubeone",
+            hint="start ssh-agent and load the key (ssh-add), or set ssh.privateKeyFile so that "
+            "KubeOne uses the key file",
+        )
+
+
+def _base_argv(binary: str, command: list[str], manifest: Path, credentials: Path | None) -> list[str]:
+    argv = [binary, *command, "-m", str(manifest)]
+    if credentials is not None:
+        argv += ["-c", str(credentials)]
+    return argv
 
 
 def apply(
@@ -162,10 +320,9 @@ def apply(
     cwd: str | Path | None = None,
     env: Mapping[str, str] | None = None,
 ) -> ApplyResult:
-    """`kubeone apply -m MANIFEST -y [-c CREDENTIALS] EXTRA...`; raises KubeOneError unless it applied."""
-    argv = [binary, "apply", "-m", str(manifest), "-y"]
-    if credentials is not None:
-        argv += ["-c", str(credentials)]
+    """`kubeone apply -m MANIFEST [-c CREDENTIALS] -y -l json EXTRA...`; raises unless it applied."""
+    creds = Path(credentials).absolute() if credentials is not None else None
+    argv = [*_base_argv(binary, ["apply"], Path(manifest).absolute(), creds), "-y", "-l", "json"]
     argv += list(extra_args)
     return _stream(argv, action="apply", on_line=on_line, cwd=cwd, env=env)
 
@@ -179,10 +336,26 @@ def reset(
     env: Mapping[str, str] | None = None,
 ) -> ApplyResult:
     """`kubeone reset -m MANIFEST -y --destroy-workers`: tear the cluster down (the user asked twice)."""
-    wd = Path(workdir)
+    wd = Path(workdir).absolute()
+    check_agent(manifest_text, env)
     manifest = write_private(wd / "kubeone.yaml", manifest_text)
-    argv = [binary, "reset", "-m", str(manifest), "-y", "--destroy-workers"]
+    argv = [*_base_argv(binary, ["reset"], manifest, None), "-y", "--destroy-workers", "-l", "json"]
     return _stream(argv, action="reset", on_line=on_line, cwd=wd, env=env)
+
+
+def _capture(
+    argv: list[str], *, action: str, cwd: Path | None, env: Mapping[str, str] | None, timeout: float
+) -> str:
+    proc = _spawn(argv, cwd=cwd, env=env, capture=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        proc.kill()
+        proc.communicate()
+        raise KubeOneError(f"kubeone {action} did not finish within {timeout:g}s", where="kubeone") from exc
+    if proc.returncode != 0:
+        raise error_for(proc.returncode, [*out.splitlines(), *err.splitlines()], action=action)
+    return out
 
 
 def fetch_kubeconfig(
@@ -193,28 +366,44 @@ def fetch_kubeconfig(
     credentials: str | Path | None = None,
     cwd: str | Path | None = None,
     env: Mapping[str, str] | None = None,
-    timeout: float = 300.0,
+    timeout: float = 900.0,
 ) -> Path:
     """`kubeone kubeconfig -m MANIFEST` into `dest` with mode 0600."""
-    argv = [binary, "kubeconfig", "-m", str(manifest)]
-    if credentials is not None:
-        argv += ["-c", str(credentials)]
-    proc = _spawn(argv, cwd=Path(cwd) if cwd else None, env=env, capture=True)
+    creds = Path(credentials).absolute() if credentials is not None else None
+    argv = _base_argv(binary, ["kubeconfig"], Path(manifest).absolute(), creds)
+    out = _capture(argv, action="kubeconfig", cwd=Path(cwd) if cwd else None, env=env, timeout=timeout)
+    if "clusters:" not in out or "apiVersion" not in out:
+        raise KubeOneError("kubeone kubeconfig printed no kubeconfig: " + out.strip()[:300], where="kubeone")
+    return write_private(Path(dest), out)
+
+
+def list_images(
+    manifest: str | Path, *, binary: str = "kubeone", env: Mapping[str, str] | None = None, timeout: float = 120.0
+) -> list[str]:
+    """`kubeone config images list -m MANIFEST`: every image this KubeOne deploys for the manifest's
+    Kubernetes version (it reads the manifest only; no host is contacted)."""
+    argv = [binary, "config", "images", "list", "-m", str(Path(manifest).absolute())]
+    out = _capture(argv, action="config images list", cwd=None, env=env, timeout=timeout)
+    return [ln.strip() for ln in out.splitlines() if ln.strip()]
+
+
+def binary_version(binary: str = "kubeone", *, env: Mapping[str, str] | None = None) -> str | None:
+    """The version a kubeone binary reports (`kubeone version`, JSON), or None if it cannot run."""
     try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
+        proc = _spawn([binary, "version"], cwd=None, env=env, capture=True)
+    except KubeOneError:
+        return None
+    try:
+        out, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()
-        raise KubeOneError(
-            f"kubeone kubeconfig did not finish within {timeout:g}s", where="kubeone"
-        ) from exc
-    if proc.returncode != 0:
-        raise error_for(proc.returncode, (err or out).splitlines(), action="kubeconfig")
-    if "clusters:" not in out or "apiVersion" not in out:
-        raise KubeOneError(
-            "kubeone kubeconfig printed no kubeconfig: " + (out.strip() or err.strip())[:300], where="kubeone"
-        )
-    return write_private(Path(dest), out)
+        return None
+    try:
+        data = json.loads(out)
+        return str(data["kubeone"]["gitVersion"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def should_skip(manifest_hash: str, last_hash: str | None, nodes_ready_at_version: bool) -> tuple[bool, str]:
@@ -240,9 +429,12 @@ def run_kubeone(
 ) -> Path:
     """Write the manifest (0600) into workdir, apply it, fetch the kubeconfig; return its path.
 
-    registries_auth_yaml goes into a 0600 credentials file that is removed afterwards.
+    KubeOne runs in workdir (a full install writes `<name>-kubeconfig` into its working directory);
+    every path it is given is absolute. registries_auth_yaml goes into a 0600 credentials file that
+    is removed afterwards.
     """
-    wd = Path(workdir)
+    wd = Path(workdir).absolute()
+    check_agent(manifest_text, env)
     manifest = write_private(wd / "kubeone.yaml", manifest_text)
     creds: Path | None = None
     if registries_auth_yaml is not None:

@@ -90,10 +90,11 @@ def run_reset(ctx: Context, *, confirm: Callable[[str], None], kubeone_reset: bo
         summary=", ".join(removed) or "nothing installed",
     )
     if kubeone_reset:
-        from kvinstall.kubeone.manifest import to_yaml
+        from kvinstall.kubeone.manifest import render_manifest, to_yaml
 
+        keys = ctx.edges.kubeone_host_keys(ctx.config, known_hosts=ctx.state / "known_hosts")
         ctx.edges.kubeone_reset(
-            to_yaml(ctx.desired.kubeone_manifest),
+            to_yaml(render_manifest(ctx.config, host_keys=keys)),
             ctx.state,
             binary=ctx.config.kubeone.binary,
             on_line=lambda line: ctx.events.emit("log", phase="kubeone", message=line),

@@ -74,7 +74,7 @@ class KubeOnePhase:
         return PhasePlan(self.name, self.title, [action], images=list(desired.kubernetes_images))
 
     def run(self, ctx: Context) -> str:
-        from kvinstall.kubeone.manifest import registries_auth, to_yaml
+        from kvinstall.kubeone.manifest import registries_auth, render_manifest, to_yaml
 
         upgrade = ctx.upgrades.get("kubernetes")
         if upgrade is not None:
@@ -85,9 +85,12 @@ class KubeOnePhase:
                 message=f"upgrade Kubernetes {upgrade.from_version} -> {upgrade.to_version}: "
                 "KubeOne upgrades the control plane, then the nodes one at a time",
             )
+        # KubeOne checks host keys only when the manifest has them: the ones preflight verified
+        # and recorded (pinned, known_hosts, or accepted); no KubeOne run for a host without one.
+        keys = ctx.edges.kubeone_host_keys(ctx.config, known_hosts=ctx.state / "known_hosts")
         auth = registries_auth(ctx.config)
         path = ctx.edges.kubeone_apply(
-            to_yaml(ctx.desired.kubeone_manifest),
+            to_yaml(render_manifest(ctx.config, host_keys=keys)),
             ctx.state,
             binary=ctx.config.kubeone.binary,
             extra_args=ctx.config.kubeone.extra_args,

@@ -21,6 +21,7 @@ from kvinstall.phases.component import ComponentPhase
 from kvinstall.phases.context import Context
 from kvinstall.phases.gate import GatePhase
 from kvinstall.phases.host_packages import HostPackagesPhase
+from kvinstall.phases.host_trust import HostTrustPhase
 from kvinstall.phases.journal import input_hash
 from kvinstall.phases.kubeone import KubeOnePhase
 from kvinstall.phases.preflight import PreflightPhase
@@ -37,6 +38,7 @@ def apply_phases(ctx: Context) -> list[Phase]:
         GatePhase(),
         PreflightPhase(),
         HostPackagesPhase(),
+        HostTrustPhase(),
         KubeOnePhase(),
         BootstrapPhase(),
         *(ComponentPhase(c) for c in ctx.desired.components),

@@ -38,6 +38,7 @@ class PreflightPhase:
             accept_new_host_keys=o.accept_new_host_keys,
             skip=set(o.skip_checks),
             known_hosts=ctx.state / "known_hosts",
+            record_kubeone_keys=True,  # the keys KubeOne will be shown, for the kubeone phase
         )
         for w in report.warnings:
             ctx.events.emit("warning", phase=self.name, message=w)

@@ -7,6 +7,7 @@ through an ArtifactSource chosen by the caller (cache only for `plan`, network f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from kvinstall.catalog import Catalog
@@ -26,6 +27,20 @@ def planned_checks(config: Config, host: Host) -> tuple[str, ...]:
     return tuple(c.id for c in CHECKS if applies_to_host(c, host, user, config))
 
 
+def cluster_images(config: Config, catalog: Catalog, kubeone_images: Sequence[str] | None = None) -> list[str]:
+    """The images of the cluster KubeOne builds: kubeadm's for the Kubernetes version, KubeOne's
+    sandbox image, and every image KubeOne's addons may deploy (`kubeone_images`: the binary's own
+    `config images list`; else the catalog's copy of it)."""
+    k8s = catalog.kubernetes.get(config.kubernetes.version)
+    kubeone = catalog.kubeone.get(config.kubeone.version)
+    images = list(k8s.images) if k8s else []
+    if kubeone is not None:
+        images += [kubeone.sandbox_image] if kubeone.sandbox_image else []
+        if kubeone_images is None:
+            kubeone_images = kubeone.kubernetes_images.get(config.kubernetes.version, ())
+    return list(dict.fromkeys([*images, *(kubeone_images or ())]))
+
+
 def desire(
     config: Config,
     catalog: Catalog,
@@ -35,6 +50,7 @@ def desire(
     host_keys: dict[str, str] | None = None,
 ) -> DesiredState:
     from kvinstall.components import ALL_COMPONENTS
+    from kvinstall.hosts.trust import host_files
     from kvinstall.kubeone.manifest import manifest_hash, render_manifest
 
     hosts = [
@@ -72,16 +88,16 @@ def desire(
                 notes=rendered.notes,
             )
         )
-    k8s = catalog.kubernetes.get(config.kubernetes.version)
     kubeone = catalog.kubeone.get(config.kubeone.version)
     helm = catalog.helm.get(catalog.helm.default)
     binaries = [*(kubeone.artifacts if kubeone else ()), *(helm.artifacts if helm else ())]
+    manifest = render_manifest(config, host_keys=host_keys)
     return DesiredState(
         cluster=config.name,
         hosts=hosts,
-        kubeone_manifest=render_manifest(config, host_keys=host_keys),
-        kubeone_manifest_sha256=manifest_hash(config, host_keys=host_keys),
-        kubernetes_images=list(k8s.images) if k8s else [],
+        kubeone_manifest=manifest,
+        kubeone_manifest_sha256=manifest_hash(manifest),
+        kubernetes_images=cluster_images(config, catalog),
         components=desired_components,
         binaries=binaries,
         offline_registry=config.offline.registry if config.offline.enabled else None,
@@ -91,6 +107,7 @@ def desire(
             if config.offline.enabled and config.offline.package_repository
             else None
         ),
+        host_ca_files=[f.path for f in host_files(config)],
     )
 
 
