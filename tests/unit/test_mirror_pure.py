@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from kvinstall.errors import IntegrityError, LocalIOError
 from kvinstall.mirror.bundle import split_registry
-from kvinstall.mirror.copy import manifest_children, platform_matches
+from kvinstall.mirror.copy import platform_matches
+from kvinstall.mirror.descriptor import Descriptor, manifest_children
 from kvinstall.mirror.layout import Layout, local_io_error
 from kvinstall.mirror.model import FileItem, LockEntry, ProgressTracker
 from kvinstall.mirror.refs import ReferenceError_, parse_reference, rewrite_image
@@ -86,12 +87,12 @@ def test_platform_matches() -> None:
 
 
 def test_manifest_children() -> None:
-    index = b'{"manifests":[{"digest":"sha256:1","size":1}]}'
-    assert manifest_children(index, "application/vnd.oci.image.index.v1+json") == (
-        [{"digest": "sha256:1", "size": 1}], [])
-    manifest = b'{"config":{"digest":"c","size":2},"layers":[{"digest":"l","size":3}]}'
+    c, lay = "sha256:" + "c" * 64, "sha256:" + "e" * 64
+    index = ('{"manifests":[{"digest":"%s","size":1}]}' % D).encode()
+    assert manifest_children(index, "application/vnd.oci.image.index.v1+json") == ([Descriptor(D, 1)], [])
+    manifest = ('{"config":{"digest":"%s","size":2},"layers":[{"digest":"%s","size":3}]}' % (c, lay)).encode()
     children, blobs = manifest_children(manifest, "application/vnd.oci.image.manifest.v1+json")
-    assert children == [] and [b["digest"] for b in blobs] == ["c", "l"]
+    assert children == [] and [b.digest for b in blobs] == [c, lay]
 
 
 def test_progress_is_monotonic_and_capped_under_retries() -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -16,6 +18,7 @@ from kvinstall.cli.output import Output
 if TYPE_CHECKING:  # the commands import their work lazily, so --help stays light
     from kvinstall.components.base import ArtifactSource
     from kvinstall.config.models import Config
+    from kvinstall.mirror.cancel import CancelToken
     from kvinstall.plan.desired import DesiredState
 
 app = typer.Typer(help="Offline bundles: list, create, push, inspect, verify, serve.", no_args_is_help=True)
@@ -51,12 +54,43 @@ def _desired(file: Path, source: ArtifactSource, cfg: Config | None = None) -> D
     )
 
 
-def progress(label: str) -> Callable[[int, int], None]:
+@contextlib.contextmanager
+def _interruptible(what: str, hint: str) -> Iterator[CancelToken]:
+    """The first Ctrl-C cancels every transfer and ends the command with exit 130 ("interrupted"
+    and how to resume); later ones are ignored while it stops, so they cannot break the exit."""
+    from kvinstall.errors import Interrupted
+    from kvinstall.mirror.cancel import Cancelled, CancelToken
+
+    token = CancelToken()
+    pressed = [False]
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if pressed[0]:
+            return
+        pressed[0] = True
+        token.cancel()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield token
+    except (KeyboardInterrupt, Cancelled):
+        pressed[0] = True
+        raise Interrupted(f"{what} interrupted", hint=hint) from None
+    finally:
+        if not pressed[0]:
+            signal.signal(signal.SIGINT, previous)
+        # else: keep ignoring Ctrl-C until the process has reported and exited
+
+
+def progress(label: str, token: CancelToken | None = None) -> Callable[[int, int], None]:
     last = [0.0]
 
     def report(done: int, total: int) -> None:
         import time
 
+        if token is not None and token.cancelled:
+            return  # stopping: a transfer still finishing its piece must not print over the message
         now = time.monotonic()
         if now - last[0] >= 1.0 or done == total:
             last[0] = now
@@ -193,31 +227,39 @@ def create_cmd(
     from kvinstall.components.artifacts import ArtifactCache
     from kvinstall.config.loader import load_file
     from kvinstall.mirror.aptfetch import PackageSources, collect_packages
-    from kvinstall.mirror.bundle import create_bundle
+    from kvinstall.mirror.bundle import create_bundle, work_dir_for
     from kvinstall.mirror.items import ArtifactFetch, mirror_items
     from kvinstall.mirror.sources import registry_options
 
     output.set_mode(out)
     registries = registry_options(registry_mirror or [], insecure_registry or [], registry_ca or [])
     sources = PackageSources.from_options(package_repo or [], package_dir or [])
-    cfg = load_file(file).config
-    cache = ArtifactCache()
-    desired = _desired(file, cache, cfg)
-    items = mirror_items(desired, ArtifactFetch(cache))
-    packages = collect_packages(
-        cfg, load_package_catalog(), sources, workers=workers, progress=progress("host packages")
+    hint = (
+        f"re-run the same command to continue: what was fetched is kept in {work_dir_for(out_path)} "
+        "(and verified again before it is used)"
     )
-    for note in packages.notes:
-        output.err(f"note: {note}")
-    result = create_bundle(
-        [*items, *packages.items],
-        out_path,
-        platforms=platform or ["linux/amd64"],
-        workers=workers,
-        progress=progress("mirror create"),
-        registries=registries,
-        extra_lock={"packages": {s.distribution: s.to_json() for s in packages.sets}} if packages.sets else None,
-    )
+    with _interruptible("mirror create", hint) as token:
+        cfg = load_file(file).config
+        cache = ArtifactCache()
+        desired = _desired(file, cache, cfg)
+        items = mirror_items(desired, ArtifactFetch(cache))
+        packages = collect_packages(
+            cfg, load_package_catalog(), sources, workers=workers, progress=progress("host packages", token)
+        )
+        for note in packages.notes:
+            output.err(f"note: {note}")
+        result = create_bundle(
+            [*items, *packages.items],
+            out_path,
+            platforms=platform or ["linux/amd64"],
+            workers=workers,
+            progress=progress("mirror create", token),
+            registries=registries,
+            extra_lock={"packages": {s.distribution: s.to_json() for s in packages.sets}}
+            if packages.sets
+            else None,
+            cancel=token,
+        )
     counts = {s.distribution: len(s.packages) for s in packages.sets}
     if out is Output.json:
         output.emit_json(
@@ -279,17 +321,20 @@ def push_cmd(
             "no registry: pass --registry HOST[:PORT], or -f with a config that sets offline.registry"
         )
     registry = target.registry
-    result = push_bundle(
-        bundle,
-        target.registry,
-        ca_file=target.ca_file,
-        insecure=target.insecure,
-        username=target.username,
-        password=target.password,
-        workers=workers,
-        progress=progress("mirror push"),
-        skip_verify=target.skip_verify,
-    )
+    hint = "re-run the same command to continue: blobs the registry already has are not sent again"
+    with _interruptible("mirror push", hint) as token:
+        result = push_bundle(
+            bundle,
+            target.registry,
+            ca_file=target.ca_file,
+            insecure=target.insecure,
+            username=target.username,
+            password=target.password,
+            workers=workers,
+            progress=progress("mirror push", token),
+            skip_verify=target.skip_verify,
+            cancel=token,
+        )
     if out is Output.json:
         output.emit_json(
             {
