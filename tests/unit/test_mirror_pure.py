@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import threading
 from pathlib import Path
 
@@ -88,9 +89,9 @@ def test_platform_matches() -> None:
 
 def test_manifest_children() -> None:
     c, lay = "sha256:" + "c" * 64, "sha256:" + "e" * 64
-    index = ('{"manifests":[{"digest":"%s","size":1}]}' % D).encode()
+    index = json.dumps({"manifests": [{"digest": D, "size": 1}]}).encode()
     assert manifest_children(index, "application/vnd.oci.image.index.v1+json") == ([Descriptor(D, 1)], [])
-    manifest = ('{"config":{"digest":"%s","size":2},"layers":[{"digest":"%s","size":3}]}' % (c, lay)).encode()
+    manifest = json.dumps({"config": {"digest": c, "size": 2}, "layers": [{"digest": lay, "size": 3}]}).encode()
     children, blobs = manifest_children(manifest, "application/vnd.oci.image.manifest.v1+json")
     assert children == [] and [b.digest for b in blobs] == [c, lay]
 

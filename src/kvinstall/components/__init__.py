@@ -49,10 +49,7 @@ def __getattr__(attr: str) -> Any:
 
 
 def default_components(state_dir: Path) -> list[Component]:
-    """The components for one cluster: Dex keeps its generated admin credential in the state dir."""
-    from kvinstall.components.dex import DexComponent, state_dir_credentials
+    """The components for one cluster: Dex keeps its admin credential and checksum key in the state dir."""
+    from kvinstall.components.dex import for_state_dir
 
-    return [
-        DexComponent(credentials=state_dir_credentials(state_dir)) if c.name == "dex" else c
-        for c in all_components()
-    ]
+    return [for_state_dir(state_dir) if c.name == "dex" else c for c in all_components()]

@@ -12,6 +12,16 @@ clear password and its bcrypt hash live in a 0600 credentials file in the local 
 re-runs reuse the same hash (bcrypt salts are random: hashing again would rewrite the Secret and
 show a change on every plan). Rendering stays pure: the component receives the credentials through
 an injected provider (`DexComponent(credentials=state_dir_credentials(state_dir))`).
+
+The Deployment's `kvinstall.io/config-sha256` rolls the pods when the configuration changes (Dex
+reads it only at start), secrets included: a rotated client secret Dex never reloads breaks every
+login. But the annotation is readable by anyone who may read Deployments, which is more people than
+may read Secrets, and a plain hash of a config holding a client secret can be reversed by trying
+candidate secrets. So it is an HMAC-SHA256 of the configuration under a random 256-bit key kept in
+the state directory (`dex-checksum.key`, 0600, made once): nothing in the cluster or the config
+derives it. A new state directory (another machine) means a new key and one Dex restart. Without a
+key provider (library use) the hash covers the configuration with every secret value blanked out:
+still safe to publish, but then a secret-only change does not roll Dex.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -41,7 +52,7 @@ from kvinstall.components.base import (
 )
 from kvinstall.components.kubevirt import offline_rewrite
 from kvinstall.config.problems import Problem
-from kvinstall.config.secrets import Secret
+from kvinstall.config.secrets import Secret, is_secret_ref
 from kvinstall.errors import ConfigError, LocalIOError
 
 if TYPE_CHECKING:
@@ -49,6 +60,7 @@ if TYPE_CHECKING:
     from kvinstall.config.models import Config
 
 CREDENTIALS_FILE = "dex-admin-credentials.json"
+CHECKSUM_KEY_FILE = "dex-checksum.key"
 HTTP_PORT = 5556
 TELEMETRY_PORT = 5558
 # Redirect URIs of kubectl oidc-login (kubelogin), the usual client of the kube-apiserver's OIDC.
@@ -180,6 +192,51 @@ def ensure_admin_credentials(state_dir: Path, config: Config) -> tuple[Path, str
     return creds.path, creds.password
 
 
+ChecksumKey = Callable[[], bytes]
+
+
+def load_checksum_key(state_dir: Path) -> bytes:
+    """The key of the config checksum (see the module doc): STATE_DIR/dex-checksum.key, made once."""
+    path = Path(state_dir) / CHECKSUM_KEY_FILE
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        text = ""
+    except OSError as exc:
+        raise LocalIOError(f"cannot read the checksum key: {exc.strerror or exc}", where=str(path)) from None
+    if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
+        return bytes.fromhex(text)
+    if text:
+        raise LocalIOError(
+            "the checksum key file is not in the expected form (64 hex digits)",
+            where=str(path),
+            hint="remove it: a new key is made, and Dex restarts once",
+        )
+    key = secrets.token_bytes(32)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return load_checksum_key(state_dir)  # another run made it first: use theirs
+    except OSError as exc:
+        raise LocalIOError(f"cannot write the checksum key: {exc.strerror or exc}", where=str(path)) from None
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key.hex() + "\n")
+    return key
+
+
+def config_checksum(text: str, secret_values: list[str], key: bytes | None) -> str:
+    """The pod-template annotation for Dex's configuration text (see the module doc)."""
+    if key is not None:
+        return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+    public = text
+    for value in sorted(set(secret_values), key=len, reverse=True):
+        escaped = json.dumps(value)[1:-1]  # as the value appears inside the JSON text
+        if escaped:
+            public = public.replace(escaped, "<secret>")
+    return hashlib.sha256(public.encode()).hexdigest()
+
+
 def state_dir_credentials(state_dir: Path) -> CredentialsProvider:
     """A provider for DexComponent that keeps the credential in `state_dir`."""
 
@@ -192,24 +249,30 @@ def state_dir_credentials(state_dir: Path) -> CredentialsProvider:
 # --- the Dex configuration ----------------------------------------------------------------------
 
 
-def _resolve_refs(value: Any, loc: tuple[str | int, ...]) -> Any:
+def _resolve_refs(value: Any, loc: tuple[str | int, ...], revealed: list[str]) -> Any:
     """Connector settings with every secret (`{valueFrom: {env|file: ...}}`, or `{value: ...}` as a KubeV
     file's inline secret becomes) replaced by the secret's value."""
     if isinstance(value, dict):
-        if set(value) == {"valueFrom"} or (set(value) == {"value"} and isinstance(value["value"], str)):
+        if is_secret_ref(value):
             try:
                 secret = Secret.model_validate(value)
             except ValueError as exc:
                 raise ConfigError([Problem(f"not a secret reference: {exc}", loc=loc)]) from None
-            return secret.require(loc)
-        return {k: _resolve_refs(v, (*loc, k)) for k, v in value.items()}
+            revealed.append(secret.require(loc))
+            return revealed[-1]
+        return {k: _resolve_refs(v, (*loc, k), revealed) for k, v in value.items()}
     if isinstance(value, list):
-        return [_resolve_refs(v, (*loc, i)) for i, v in enumerate(value)]
+        return [_resolve_refs(v, (*loc, i), revealed) for i, v in enumerate(value)]
     return value
 
 
 def dex_config(config: Config, admin: AdminCredentials | None) -> dict[str, Any]:
     """Dex's config.yaml as a dict (it holds secrets: it only ever goes into a Secret)."""
+    return _dex_config(config, admin, [])
+
+
+def _dex_config(config: Config, admin: AdminCredentials | None, revealed: list[str]) -> dict[str, Any]:
+    """dex_config, appending every secret value it puts in to `revealed`."""
     auth = config.auth
     if not auth.issuer:
         raise ConfigError(
@@ -228,6 +291,7 @@ def dex_config(config: Config, admin: AdminCredentials | None) -> dict[str, Any]
             client["public"] = True
         if c.secret is not None:
             client["secret"] = c.secret.require(("auth", "staticClients", i, "secret"))
+            revealed.append(client["secret"])
         clients.append(client)
     if not any(c["id"] == auth.client_id for c in clients):
         # The client the kube-apiserver trusts (its audience); kubectl oidc-login logs in with it.
@@ -256,15 +320,17 @@ def dex_config(config: Config, admin: AdminCredentials | None) -> dict[str, Any]
         out["staticPasswords"] = [
             {"email": admin.email, "hash": admin.bcrypt_hash, "username": "admin", "userID": admin.user_id}
         ]
+        revealed.append(admin.bcrypt_hash)
     else:
         out["enablePasswordDB"] = False
     # Upstream connectors in either mode: basic offers them next to the password login.
     connectors = []
     for i, conn in enumerate(auth.oidc.connectors):
         loc: tuple[str | int, ...] = ("auth", "oidc", "connectors", i)
-        settings = _resolve_refs(dict(conn.config), (*loc, "config"))
+        settings = _resolve_refs(dict(conn.config), (*loc, "config"), revealed)
         if conn.client_secret is not None:
             settings["clientSecret"] = conn.client_secret.require((*loc, "clientSecret"))
+            revealed.append(settings["clientSecret"])
         connectors.append({"type": conn.type, "id": conn.id, "name": conn.name, "config": settings})
     if connectors or auth.mode == "oidc":
         out["connectors"] = connectors
@@ -283,11 +349,14 @@ class DexComponent(CatalogComponent):
     title = "Dex"
     namespace: str | None = "dex"
 
-    def __init__(self, credentials: CredentialsProvider | None = None) -> None:
+    def __init__(
+        self, credentials: CredentialsProvider | None = None, checksum_key: ChecksumKey | None = None
+    ) -> None:
         self.credentials = credentials
+        self.checksum_key = checksum_key
 
     def with_credentials(self, credentials: CredentialsProvider) -> DexComponent:
-        return DexComponent(credentials)
+        return DexComponent(credentials, self.checksum_key)
 
     def enabled(self, config: Config) -> bool:
         return config.auth.mode != "none"
@@ -310,15 +379,18 @@ class DexComponent(CatalogComponent):
                 raise ValueError("DexComponent needs a credentials provider for auth.mode basic")
             admin = self.credentials(config)
         # Deterministic text (sorted keys): an unchanged config gives a byte-identical Secret.
-        config_text = json.dumps(dex_config(config, admin), sort_keys=True, indent=2) + "\n"
+        revealed: list[str] = []
+        config_text = json.dumps(_dex_config(config, admin, revealed), sort_keys=True, indent=2) + "\n"
+        key = self.checksum_key() if self.checksum_key is not None else None
         release = self.release(config, catalog)
         objects = render_template(
             "dex.yaml.j2",
             ns=config.auth.namespace,
             image=release.images[0],
             config_data={"config.yaml": _b64(config_text)},
-            # Rolls the pods when the configuration changes (Dex reads it only at start).
-            config_checksum=hashlib.sha256(config_text.encode()).hexdigest(),
+            # Rolls the pods when the configuration changes (Dex reads it only at start); keyed, so
+            # it does not give away the secrets in it (module doc).
+            config_checksum=config_checksum(config_text, revealed, key),
             admin_data=(
                 {"email": _b64(admin.email), "password": _b64(admin.password)} if admin is not None else None
             ),
@@ -341,5 +413,5 @@ COMPONENT = DexComponent()
 
 
 def for_state_dir(state_dir: Path) -> DexComponent:
-    """Dex with its admin credential kept in `state_dir` (what `plan` and `apply` use)."""
-    return DexComponent(state_dir_credentials(state_dir))
+    """Dex with its admin credential and checksum key kept in `state_dir` (what `plan` and `apply` use)."""
+    return DexComponent(state_dir_credentials(state_dir), lambda: load_checksum_key(state_dir))

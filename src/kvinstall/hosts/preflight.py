@@ -183,7 +183,7 @@ def run_preflight(
         results=tuple(results),
         host_errors=errors,
         skipped=skipped,
-        warnings=tuple(f"preflight check {s!r} skipped by request" for s in skipped),
+        warnings=(*pool.policy.notes, *(f"preflight check {s!r} skipped by request" for s in skipped)),
         accepted_host_keys=dict(pool.policy.accepted),
         untrusted_host_keys=dict(pool.policy.untrusted),
         facts={c.name: c.facts for c in contexts},

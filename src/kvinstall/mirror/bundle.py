@@ -296,12 +296,16 @@ class _BoundedTarInfo(tarfile.TarInfo):
     def _proc_pax(self, tar: tarfile.TarFile) -> tarfile.TarInfo:
         if self.size > MAX_HEADER:
             raise tarfile.HeaderError(f"a pax header of {self.size} bytes")
-        return super()._proc_pax(tar)  # type: ignore[misc]  # private, absent from the stubs
+        parent: Any = super()  # _proc_pax is private and absent from the stubs
+        result: tarfile.TarInfo = parent._proc_pax(tar)
+        return result
 
     def _proc_gnulong(self, tar: tarfile.TarFile) -> tarfile.TarInfo:
         if self.size > MAX_HEADER:
             raise tarfile.HeaderError(f"a long-name header of {self.size} bytes")
-        return super()._proc_gnulong(tar)  # type: ignore[misc]  # private, absent from the stubs
+        parent: Any = super()
+        result: tarfile.TarInfo = parent._proc_gnulong(tar)
+        return result
 
 
 MAX_HEADER = 1 << 20
