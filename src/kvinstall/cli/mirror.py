@@ -227,7 +227,7 @@ def create_cmd(
     from kvinstall.components.artifacts import ArtifactCache
     from kvinstall.config.loader import load_file
     from kvinstall.mirror.aptfetch import PackageSources, collect_packages
-    from kvinstall.mirror.bundle import create_bundle, work_dir_for
+    from kvinstall.mirror.bundle import create_bundle, exclusive, work_dir_for
     from kvinstall.mirror.items import ArtifactFetch, mirror_items
     from kvinstall.mirror.sources import registry_options
 
@@ -238,7 +238,7 @@ def create_cmd(
         f"re-run the same command to continue: what was fetched is kept in {work_dir_for(out_path)} "
         "(and verified again before it is used)"
     )
-    with _interruptible("mirror create", hint) as token:
+    with _interruptible("mirror create", hint) as token, exclusive(out_path):
         cfg = load_file(file).config
         cache = ArtifactCache()
         desired = _desired(file, cache, cfg)

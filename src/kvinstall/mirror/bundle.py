@@ -66,13 +66,23 @@ def work_dir_for(out: Path) -> Path:
     return out.parent / f".{out.name}.work"
 
 
+_held: set[Path] = set()  # locks this process holds (exclusive() is reentrant within a process)
+
+
 @contextlib.contextmanager
-def exclusive(work: Path, out: Path) -> Iterator[None]:
-    """Hold the work directory's lock (flock on `.lock`, which records the holder's pid).
+def exclusive(out: Path) -> Iterator[None]:
+    """Hold the lock of the bundle `out` (flock on `.lock` in its work directory, with the holder's pid).
 
     Non-blocking: a second create of the same output stops at once, naming the holder. The inode
-    check covers a holder that removed the work directory (and its lock) as it finished."""
+    check covers a holder that removed the work directory (and its lock) as it finished. The CLI
+    takes it before it renders anything, create_bundle again (a no-op then)."""
+    work = work_dir_for(Path(out))
     path = work / ".lock"
+    if path in _held:
+        yield
+        return
+    with io_guard(work):
+        work.mkdir(parents=True, exist_ok=True)
     while True:
         with io_guard(path):
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -98,11 +108,13 @@ def exclusive(work: Path, out: Path) -> Iterator[None]:
             break
         os.close(fd)
         work.mkdir(parents=True, exist_ok=True)
+    _held.add(path)
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
+        _held.discard(path)
         os.close(fd)
 
 
@@ -140,9 +152,8 @@ def create_bundle(
     partial ones resumed. `cancel` stops every transfer at its next piece (Ctrl-C).
     """
     out = Path(out)
-    work = work_dir_for(out)
-    layout = Layout(work).init()
-    with exclusive(work, out):
+    with exclusive(out):
+        layout = Layout(work_dir_for(out)).init()
         return _create(
             items,
             out,
