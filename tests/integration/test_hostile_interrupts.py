@@ -64,7 +64,9 @@ storage: {rwxClass: nfs}
 class Cli:
     """`python -m kvinstall ARGS` running in the background; its output collected line by line."""
 
-    def __init__(self, args: list[str], env: dict[str, str], cwd: Path, argv0: list[str] | None = None) -> None:
+    def __init__(
+        self, args: list[str], env: dict[str, str], cwd: Path, argv0: list[str] | None = None
+    ) -> None:
         self.proc = subprocess.Popen(
             [*(argv0 or []), sys.executable, "-m", "kvinstall", *args],
             cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -100,13 +102,17 @@ class Cli:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(30)
-            raise AssertionError(f"still running after {timeout}s; stderr so far:\n{''.join(self.err)}") from None
+            raise AssertionError(
+                f"still running after {timeout}s; stderr so far:\n{''.join(self.err)}"
+            ) from None
         for t in self.readers:
             t.join(30)  # the pipes close with the process
         return rc, "".join(self.out), "".join(self.err)
 
 
-def run(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run(
+    args: list[str], env: dict[str, str], cwd: Path, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "kvinstall", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)  # fmt: skip
 
@@ -119,7 +125,9 @@ def seed_cache(cache: Path, config_file: Path) -> None:
     lock: dict[str, str] = {}
     for art in desired.all_artifacts():
         pattern = PACK.get(art.name)
-        data = (UPSTREAM / pattern.format(v=art.version)).read_bytes() if pattern else f"{art.name}\n".encode()
+        data = (
+            (UPSTREAM / pattern.format(v=art.version)).read_bytes() if pattern else f"{art.name}\n".encode()
+        )
         digest = hashlib.sha256(data).hexdigest()
         (cache / "sha256").mkdir(parents=True, exist_ok=True)
         (cache / "sha256" / digest).write_bytes(data)
@@ -151,7 +159,9 @@ def mirror_args(reg: Any, hosts: tuple[str, ...], cfg: Path, out: Path) -> list[
     return args + [a for h in hosts for a in ("--registry-mirror", f"{h}={reg.host}")]
 
 
-def test_ctrl_c_stops_mirror_create_at_once_and_the_rerun_completes(work: tuple[Path, dict[str, str]]) -> None:
+def test_ctrl_c_stops_mirror_create_at_once_and_the_rerun_completes(
+    work: tuple[Path, dict[str, str]],
+) -> None:
     tmp, env = work
     cfg = tmp / "cluster.yaml"
     cfg.write_text(CONFIG)
@@ -161,12 +171,19 @@ def test_ctrl_c_stops_mirror_create_at_once_and_the_rerun_completes(work: tuple[
         reg.slow.set()
         args = mirror_args(reg, UPSTREAM_REGISTRIES, cfg, out)
         first = Cli(args, env, tmp)
-        wait_until(lambda: (first.running() and reg.blob_requests > 0) or None, 240, "mirror create to start pulling blobs")
+        wait_until(
+            lambda: (first.running() and reg.blob_requests > 0) or None,
+            240,
+            "mirror create to start pulling blobs",
+        )
 
         # Meanwhile another create of the same bundle: refused at once, naming the holder.
         second = run(args, env, tmp, timeout=240)
         assert second.returncode == 13, second.stderr
-        assert f"another `kvinstall mirror create` is writing this bundle (pid {first.proc.pid})" in second.stderr
+        assert (
+            f"another `kvinstall mirror create` is writing this bundle (pid {first.proc.pid})"
+            in second.stderr
+        )
 
         # Ctrl-C, pressed three times: one clean stop, no traceback, nothing half-written.
         first.interrupt(3)
@@ -209,7 +226,17 @@ def test_ctrl_c_stops_mirror_push_at_once_and_the_rerun_completes(
     target = registry_factory("hostile-push")
     link = SlowLink(target.port)
     try:
-        args = ["mirror", "push", "--bundle", str(small_bundle), "--registry", link.host, "--insecure", "--workers", "4"]
+        args = [
+            "mirror",
+            "push",
+            "--bundle",
+            str(small_bundle),
+            "--registry",
+            link.host,
+            "--insecure",
+            "--workers",
+            "4",
+        ]
         push = Cli(args, env, tmp)
         wait_until(lambda: (push.running() and link.sent > 16 << 10) or None, 240, "a blob upload under way")
         push.interrupt(3)
@@ -225,7 +252,9 @@ def test_ctrl_c_stops_mirror_push_at_once_and_the_rerun_completes(
         link.close()
 
 
-def test_sigterm_during_plan_leaves_no_key_material(work: tuple[Path, dict[str, str]], registry_ca: CA) -> None:
+def test_sigterm_during_plan_leaves_no_key_material(
+    work: tuple[Path, dict[str, str]], registry_ca: CA
+) -> None:
     """`plan --kubeconfig` with the client key embedded in the kubeconfig, killed by SIGTERM while
     the cluster (a stand-in that accepts and never answers) keeps it waiting. Runs in a network
     namespace of its own: the config's host (192.0.2.11) does not exist there."""

@@ -139,7 +139,11 @@ class SyntheticRegistry(StandIn):
             req.reply(200, b"{}")
             return
         if "/manifests/" in path:
-            req.reply(200, self.manifest, {"Content-Type": OCI_MANIFEST, "Docker-Content-Digest": _sha(self.manifest)})
+            req.reply(
+                200,
+                self.manifest,
+                {"Content-Type": OCI_MANIFEST, "Docker-Content-Digest": _sha(self.manifest)},
+            )
             return
         data = self.blobs.get(path.rsplit("/", 1)[-1]) if "/blobs/" in path else None
         if data is None:

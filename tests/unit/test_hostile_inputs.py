@@ -68,10 +68,15 @@ def test_billion_laughs_at_the_top_is_refused_before_expansion() -> None:
 
 
 def test_billion_laughs_inside_connector_config_is_refused() -> None:
-    text = HEAD + HOSTS + (
-        "auth:\n  mode: oidc\n  issuer: https://dex.example.test/dex\n  oidc:\n    connectors:\n"
-        "      - type: ldap\n        id: corp\n        name: Corp\n        config:\n"
-    ) + laughs(9, "          ")
+    text = (
+        HEAD
+        + HOSTS
+        + (
+            "auth:\n  mode: oidc\n  issuer: https://dex.example.test/dex\n  oidc:\n    connectors:\n"
+            "      - type: ldap\n        id: corp\n        name: Corp\n        config:\n"
+        )
+        + laughs(9, "          ")
+    )
     assert [p.code for p in problems(text)] == ["yaml-expansion"]
 
 
@@ -399,16 +404,23 @@ def test_dex_checksum_without_a_key_covers_no_secret(monkeypatch: pytest.MonkeyP
     assert annotation == hashlib.sha256(public.encode()).hexdigest()
     monkeypatch.setenv("KV_DEX_CLIENT", "autumn2024")
     assert dex_objects(DexComponent(), oidc())[0] == annotation  # no key: secrets do not enter
-    assert config_checksum('{"a": "x\\"y"}', ['x"y'], None) == hashlib.sha256(b'{"a": "<secret>"}').hexdigest()
+    assert (
+        config_checksum('{"a": "x\\"y"}', ['x"y'], None) == hashlib.sha256(b'{"a": "<secret>"}').hexdigest()
+    )
 
 
-def test_redactor_knows_secrets_inside_connector_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_redactor_knows_secrets_inside_connector_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KV_DEX_CLIENT", "client-secret-1")
     monkeypatch.setenv("KV_LDAP_BIND", "ldap-bind-password")
     config = oidc()
     assert "auth.oidc.connectors[0].config.bindPW" in dict(config.secrets())
     red = redactor_for(config, tmp_path)
-    assert red("bind with ldap-bind-password, client client-secret-1") == "bind with <redacted>, client <redacted>"
+    assert (
+        red("bind with ldap-bind-password, client client-secret-1")
+        == "bind with <redacted>, client <redacted>"
+    )
 
 
 # --- the cancellable pool -----------------------------------------------------------------------------
