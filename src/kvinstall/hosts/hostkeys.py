@@ -217,14 +217,16 @@ class HostKeyPolicy:
             return [ln for ln in self._lines if ln.marker == "revoked" and ln.matches(hid)]
 
     def preferred_types(self, address: str, port: int, pinned: str | None = None) -> list[str]:
-        """Key types on record for the host (pinned first), to ask for before any other."""
+        """Key types on record for the host (the pinned one alone when pinned), to ask for first.
+
+        Types of usable keys come before types known only from @revoked lines: a host that still
+        holds a revoked key then shows it, and is refused with that reason."""
         if pinned is not None:
-            with_type = pinned.split()
-            return with_type[:1]
-        revoked = {ln.blob for ln in self.revoked_for(host_id(address, port))}
-        return list(
-            dict.fromkeys(k.key_type for k in self.known_for(host_id(address, port)) if k.blob not in revoked)
-        )
+            return pinned.split()[:1]
+        hid = host_id(address, port)
+        revoked = self.revoked_for(hid)
+        usable = [k.key_type for k in self.known_for(hid) if k.blob not in {ln.blob for ln in revoked}]
+        return list(dict.fromkeys([*usable, *(ln.key_type for ln in revoked)]))
 
     def verify(self, address: str, port: int, key: paramiko.PKey, *, pinned: str | None = None) -> Decision:
         """Raise SSHError unless `key` is trusted for address:port. Returns the decision on success."""
