@@ -115,6 +115,10 @@ def exclusive(out: Path) -> Iterator[None]:
         yield
     finally:
         _held.discard(path)
+        with contextlib.suppress(OSError):
+            if [p.name for p in work.iterdir()] == [".lock"]:  # nothing fetched yet: leave no trace
+                path.unlink()
+                work.rmdir()
         os.close(fd)
 
 
