@@ -542,9 +542,6 @@ def check_workspace_members(cfg: Config, _: Catalog) -> Iterator[Problem]:
         for j, member in enumerate(ws.members):
             kind, name = member.subject()
             loc = ("workspaces", i, "members", j)
-            if name and (_CONTROL.search(name) or name != name.strip()):
-                yield _err(f"{kind.lower()} {name!r} holds control characters or surrounding blanks", *loc)
-                continue
             who = _EVERYONE.get((kind, name))
             if who is None:
                 continue
