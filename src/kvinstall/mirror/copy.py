@@ -108,12 +108,13 @@ def resolve_image(client: RegistryClient, text: str, layout: Layout, platforms: 
         if not isinstance(every, list):
             raise IntegrityError("image index manifests: expected a list", where=text)
         checked = [descriptor(m, f"image index manifests[{i}]", text) for i, m in enumerate(every)]
-        kept = [raw for raw, d in zip(every, checked, strict=True) if platform_matches(d.platform, platforms)]
+        pairs = [
+            (raw, d) for raw, d in zip(every, checked, strict=True) if platform_matches(d.platform, platforms)
+        ]
+        kept = [raw for raw, _ in pairs]
         if not kept:
             raise ArtifactError(f"no manifest for platform(s) {', '.join(platforms)}", where=text)
-        for raw, child in zip(every, checked, strict=True):
-            if raw not in kept:
-                continue
+        for _, child in pairs:
             cdata, cmt, _ = client.get_manifest(ref.repository, child.digest)
             layout.put_bytes(cdata, expected=child.digest)
             children, found = manifest_children(
