@@ -14,7 +14,7 @@ from typing import TypeVar, cast
 
 T = TypeVar("T")
 
-GRACE_SECONDS = 3.0
+GRACE_SECONDS = 1.0  # long enough for a transfer between pieces to stop cleanly, no longer
 
 
 class Cancelled(Exception):
