@@ -8,7 +8,7 @@
 
 STAND-INS (tests/substrate/hostile.py): the stalling registry and the slow link are stand-ins for
 a bad network the real world cannot provide on cue. `mirror create` reads the real upstream
-artifacts (../shared/upstream) from a seeded artifact cache; every image comes from the synthetic
+artifacts (tests/upstream_pack.py) from a seeded artifact cache; every image comes from the synthetic
 registry through --registry-mirror. No step depends on speed: each wait is for an event, bounded
 by a generous timeout, and a run that waited for its queued transfers would hit the timeout.
 """
@@ -39,18 +39,10 @@ from substrate.hostile import SlowLink, SyntheticRegistry
 from substrate.netns import run_in, socket_in
 from substrate.pki import CA
 from substrate.procs import wait_until
+from upstream_pack import pack_artifacts
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-UPSTREAM = Path(os.environ.get("KVINSTALL_TEST_UPSTREAM") or ROOT / ".." / "shared" / "upstream")
-# Where each catalog artifact of the default versions lies in the upstream pack.
-PACK = {
-    "kube-ovn-chart": "kube-ovn/{v}/kube-ovn-{v}.tgz",
-    "kyverno-chart": "kyverno/{v}/kyverno-{v}.tgz",
-    "kubevirt-operator": "kubevirt/{v}/kubevirt-operator.yaml",
-    "cdi-operator": "cdi/{v}/cdi-operator.yaml",
-}
 CONFIG = """\
 apiVersion: kvinstall.io/v1alpha1
 kind: VirtualizationCluster
@@ -119,15 +111,14 @@ def run(
 
 def seed_cache(cache: Path, config_file: Path) -> None:
     """The artifact cache as a first download would have left it: the real upstream artifacts of
-    the config's versions under sha256/<hex>, their digests recorded in lock.json. The kubeone and
-    helm archives are stand-in bytes: `mirror create` only carries them."""
+    the config's versions (tests/upstream_pack.py) under sha256/<hex>, their digests recorded in
+    lock.json. The kubeone and helm archives are stand-in bytes: `mirror create` only carries them."""
+    in_pack = {(a.name, a.version, a.source): path for _, _, a, path in pack_artifacts()}
     desired = desire_upstream(load_file(config_file).config, load_catalog(), NoFetch())
     lock: dict[str, str] = {}
     for art in desired.all_artifacts():
-        pattern = PACK.get(art.name)
-        data = (
-            (UPSTREAM / pattern.format(v=art.version)).read_bytes() if pattern else f"{art.name}\n".encode()
-        )
+        path = in_pack.get((art.name, art.version, art.source))
+        data = path.read_bytes() if path is not None else f"{art.name}\n".encode()
         digest = hashlib.sha256(data).hexdigest()
         (cache / "sha256").mkdir(parents=True, exist_ok=True)
         (cache / "sha256" / digest).write_bytes(data)
