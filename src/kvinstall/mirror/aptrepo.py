@@ -25,6 +25,7 @@ from kvinstall.errors import IntegrityError, KvError
 from kvinstall.fsutil import write_atomic
 from kvinstall.mirror.bundle import BundleReader, blob_name
 from kvinstall.mirror.debian import release_file
+from kvinstall.mirror.descriptor import descriptor, load_json_object
 from kvinstall.mirror.gpg import SigningKey
 from kvinstall.mirror.model import BundleProblem, LockEntry
 from kvinstall.mirror.packages import (
@@ -53,11 +54,12 @@ class BundlePackages:
 
 
 def _layer(reader: BundleReader, entry: LockEntry) -> tuple[str, int]:
-    manifest = json.loads(reader.read(blob_name(entry.digest)))
+    manifest = load_json_object(reader.read(blob_name(entry.digest)), "manifest", entry.reference)
     layers = manifest.get("layers") or []
-    if len(layers) != 1:
-        raise IntegrityError(f"{entry.reference}: expected one layer, found {len(layers)}")
-    return str(layers[0]["digest"]), int(layers[0]["size"])
+    if not isinstance(layers, list) or len(layers) != 1:
+        raise IntegrityError(f"{entry.reference}: expected one layer")
+    layer = descriptor(layers[0], "manifest layers[0]", entry.reference)  # digest and size checked
+    return layer.digest, layer.size
 
 
 def read_packages(reader: BundleReader) -> tuple[BundlePackages, list[BundleProblem]]:
@@ -79,7 +81,7 @@ def read_packages(reader: BundleReader) -> tuple[BundlePackages, list[BundleProb
             continue
         try:
             digest, _ = _layer(reader, entry)
-            data = reader.read(blob_name(digest))
+            data = reader.read(blob_name(digest), limit=1 << 29)  # an index, not a manifest: its own cap
         except (KvError, ValueError, KeyError) as exc:
             problems.append(BundleProblem(entry.digest, [ref], f"unreadable package index: {exc}"))
             continue
