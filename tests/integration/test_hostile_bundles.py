@@ -306,3 +306,103 @@ def test_resumed_blobs_with_the_right_size_but_wrong_content_are_fetched_again(
     third = create_bundle([oci_images.single.ref], out, registries=opts)
     assert third.bytes_downloaded == size
     assert verify_bundle(out) == [] and third.bytes_total == first.bytes_total
+
+
+# -- host packages: the lock's records name paths on the jump host -----------------------------------
+
+DEB = b"!<arch>\ndebian-binary   0           0     0     100644  4         `\n2.0\n"
+
+
+def package_bundle(tmp_path: Path, name: str, change: Any = None, index: bytes | None = None) -> Path:
+    """A bundle holding one host package (socat) and its site index, made by create_bundle from
+    crafted files; `change(section)` edits the lock's packages section, `index` replaces the index."""
+    from kvinstall.mirror.model import FileItem
+
+    work = tmp_path / f"{name}-files"
+    work.mkdir()
+    deb = work / "socat.deb"
+    deb.write_bytes(DEB)
+    filename = "socat_1.7.4.4-2_amd64.deb"
+    stanza = (f"Package: socat\nVersion: 1.7.4.4-2\nArchitecture: amd64\nFilename: pool/main/socat/{filename}\n"
+              f"Size: {len(DEB)}\nSHA256: {sha(DEB)[7:]}\n").encode()  # fmt: skip
+    (work / "Packages").write_bytes(index if index is not None else stanza)
+    record = {"name": "socat", "version": "1.7.4.4-2", "architecture": "amd64", "filename": filename,
+              "sha256": sha(DEB)[7:], "size": len(DEB), "source": str(deb)}  # fmt: skip
+    section: dict[str, Any] = {
+        "debian-12": {"family": "deb", "architecture": "amd64", "needed": ["socat"],
+                      "index": {"reference": "kvinstall/package-index/debian-12:packages",
+                                "sha256": sha((work / "Packages").read_bytes())[7:]},
+                      "packages": [record]},
+    }  # fmt: skip
+    if change is not None:
+        change(section)
+    items = [
+        FileItem(name="kvinstall/packages/debian-12", tag="socat", source=str(deb), sha256=sha(DEB),
+                 media_type="application/vnd.debian.binary-package", filename=filename),
+        FileItem(name="kvinstall/package-index/debian-12", tag="packages", source=str(work / "Packages"),
+                 sha256=sha((work / "Packages").read_bytes()), media_type="application/vnd.kvinstall.apt-packages.v1",
+                 filename="Packages"),
+    ]  # fmt: skip
+    out = tmp_path / f"{name}.tar"
+    create_bundle(items, out, extra_lock={"packages": section})
+    return out
+
+
+def record(field: str, value: Any) -> Any:
+    return lambda section: section["debian-12"]["packages"][0].update({field: value})
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (record("filename", "../../../../etc/cron.d/x.deb"), "packages.debian-12.packages[0].filename"),
+        (record("filename", "/etc/cron.d/x.deb"), "packages.debian-12.packages[0].filename"),
+        (record("name", "../socat"), "packages.debian-12.packages[0].name"),
+        (record("name", "/socat"), "packages.debian-12.packages[0].name"),
+        (record("sha256", "sha256:../../../etc/shadow"), "packages.debian-12.packages[0].sha256"),
+        (record("size", "12"), "packages.debian-12.packages[0].size"),
+        (record("version", "1.0/../../x"), "packages.debian-12.packages[0].version"),
+        (
+            lambda s: s.update({"../../tmp": s.pop("debian-12")}),
+            "packages: '../../tmp' is not a valid distribution",
+        ),
+        (lambda s: s["debian-12"]["index"].update(sha256="/etc/passwd"), "packages.debian-12.index.sha256"),
+        (lambda s: s["debian-12"].update(architecture="amd64/../.."), "packages.debian-12.architecture"),
+        (
+            lambda s: s["debian-12"]["packages"].append(dict(s["debian-12"]["packages"][0])),
+            "socat listed twice",
+        ),
+        (lambda s: s["debian-12"].update(needed=["\x1b]0;owned\x07"]), "packages.debian-12.needed[0]"),
+    ],
+)
+def test_package_records_naming_paths_or_bad_digests(
+    cli: Any, tmp_path: Path, change: Any, field: str
+) -> None:
+    """Each refused from the lock alone, before any path is built: verify and serve exit 11 naming
+    the field, and serve makes no state directory (where it would write the repository)."""
+    sound = package_bundle(tmp_path, "sound")
+    proc = cli("mirror", "verify", str(sound))
+    assert proc.returncode == 0, proc.stderr
+    bundle = package_bundle(tmp_path, "bad", change)
+    integrity(cli("mirror", "verify", str(bundle)), field)
+    state = tmp_path / "serve-state"
+    integrity(cli("mirror", "serve", "--bundle", str(bundle), "--state-dir", str(state), "--address", "127.0.0.1",
+                  "--foreground"), field)  # fmt: skip
+    assert not state.exists()
+
+
+def test_package_index_oversized_or_another_than_the_lock_names(cli: Any, tmp_path: Path) -> None:
+    # 33 MiB of index: over the 32 MiB cap, refused from the size its manifest declares.
+    huge = package_bundle(tmp_path, "huge", index=b"Package: x\n" + b"X-Pad: " + b"p" * (33 << 20) + b"\n")
+    integrity(cli("mirror", "verify", str(huge), memory=512 << 20),
+              "packages.debian-12.index: unreadable package index", "more than the 33554432 allowed")  # fmt: skip
+    # A well-formed digest of another index.
+    other = package_bundle(tmp_path, "other", lambda s: s["debian-12"]["index"].update(sha256="0" * 64))
+    integrity(cli("mirror", "verify", str(other)), "packages.debian-12.index.sha256")
+    # The index sends apt to another path than the lock's pool path: refused (apt would fetch it).
+    moved = package_bundle(
+        tmp_path, "moved",
+        index=(f"Package: socat\nVersion: 1.7.4.4-2\nArchitecture: amd64\nFilename: ../../../etc/shadow\n"
+               f"Size: {len(DEB)}\nSHA256: {sha(DEB)[7:]}\n").encode(),
+    )  # fmt: skip
+    integrity(cli("mirror", "verify", str(moved)), "package socat: the index lists another file")
