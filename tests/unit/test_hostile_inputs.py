@@ -20,21 +20,23 @@ import pytest
 from kvinstall.catalog import load_catalog
 from kvinstall.components.base import Artifact
 from kvinstall.components.dex import (
+    CHECKSUM_AT_APPLY,
     CHECKSUM_KEY_FILE,
+    ChecksumKeyFile,
     DexComponent,
     config_checksum,
     for_state_dir,
-    load_checksum_key,
 )
 from kvinstall.config.loader import MAX_FILE_BYTES, MAX_NODES, load_text
 from kvinstall.config.models import Config
-from kvinstall.errors import ConfigError, IntegrityError, SSHError
+from kvinstall.config.placeholders import with_unknown_secrets
+from kvinstall.errors import ConfigError, IntegrityError, LocalIOError, SSHError
 from kvinstall.hosts.hostkeys import HostKeyPolicy, fingerprint, host_matches, read_known_hosts
 from kvinstall.hosts.ssh import prefer_key_types
 from kvinstall.mirror.cancel import Cancelled, CancelToken, run_parallel
 from kvinstall.mirror.descriptor import MAX_NESTING, Descriptor, manifest_children, walk_manifests
 from kvinstall.mirror.model import LockEntry
-from kvinstall.run.session import redactor_for
+from kvinstall.session import open_session
 
 CATALOG = load_catalog()
 HEAD = "apiVersion: kvinstall.io/v1alpha1\nkind: VirtualizationCluster\nmetadata: {name: lab}\n"
@@ -369,12 +371,26 @@ class _NoArtifacts:
         return None
 
 
-def dex_objects(component: DexComponent, config: Config) -> tuple[str, str]:
-    objects = component.render(config, CATALOG, _NoArtifacts()).objects
-    dep = next(o for o in objects if o["kind"] == "Deployment")
-    sec = next(o for o in objects if o["kind"] == "Secret" and "config.yaml" in o.get("data", {}))
+def dex_render(component: DexComponent, config: Config) -> tuple[str, str, list[str]]:
+    rendered = component.render(config, CATALOG, _NoArtifacts())
+    dep = next(o for o in rendered.objects if o["kind"] == "Deployment")
+    sec = next(o for o in rendered.objects if o["kind"] == "Secret" and "config.yaml" in o.get("data", {}))
     annotation = dep["spec"]["template"]["metadata"]["annotations"]["kvinstall.io/config-sha256"]
-    return annotation, base64.b64decode(sec["data"]["config.yaml"]).decode()
+    return annotation, base64.b64decode(sec["data"]["config.yaml"]).decode(), list(rendered.notes)
+
+
+def dex_objects(component: DexComponent, config: Config) -> tuple[str, str]:
+    annotation, text, _ = dex_render(component, config)
+    return annotation, text
+
+
+def applied(state: Path) -> DexComponent:
+    """Dex as apply renders it: the key made (in memory), then written before the run applies."""
+    comp = for_state_dir(state, generate=True)
+    assert isinstance(comp.checksum_key, ChecksumKeyFile)
+    comp.checksum_key.save()  # no key used yet: nothing to write
+    assert not (state / CHECKSUM_KEY_FILE).exists()
+    return comp
 
 
 def test_dex_checksum_cannot_be_recomputed_from_a_guessed_secret(
@@ -382,18 +398,51 @@ def test_dex_checksum_cannot_be_recomputed_from_a_guessed_secret(
 ) -> None:
     monkeypatch.setenv("KV_DEX_CLIENT", "summer2024")  # a weak secret a dictionary would hold
     monkeypatch.setenv("KV_LDAP_BIND", "hunter22")
-    comp = for_state_dir(tmp_path / "state")
+    state = tmp_path / "state"
+    comp = applied(state)
     annotation, text = dex_objects(comp, oidc())
-    assert (tmp_path / "state" / CHECKSUM_KEY_FILE).stat().st_mode & 0o777 == 0o600
+    assert isinstance(comp.checksum_key, ChecksumKeyFile)
+    comp.checksum_key.save()
+    assert (state / CHECKSUM_KEY_FILE).stat().st_mode & 0o777 == 0o600
+    key = ChecksumKeyFile(state)()
+    assert key is not None and len(key) == 32
     # What an attacker who reads Deployments can do: rebuild the config text with each candidate
     # secret (here even the right one, and the exact text) and hash it. It never matches.
     assert annotation != hashlib.sha256(text.encode()).hexdigest()
-    assert annotation == hmac.new(load_checksum_key(tmp_path / "state"), text.encode(), "sha256").hexdigest()
+    assert annotation == hmac.new(key, text.encode(), "sha256").hexdigest()
     # Stable with the same key; a rotated secret rolls Dex; another key gives another value.
     assert dex_objects(comp, oidc())[0] == annotation
     monkeypatch.setenv("KV_DEX_CLIENT", "autumn2024")
     assert dex_objects(comp, oidc())[0] != annotation
-    assert dex_objects(for_state_dir(tmp_path / "other"), oidc())[0] != dex_objects(comp, oidc())[0]
+    assert dex_objects(applied(tmp_path / "other"), oidc())[0] != dex_objects(comp, oidc())[0]
+
+
+def test_dex_checksum_in_a_dry_run_writes_nothing_and_equals_apply_once_the_key_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """plan/render (generate=False) never make the key: before the first apply the annotation says it
+    is computed at apply (with a note); with the key on record they compute apply's very value."""
+    monkeypatch.setenv("KV_DEX_CLIENT", "summer2024")
+    monkeypatch.setenv("KV_LDAP_BIND", "hunter22")
+    state = tmp_path / "state"
+    annotation, _, notes = dex_render(for_state_dir(state), oidc())
+    assert annotation == CHECKSUM_AT_APPLY and any(CHECKSUM_KEY_FILE in n for n in notes)
+    assert not state.exists()
+    comp = applied(state)
+    at_apply = dex_objects(comp, oidc())[0]
+    assert isinstance(comp.checksum_key, ChecksumKeyFile)
+    comp.checksum_key.save()
+    planned, _, notes = dex_render(for_state_dir(state), oidc())
+    assert planned == at_apply != CHECKSUM_AT_APPLY and notes == []
+    # A secret the dry run cannot read: apply will hash a value the plan does not know.
+    monkeypatch.delenv("KV_LDAP_BIND")
+    unknown, _ = with_unknown_secrets(oidc())
+    assert dex_objects(for_state_dir(state), unknown)[0] == CHECKSUM_AT_APPLY
+    # A damaged key file is named, not replaced behind the operator's back.
+    monkeypatch.setenv("KV_LDAP_BIND", "hunter22")
+    (state / CHECKSUM_KEY_FILE).write_text("not a key\n")
+    with pytest.raises(LocalIOError, match="checksum key file is not in the expected form"):
+        dex_objects(for_state_dir(state, generate=True), oidc())
 
 
 def test_dex_checksum_without_a_key_covers_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -416,11 +465,14 @@ def test_redactor_knows_secrets_inside_connector_config(
     monkeypatch.setenv("KV_LDAP_BIND", "ldap-bind-password")
     config = oidc()
     assert "auth.oidc.connectors[0].config.bindPW" in dict(config.secrets())
-    red = redactor_for(config, tmp_path)
+    file = tmp_path / "cluster.yaml"
+    file.write_text(json.dumps(config.model_dump(mode="json", by_alias=True, exclude_none=True)))
+    red = open_session(file, state_override=tmp_path / "state").redactor()
     assert (
         red("bind with ldap-bind-password, client client-secret-1")
         == "bind with <redacted>, client <redacted>"
     )
+    assert not (tmp_path / "state").exists()
 
 
 # --- the cancellable pool -----------------------------------------------------------------------------

@@ -25,7 +25,8 @@ from kvinstall.config.loader import load_file
 from kvinstall.config.positions import walk
 from kvinstall.errors import ConfigError
 from kvinstall.kubeone.manifest import registries_auth
-from kvinstall.plan.make import PlanResult, make_plan
+from kvinstall.phases.context import Options
+from kvinstall.session import open_session
 
 CORPUS = sorted((Path(__file__).parent / "kubev_corpus").glob("*.yaml"))
 _SOURCE = re.compile(
@@ -83,20 +84,22 @@ def _files_referenced(node: Any) -> list[str]:
     return []
 
 
-def _plan_view(result: PlanResult) -> dict[str, Any]:
+def _plan_view(path: Path, state: Path) -> dict[str, Any]:
     """Everything apply would act on: the plan (its warnings name the file: left out), the KubeOne
     manifest and credentials file, every rendered object (secrets resolved), the Kube-OVN chart values,
     the CDI config, and the clear value of every secret."""
-    config = result.config
+    session = open_session(path, state_override=state)
+    ctx, result = session.plan(Options())
+    config = session.config
     catalog = load_catalog()
-    plan = result.plan.to_dict()
+    plan = result.to_dict()
     plan.pop("warnings")
     release = catalog.component("kubeovn", config.components.kube_ovn.version)
     return {
         "plan": plan,
-        "kubeone": result.desired.kubeone_manifest,
+        "kubeone": ctx.desired.kubeone_manifest,
         "kubeoneCredentials": registries_auth(config),
-        "objects": [o for c in result.desired.components for o in c.objects],
+        "objects": [o for c in ctx.desired.components for o in c.objects],
         "kubeovnValues": kubeovn.chart_values(config, release),
         "cdi": cdi_config(config, catalog),
         "secrets": {path: secret.reveal() for path, secret in config.secrets()},
@@ -121,7 +124,7 @@ def test_accepted_and_plans_like_its_conversion(path: Path, tmp_path: Path) -> N
         value = secret.path.read_text().rstrip("\n")
         assert value and value not in conversion.text
     state = tmp_path / "state"  # one state: Dex's generated admin login is the same for both
-    kubev_view = _plan_view(make_plan(path, state_override=state))
-    converted_view = _plan_view(make_plan(out, state_override=state))
+    kubev_view = _plan_view(path, state)
+    converted_view = _plan_view(out, state)
     assert kubev_view == converted_view
     assert kubev_view["plan"]["observed"]["cluster"] is False

@@ -1,19 +1,18 @@
 """Platform components, each a module exposing `COMPONENT` (see base.py for the protocol).
 
 `ALL_COMPONENTS` lists them in install order (removal runs in reverse). The modules are imported
-on first use, so importing kvinstall.components (as the catalog does, for base.Artifact) stays cheap
-and free of import cycles.
+on first use, so importing kvinstall.components stays cheap.
 """
 
 from __future__ import annotations
 
 import importlib
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kvinstall.components.base import Component
+    from kvinstall.components.dex import ChecksumKey, CredentialsProvider
 
 # Install order: the CNI first (nodes stay NotReady without it); KubeVirt, then CDI; Dex; Kyverno
 # last among the controllers (its failurePolicy=Fail webhooks can block other installs); then our
@@ -48,8 +47,12 @@ def __getattr__(attr: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
-def default_components(state_dir: Path) -> list[Component]:
-    """The components for one cluster: Dex keeps its admin credential and checksum key in the state dir."""
-    from kvinstall.components.dex import for_state_dir
+def components_for(
+    credentials: CredentialsProvider, checksum_key: ChecksumKey | None = None
+) -> list[Component]:
+    """The components for one cluster, Dex with its admin credential from `credentials` and the key
+    of its config checksum from `checksum_key` (kvinstall.components.dex.AdminCredentialsFile and
+    ChecksumKeyFile: the state directory's, written only by apply)."""
+    from kvinstall.components.dex import DexComponent
 
-    return [for_state_dir(state_dir) if c.name == "dex" else c for c in all_components()]
+    return [DexComponent(credentials, checksum_key) if c.name == "dex" else c for c in all_components()]

@@ -7,21 +7,24 @@ configuration (issuer, Kubernetes storage, connectors, static clients, the passw
 here as a plain dict and goes into the Secret `dex-config`, never a ConfigMap,
 because it holds client secrets and the admin's bcrypt hash.
 
-Mode basic needs an admin credential: configured (auth.basic.password) or generated once. Both the
-clear password and its bcrypt hash live in a 0600 credentials file in the local state directory, so
-re-runs reuse the same hash (bcrypt salts are random: hashing again would rewrite the Secret and
-show a change on every plan). Rendering stays pure: the component receives the credentials through
-an injected provider (`DexComponent(credentials=state_dir_credentials(state_dir))`).
+Mode basic needs an admin credential: configured (auth.basic.password) or generated once, by apply.
+Both the clear password and its bcrypt hash live in a 0600 credentials file in the local state
+directory, so re-runs reuse the same hash (bcrypt salts are random: hashing again would rewrite the
+Secret and show a change on every plan). Rendering stays pure: the component receives the credentials
+through an injected provider (`AdminCredentialsFile(state_dir)`, which writes only for apply).
 
 The Deployment's `kvinstall.io/config-sha256` rolls the pods when the configuration changes (Dex
 reads it only at start), secrets included: a rotated client secret Dex never reloads breaks every
 login. But the annotation is readable by anyone who may read Deployments, which is more people than
 may read Secrets, and a plain hash of a config holding a client secret can be reversed by trying
 candidate secrets. So it is an HMAC-SHA256 of the configuration under a random 256-bit key kept in
-the state directory (`dex-checksum.key`, 0600, made once): nothing in the cluster or the config
-derives it. A new state directory (another machine) means a new key and one Dex restart. Without a
-key provider (library use) the hash covers the configuration with every secret value blanked out:
-still safe to publish, but then a secret-only change does not roll Dex.
+the state directory (`dex-checksum.key`, 0600), made by apply like the credential
+(`ChecksumKeyFile(state_dir)`): nothing in the cluster or the config derives it. A new state directory
+(another machine) means a new key and one Dex restart. Where apply will make the key (or the
+credential, or read a secret the dry run cannot), plan and render show the annotation as "<computed at
+apply>" rather than a value apply would not write; with the key on record they compute apply's value
+exactly. Without a key provider (library use) the hash covers the configuration with every secret
+value blanked out: still safe to publish, but then a secret-only change does not roll Dex.
 """
 
 from __future__ import annotations
@@ -42,18 +45,13 @@ from typing import TYPE_CHECKING, Any
 
 import bcrypt
 
-from kvinstall.components.base import (
-    Artifact,
-    ArtifactSource,
-    CatalogComponent,
-    Cluster,
-    ReadinessRule,
-    Rendered,
-)
+from kvinstall.components.base import CatalogComponent, Cluster
 from kvinstall.components.kubevirt import offline_rewrite
+from kvinstall.config.placeholders import UNKNOWN_PREFIX
 from kvinstall.config.problems import Problem
 from kvinstall.config.secrets import Secret, is_secret_ref
 from kvinstall.errors import ConfigError, LocalIOError
+from kvinstall.model import Artifact, ArtifactSource, ReadinessRule, Rendered
 
 if TYPE_CHECKING:
     from kvinstall.catalog import Catalog
@@ -61,6 +59,8 @@ if TYPE_CHECKING:
 
 CREDENTIALS_FILE = "dex-admin-credentials.json"
 CHECKSUM_KEY_FILE = "dex-checksum.key"
+# What a dry run renders for a credential that apply will generate (never a usable value).
+GENERATED = "<generated at apply>"
 HTTP_PORT = 5556
 TELEMETRY_PORT = 5558
 # Redirect URIs of kubectl oidc-login (kubelogin), the usual client of the kube-apiserver's OIDC.
@@ -78,6 +78,7 @@ class AdminCredentials:
     password: str = field(repr=False)
     bcrypt_hash: str = field(repr=False)
     path: Path | None = None  # the credentials file, when kept in one
+    generated_at_apply: bool = False  # not made yet (a dry run): password and hash are placeholders
 
     @property
     def user_id(self) -> str:
@@ -106,7 +107,7 @@ def _read_credentials(path: Path) -> dict[str, str] | None:
     except OSError as exc:
         raise LocalIOError(
             f"cannot read the admin credentials: {exc.strerror or exc}", where=str(path)
-        ) from None
+        ) from exc
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
@@ -139,47 +140,88 @@ def _write_credentials(path: Path, creds: AdminCredentials) -> None:
     except OSError as exc:
         raise LocalIOError(
             f"cannot write the admin credentials: {exc.strerror or exc}", where=str(path)
-        ) from None
+        ) from exc
+
+
+def credentials_path(state_dir: Path) -> Path:
+    return Path(state_dir) / CREDENTIALS_FILE
+
+
+class AdminCredentialsFile:
+    """Mode basic's admin credential, kept in STATE_DIR/dex-admin-credentials.json (mode 0600): a
+    CredentialsProvider for DexComponent.
+
+    The password is auth.basic.password when configured, else the stored one, else a new random one;
+    the stored bcrypt hash is reused while the password is unchanged. Only apply writes: with
+    `generate=False` (plan, render, mirror, status, reset) nothing is written and a credential that does
+    not exist yet is "generated at apply" (a placeholder in the rendered Secrets); with `generate=True`
+    a missing or changed credential is made in memory and `save()` writes it."""
+
+    def __init__(self, state_dir: Path, *, generate: bool = False) -> None:
+        self.path = credentials_path(state_dir)
+        self.generate = generate
+        self.current: AdminCredentials | None = None
+        self._stored: dict[str, str] | None = None
+
+    def __call__(self, config: Config) -> AdminCredentials:
+        basic = config.auth.basic
+        stored = self._stored = _read_credentials(self.path)
+        if basic.password is not None:
+            password = basic.password.require("auth.basic.password")
+            if not password:
+                raise ConfigError([Problem("the admin password is empty", loc=("auth", "basic", "password"))])
+        elif stored is not None:
+            password = stored["password"]
+        elif self.generate:
+            password = secrets.token_urlsafe(18)
+        else:
+            self.current = AdminCredentials(
+                email=basic.admin_email, password=GENERATED, bcrypt_hash=GENERATED, generated_at_apply=True
+            )
+            return self.current
+        if (
+            stored is not None
+            and stored["password"] == password
+            and _hash_matches(password, stored["bcryptHash"])
+        ):
+            hashed = stored["bcryptHash"]
+        else:
+            hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()
+        self.current = AdminCredentials(
+            email=basic.admin_email, password=password, bcrypt_hash=hashed, path=self.path
+        )
+        return self.current
+
+    def save(self) -> None:
+        """Write the credential in use (0600) unless the file already holds it; tighten a loose mode."""
+        creds = self.current
+        if creds is None or creds.generated_at_apply:
+            return
+        if not self.generate:
+            raise ValueError("a read-only credentials provider never writes")
+        unchanged = self._stored == {
+            "email": creds.email,
+            "password": creds.password,
+            "bcryptHash": creds.bcrypt_hash,
+        }
+        if not unchanged:
+            _write_credentials(self.path, creds)
+            self._stored = {"email": creds.email, "password": creds.password, "bcryptHash": creds.bcrypt_hash}
+        elif stat.S_IMODE(self.path.stat().st_mode) != 0o600:
+            try:
+                self.path.chmod(0o600)
+            except OSError as exc:
+                raise LocalIOError(
+                    f"cannot restrict the credentials file: {exc.strerror or exc}", where=str(self.path)
+                ) from exc
 
 
 def load_admin_credentials(state_dir: Path, config: Config) -> AdminCredentials:
-    """The admin credential of mode basic, created once and kept in STATE_DIR/dex-admin-credentials.json
-    (mode 0600). The password is auth.basic.password when configured, else the stored one, else a new
-    random one; the stored bcrypt hash is reused while the password is unchanged."""
-    basic = config.auth.basic
-    path = Path(state_dir) / CREDENTIALS_FILE
-    stored = _read_credentials(path)
-    if basic.password is not None:
-        password = basic.password.require("auth.basic.password")
-        if not password:
-            raise ConfigError([Problem("the admin password is empty", loc=("auth", "basic", "password"))])
-    elif stored is not None:
-        password = stored["password"]
-    else:
-        password = secrets.token_urlsafe(18)
-    if (
-        stored is not None
-        and stored["password"] == password
-        and _hash_matches(password, stored["bcryptHash"])
-    ):
-        hashed = stored["bcryptHash"]
-    else:
-        hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()
-    creds = AdminCredentials(email=basic.admin_email, password=password, bcrypt_hash=hashed, path=path)
-    unchanged = stored is not None and stored == {
-        "email": creds.email,
-        "password": creds.password,
-        "bcryptHash": creds.bcrypt_hash,
-    }
-    if not unchanged:
-        _write_credentials(path, creds)
-    elif stat.S_IMODE(path.stat().st_mode) != 0o600:
-        try:
-            path.chmod(0o600)
-        except OSError as exc:
-            raise LocalIOError(
-                f"cannot restrict the credentials file: {exc.strerror or exc}", where=str(path)
-            ) from None
+    """The admin credential of mode basic, read or created, and kept in the state directory (what
+    apply does; see AdminCredentialsFile)."""
+    provider = AdminCredentialsFile(state_dir, generate=True)
+    creds = provider(config)
+    provider.save()
     return creds
 
 
@@ -192,37 +234,67 @@ def ensure_admin_credentials(state_dir: Path, config: Config) -> tuple[Path, str
     return creds.path, creds.password
 
 
-ChecksumKey = Callable[[], bytes]
+ChecksumKey = Callable[[], "bytes | None"]  # None: the key is made at apply (a dry run before the first)
 
 
-def load_checksum_key(state_dir: Path) -> bytes:
-    """The key of the config checksum (see the module doc): STATE_DIR/dex-checksum.key, made once."""
-    path = Path(state_dir) / CHECKSUM_KEY_FILE
-    try:
-        text = path.read_text().strip()
-    except FileNotFoundError:
-        text = ""
-    except OSError as exc:
-        raise LocalIOError(f"cannot read the checksum key: {exc.strerror or exc}", where=str(path)) from None
-    if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
-        return bytes.fromhex(text)
-    if text:
-        raise LocalIOError(
-            "the checksum key file is not in the expected form (64 hex digits)",
-            where=str(path),
-            hint="remove it: a new key is made, and Dex restarts once",
-        )
-    key = secrets.token_bytes(32)
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return load_checksum_key(state_dir)  # another run made it first: use theirs
-    except OSError as exc:
-        raise LocalIOError(f"cannot write the checksum key: {exc.strerror or exc}", where=str(path)) from None
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key.hex() + "\n")
-    return key
+class ChecksumKeyFile:
+    """The key of the config checksum (see the module doc), kept in STATE_DIR/dex-checksum.key (0600):
+    a ChecksumKey for DexComponent. As with the credential, only apply writes: with `generate=False`
+    (plan, render, mirror, status) a key on record is read and none is made; with `generate=True` a
+    missing key is made in memory and `save()` writes it, before the run applies anything."""
+
+    def __init__(self, state_dir: Path, *, generate: bool = False) -> None:
+        self.path = Path(state_dir) / CHECKSUM_KEY_FILE
+        self.generate = generate
+        self._made: bytes | None = None  # made by this run, not written yet
+
+    def __call__(self) -> bytes | None:
+        if self._made is not None:
+            return self._made
+        try:
+            text = self.path.read_text().strip()
+        except FileNotFoundError:
+            text = ""
+        except OSError as exc:
+            raise LocalIOError(
+                f"cannot read the checksum key: {exc.strerror or exc}", where=str(self.path)
+            ) from exc
+        if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
+            return bytes.fromhex(text)
+        if text:
+            raise LocalIOError(
+                "the checksum key file is not in the expected form (64 hex digits)",
+                where=str(self.path),
+                hint="remove it: apply makes a new key, and Dex restarts once",
+            )
+        if not self.generate:
+            return None
+        self._made = secrets.token_bytes(32)
+        return self._made
+
+    def save(self) -> None:
+        """Write the key this run made (0600 from the start); nothing when it was on record."""
+        if self._made is None:
+            return
+        if not self.generate:
+            raise ValueError("a read-only checksum key never writes")
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(self._made.hex() + "\n")
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            raise LocalIOError(
+                f"cannot write the checksum key: {exc.strerror or exc}", where=str(self.path)
+            ) from exc
+
+
+# What plan and render show for the checksum when apply will compute it (see the module doc).
+CHECKSUM_AT_APPLY = "<computed at apply>"
 
 
 def config_checksum(text: str, secret_values: list[str], key: bytes | None) -> str:
@@ -237,15 +309,6 @@ def config_checksum(text: str, secret_values: list[str], key: bytes | None) -> s
     return hashlib.sha256(public.encode()).hexdigest()
 
 
-def state_dir_credentials(state_dir: Path) -> CredentialsProvider:
-    """A provider for DexComponent that keeps the credential in `state_dir`."""
-
-    def provide(config: Config) -> AdminCredentials:
-        return load_admin_credentials(state_dir, config)
-
-    return provide
-
-
 # --- the Dex configuration ----------------------------------------------------------------------
 
 
@@ -257,7 +320,7 @@ def _resolve_refs(value: Any, loc: tuple[str | int, ...], revealed: list[str]) -
             try:
                 secret = Secret.model_validate(value)
             except ValueError as exc:
-                raise ConfigError([Problem(f"not a secret reference: {exc}", loc=loc)]) from None
+                raise ConfigError([Problem(f"not a secret reference: {exc}", loc=loc)]) from exc
             revealed.append(secret.require(loc))
             return revealed[-1]
         return {k: _resolve_refs(v, (*loc, k), revealed) for k, v in value.items()}
@@ -382,6 +445,13 @@ class DexComponent(CatalogComponent):
         revealed: list[str] = []
         config_text = json.dumps(_dex_config(config, admin, revealed), sort_keys=True, indent=2) + "\n"
         key = self.checksum_key() if self.checksum_key is not None else None
+        # A dry run shows what apply will compute only when it knows everything apply hashes.
+        at_apply = self.checksum_key is not None and (
+            key is None
+            or (admin is not None and admin.generated_at_apply)
+            or UNKNOWN_PREFIX in config_text  # a secret the dry run could not read
+        )
+        checksum = CHECKSUM_AT_APPLY if at_apply else config_checksum(config_text, revealed, key)
         release = self.release(config, catalog)
         objects = render_template(
             "dex.yaml.j2",
@@ -390,14 +460,25 @@ class DexComponent(CatalogComponent):
             config_data={"config.yaml": _b64(config_text)},
             # Rolls the pods when the configuration changes (Dex reads it only at start); keyed, so
             # it does not give away the secrets in it (module doc).
-            config_checksum=config_checksum(config_text, revealed, key),
+            config_checksum=checksum,
             admin_data=(
                 {"email": _b64(admin.email), "password": _b64(admin.password)} if admin is not None else None
             ),
             http_port=HTTP_PORT,
             telemetry_port=TELEMETRY_PORT,
         )
-        return Rendered(objects=offline_rewrite(objects, config))
+        notes = []
+        if at_apply and key is None:
+            notes.append(
+                f"config checksum of the Deployment: keyed with a new {CHECKSUM_KEY_FILE} that apply makes "
+                "in the state directory (mode 0600)"
+            )
+        if admin is not None and admin.generated_at_apply:
+            notes.append(
+                f"admin password of {admin.email}: generated at apply and kept in the state directory "
+                f"({CREDENTIALS_FILE}, mode 0600); Secrets {CONFIG_SECRET} and {ADMIN_SECRET} show a placeholder here"
+            )
+        return Rendered(objects=offline_rewrite(objects, config), notes=notes)
 
     def readiness(self, config: Config, catalog: Catalog) -> list[ReadinessRule]:
         return [ReadinessRule("apps/v1", "Deployment", "dex", namespace=config.auth.namespace)]
@@ -412,6 +493,9 @@ class DexComponent(CatalogComponent):
 COMPONENT = DexComponent()
 
 
-def for_state_dir(state_dir: Path) -> DexComponent:
-    """Dex with its admin credential and checksum key kept in `state_dir` (what `plan` and `apply` use)."""
-    return DexComponent(state_dir_credentials(state_dir), lambda: load_checksum_key(state_dir))
+def for_state_dir(state_dir: Path, *, generate: bool = False) -> DexComponent:
+    """Dex with its admin credential and checksum key kept in `state_dir` (read-only unless `generate`:
+    only apply writes)."""
+    return DexComponent(
+        AdminCredentialsFile(state_dir, generate=generate), ChecksumKeyFile(state_dir, generate=generate)
+    )

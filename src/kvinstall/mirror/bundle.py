@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from kvinstall.errors import IntegrityError, LocalIOError
+from kvinstall.imageref import Reference, parse_reference
 from kvinstall.mirror.artifacts import build_artifact, fetch_file, source_size
 from kvinstall.mirror.cancel import CancelToken, run_parallel
 from kvinstall.mirror.copy import (
@@ -56,7 +57,6 @@ from kvinstall.mirror.model import (
     PushResult,
     RegistryOptions,
 )
-from kvinstall.mirror.refs import Reference, parse_reference
 from kvinstall.mirror.registry import CHUNK, MT_OCI_MANIFEST, RegistryClient
 
 LOCK_VERSION = 1

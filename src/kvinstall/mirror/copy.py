@@ -17,6 +17,7 @@ from functools import partial
 from typing import IO, Any
 
 from kvinstall.errors import ArtifactError, IntegrityError
+from kvinstall.imageref import Reference, parse_reference
 from kvinstall.mirror.cancel import CancelToken, run_parallel
 from kvinstall.mirror.descriptor import (
     INDEX_TYPES,
@@ -28,7 +29,6 @@ from kvinstall.mirror.descriptor import (
 )
 from kvinstall.mirror.layout import REF_NAME, Layout, io_guard
 from kvinstall.mirror.model import LockEntry, ProgressTracker, RegistryOptions
-from kvinstall.mirror.refs import Reference, parse_reference
 from kvinstall.mirror.registry import MT_OCI_MANIFEST, RegistryClient, sha256_digest
 
 KV_REFERENCE = "io.kvinstall.reference"
