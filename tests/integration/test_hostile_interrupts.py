@@ -33,7 +33,7 @@ import yaml
 from kvinstall.catalog import load_catalog
 from kvinstall.components.artifacts import NoFetch
 from kvinstall.config.loader import load_file
-from kvinstall.mirror.items import desire_upstream
+from kvinstall.plan.desired import desire_upstream
 from kvinstall.render.helm import find_helm
 from substrate.hostile import SlowLink, SyntheticRegistry
 from substrate.netns import run_in, socket_in
