@@ -33,6 +33,7 @@ import yaml
 from kvinstall.catalog import load_catalog
 from kvinstall.components.artifacts import NoFetch
 from kvinstall.config.loader import load_file
+from kvinstall.imageref import parse_reference
 from kvinstall.plan.desired import desire_upstream
 from kvinstall.render.helm import find_helm
 from substrate.hostile import SlowLink, SyntheticRegistry
@@ -140,9 +141,14 @@ def work(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     assert not list((tmp_path / "tmp").iterdir()), "temporary files left behind"
 
 
-# Every upstream registry the catalog's images come from (an unlisted one would be a registry
-# error naming it: there is no internet here).
-UPSTREAM_REGISTRIES = ("docker.io", "quay.io", "ghcr.io", "reg.kyverno.io", "registry.k8s.io")
+def upstream_registries(cfg: Path, env: dict[str, str], cwd: Path) -> tuple[str, ...]:
+    """Every upstream registry the config's images come from, as `mirror list` names them (KubeOne's
+    own list reaches mcr.microsoft.com and others): each one is sent to the synthetic registry, so no
+    request leaves this machine (an unlisted one would be a registry error naming it)."""
+    listed = run(["mirror", "list", "-f", str(cfg), "--output", "json"], env, cwd)
+    assert listed.returncode == 0, listed.stderr
+    refs = [r["reference"] for r in json.loads(listed.stdout) if r["kind"] == "image"]
+    return tuple(sorted({parse_reference(r).registry for r in refs}))
 
 
 def mirror_args(reg: Any, hosts: tuple[str, ...], cfg: Path, out: Path) -> list[str]:
@@ -160,7 +166,9 @@ def test_ctrl_c_stops_mirror_create_at_once_and_the_rerun_completes(
     out = tmp / "platform.tar"
     with SyntheticRegistry() as reg:
         reg.slow.set()
-        args = mirror_args(reg, UPSTREAM_REGISTRIES, cfg, out)
+        upstreams = upstream_registries(cfg, env, tmp)
+        assert {"docker.io", "quay.io", "registry.k8s.io"} <= set(upstreams), upstreams
+        args = mirror_args(reg, upstreams, cfg, out)
         first = Cli(args, env, tmp)
         wait_until(
             lambda: (first.running() and reg.blob_requests > 0) or None,
@@ -191,7 +199,7 @@ def test_ctrl_c_stops_mirror_create_at_once_and_the_rerun_completes(
         result = json.loads(again.stdout)
         assert result["bytes"] >= reg.image_bytes
         pulled = {e["reference"].split("/")[0] for e in result["entries"] if e["kind"] == "image"}
-        assert {"docker.io", "quay.io", "registry.k8s.io"} <= pulled <= set(UPSTREAM_REGISTRIES)
+        assert {"docker.io", "quay.io", "registry.k8s.io"} <= pulled <= set(upstreams)
     verified = run(["mirror", "verify", str(out)], env, tmp)
     assert verified.returncode == 0, verified.stderr
     assert not (tmp / f".{out.name}.work").exists()
