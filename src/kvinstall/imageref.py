@@ -49,6 +49,15 @@ class Reference:
         return out
 
 
+def valid_repository(path: str) -> bool:
+    return len(path) <= 255 and _REPO_RE.fullmatch(path) is not None
+
+
+def valid_tag(tag: str) -> bool:
+    # fullmatch and ASCII: `$` would accept a trailing newline, `\w` any Unicode letter.
+    return re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", tag) is not None
+
+
 def _is_host(component: str) -> bool:
     return "." in component or ":" in component or component == "localhost"
 

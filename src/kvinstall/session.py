@@ -2,9 +2,9 @@
 the components and the desired state; and the confirmation rule (terminal prompt, --yes, refusal).
 
 Only apply (and reset) start a run, which creates the state directory, the run's log file and the
-journal, and only apply writes Dex's generated admin credential. Every other command works on a dry
-context and leaves the state directory as it found it; a secret whose source is not set reads as
-"value unknown" there (kvinstall.config.placeholders), where apply requires it.
+journal, and only apply writes Dex's generated admin credential and checksum key. Every other command
+works on a dry context and leaves the state directory as it found it; a secret whose source is not set
+reads as "value unknown" there (kvinstall.config.placeholders), where apply requires it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from kvinstall.catalog import Catalog, load_catalog
 from kvinstall.components import components_for
 from kvinstall.components.base import Component
-from kvinstall.components.dex import AdminCredentialsFile
+from kvinstall.components.dex import AdminCredentialsFile, ChecksumKeyFile
 from kvinstall.config.loader import Loaded, load_file
 from kvinstall.config.models import Config
 from kvinstall.edges import Edges
@@ -45,6 +45,7 @@ class Session:
     edges: Edges
     for_apply: bool  # secrets are required and Dex's credential is generated (apply only)
     credentials: AdminCredentialsFile
+    checksum_key: ChecksumKeyFile  # of Dex's config checksum, made (like the credential) only by apply
     components: list[Component]
     # The config desire renders: the loaded one for apply, else with unknown secrets as placeholders.
     desire_config: Config
@@ -156,7 +157,12 @@ class Session:
 
     def apply(self, ctx: Context, confirm: Callable[[Plan], None]) -> Outcome:
         """apply: the plan, the question, then (the credential written first) the phases."""
-        return run_apply(ctx, ApplySteps(confirm=confirm, before_run=self.credentials.save))
+        return run_apply(ctx, ApplySteps(confirm=confirm, before_run=self.save_generated))
+
+    def save_generated(self) -> None:
+        """What apply made for Dex (credential, checksum key), written before anything is applied."""
+        self.credentials.save()
+        self.checksum_key.save()
 
 
 def open_session(
@@ -181,6 +187,7 @@ def open_session(
     else:
         desire_config, unknown = with_unknown_secrets(config)
     credentials = AdminCredentialsFile(state, generate=for_apply)
+    checksum_key = ChecksumKeyFile(state, generate=for_apply)
     return Session(
         file=file,
         loaded=loaded,
@@ -189,7 +196,8 @@ def open_session(
         edges=edges or Edges(),
         for_apply=for_apply,
         credentials=credentials,
-        components=components_for(credentials),
+        checksum_key=checksum_key,
+        components=components_for(credentials, checksum_key),
         desire_config=desire_config,
         unknown_secrets=[
             f"{path}: value unknown ({reason}); the Secret data that holds it shows a placeholder, apply needs it"

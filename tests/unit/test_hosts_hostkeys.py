@@ -36,7 +36,7 @@ def test_decide() -> None:
     a, b = KnownKey("ssh-ed25519", b"A"), KnownKey("ssh-ed25519", b"B")
     assert decide("ssh-ed25519", b"A", [a], accept_new=False).verdict == "trusted"
     assert decide("ssh-ed25519", b"B", [a], accept_new=True).verdict == "changed"  # never accepted
-    assert decide("ssh-rsa", b"C", [a], accept_new=True).verdict == "changed"  # other type on record
+    assert decide("ssh-rsa", b"C", [a], accept_new=True).verdict == "other-type"  # refused too
     assert decide("ssh-ed25519", b"B", [], accept_new=False).verdict == "unknown"
     assert decide("ssh-ed25519", b"B", [], accept_new=True).verdict == "accepted-new"
     d = decide("ssh-ed25519", b"B", [a, b], accept_new=False)

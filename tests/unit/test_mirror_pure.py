@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import threading
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from hypothesis import strategies as st
 from kvinstall.errors import IntegrityError, LocalIOError
 from kvinstall.imageref import ReferenceError_, parse_reference, rewrite_image
 from kvinstall.mirror.bundle import split_registry
-from kvinstall.mirror.copy import manifest_children, platform_matches
+from kvinstall.mirror.copy import platform_matches
+from kvinstall.mirror.descriptor import Descriptor, manifest_children
 from kvinstall.mirror.layout import Layout, local_io_error
 from kvinstall.mirror.model import FileItem, LockEntry, ProgressTracker
 from kvinstall.mirror.registry import _parse_challenge
@@ -86,12 +88,12 @@ def test_platform_matches() -> None:
 
 
 def test_manifest_children() -> None:
-    index = b'{"manifests":[{"digest":"sha256:1","size":1}]}'
-    assert manifest_children(index, "application/vnd.oci.image.index.v1+json") == (
-        [{"digest": "sha256:1", "size": 1}], [])
-    manifest = b'{"config":{"digest":"c","size":2},"layers":[{"digest":"l","size":3}]}'
+    c, lay = "sha256:" + "c" * 64, "sha256:" + "e" * 64
+    index = json.dumps({"manifests": [{"digest": D, "size": 1}]}).encode()
+    assert manifest_children(index, "application/vnd.oci.image.index.v1+json") == ([Descriptor(D, 1)], [])
+    manifest = json.dumps({"config": {"digest": c, "size": 2}, "layers": [{"digest": lay, "size": 3}]}).encode()
     children, blobs = manifest_children(manifest, "application/vnd.oci.image.manifest.v1+json")
-    assert children == [] and [b["digest"] for b in blobs] == ["c", "l"]
+    assert children == [] and [b.digest for b in blobs] == [c, lay]
 
 
 def test_progress_is_monotonic_and_capped_under_retries() -> None:

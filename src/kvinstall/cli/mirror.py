@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -13,6 +16,7 @@ from kvinstall.cli.output import Format, Result, progress
 
 if TYPE_CHECKING:  # the commands import their work lazily, so --help stays light
     from kvinstall.components.artifacts import ArtifactCache
+    from kvinstall.mirror.cancel import CancelToken
     from kvinstall.model import DesiredState
     from kvinstall.session import Session
 
@@ -36,6 +40,35 @@ def _upstream(file: Path, *, fetch: bool) -> tuple[Session, ArtifactCache, Desir
     session = open_session(file)
     cache = session.edges.artifacts(fetch=fetch)
     return session, cache, session.desire(cache, upstream=True)
+
+
+@contextlib.contextmanager
+def _interruptible(what: str, hint: str) -> Iterator[CancelToken]:
+    """The first Ctrl-C cancels every transfer and ends the command with exit 130 ("interrupted"
+    and how to resume); later ones are ignored while it stops, so they cannot break the exit."""
+    from kvinstall.errors import Interrupted
+    from kvinstall.mirror.cancel import Cancelled, CancelToken
+
+    token = CancelToken()
+    pressed = [False]
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if pressed[0]:
+            return
+        pressed[0] = True
+        token.cancel()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield token
+    except (KeyboardInterrupt, Cancelled) as exc:
+        pressed[0] = True
+        raise Interrupted(f"{what} interrupted", hint=hint) from exc
+    finally:
+        if not pressed[0]:
+            signal.signal(signal.SIGINT, previous)
+        # else: keep ignoring Ctrl-C until the process has reported and exited
 
 
 @app.command(
@@ -167,7 +200,7 @@ def create_cmd(
 ) -> Result:
     from kvinstall.catalog.packages import load_package_catalog
     from kvinstall.mirror.aptfetch import PackageSources, collect_packages
-    from kvinstall.mirror.bundle import create_bundle
+    from kvinstall.mirror.bundle import create_bundle, exclusive, work_dir_for
     from kvinstall.mirror.items import ArtifactFetch, mirror_items
     from kvinstall.mirror.sources import registry_options
 
@@ -175,20 +208,32 @@ def create_cmd(
     assert bundle is not None
     registries = registry_options(registry_mirror or [], insecure_registry or [], registry_ca or [])
     sources = PackageSources.from_options(package_repo or [], package_dir or [])
-    session, cache, desired = _upstream(file, fetch=True)
-    items = mirror_items(desired, ArtifactFetch(cache))
-    packages = collect_packages(
-        session.config, load_package_catalog(), sources, workers=workers, progress=progress("host packages")
+    hint = (
+        f"re-run the same command to continue: what was fetched is kept in {work_dir_for(bundle)} "
+        "(and verified again before it is used)"
     )
-    result = create_bundle(
-        [*items, *packages.items],
-        bundle,
-        platforms=platform or ["linux/amd64"],
-        workers=workers,
-        progress=progress("mirror create"),
-        registries=registries,
-        extra_lock={"packages": {s.distribution: s.to_json() for s in packages.sets}} if packages.sets else None,
-    )
+    with _interruptible("mirror create", hint) as token, exclusive(bundle):
+        session, cache, desired = _upstream(file, fetch=True)
+        items = mirror_items(desired, ArtifactFetch(cache))
+        packages = collect_packages(
+            session.config,
+            load_package_catalog(),
+            sources,
+            workers=workers,
+            progress=progress("host packages", token),
+        )
+        result = create_bundle(
+            [*items, *packages.items],
+            bundle,
+            platforms=platform or ["linux/amd64"],
+            workers=workers,
+            progress=progress("mirror create", token),
+            registries=registries,
+            extra_lock={"packages": {s.distribution: s.to_json() for s in packages.sets}}
+            if packages.sets
+            else None,
+            cancel=token,
+        )
     counts = {s.distribution: len(s.packages) for s in packages.sets}
     return Result(
         data={
@@ -246,17 +291,20 @@ def push_cmd(
             "no registry: pass --registry HOST[:PORT], or -f with a config that sets offline.registry"
         )
     registry = target.registry
-    result = push_bundle(
-        bundle,
-        target.registry,
-        ca_file=target.ca_file,
-        insecure=target.insecure,
-        username=target.username,
-        password=target.password,
-        workers=workers,
-        progress=progress("mirror push"),
-        skip_verify=target.skip_verify,
-    )
+    hint = "re-run the same command to continue: blobs the registry already has are not sent again"
+    with _interruptible("mirror push", hint) as token:
+        result = push_bundle(
+            bundle,
+            target.registry,
+            ca_file=target.ca_file,
+            insecure=target.insecure,
+            username=target.username,
+            password=target.password,
+            workers=workers,
+            progress=progress("mirror push", token),
+            skip_verify=target.skip_verify,
+            cancel=token,
+        )
     return Result(
         data={
             "registry": result.registry,
@@ -320,5 +368,8 @@ def verify_cmd(
         from kvinstall.cli.mirror_serve import check_bundle, load_config
 
         check_bundle(bundle, load_config(file))
-        return Result(data=data, text=f"{bundle}: every blob matches its digest; it holds every host package {file} needs")
+        return Result(
+            data=data,
+            text=f"{bundle}: every blob matches its digest; it holds every host package {file} needs",
+        )
     return Result(data=data, text=f"{bundle}: every blob matches its digest")

@@ -11,9 +11,12 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kvinstall.errors import KvError
+
+if TYPE_CHECKING:
+    from kvinstall.mirror.cancel import CancelToken
 
 
 class Format(StrEnum):
@@ -102,13 +105,16 @@ def report_error(exc: KvError, inv: Invocation) -> None:
         err(f"error: {exc}" if not getattr(exc, "problems", None) else str(exc))
 
 
-def progress(label: str) -> Callable[[int, int], None]:
-    """Transfer progress on stderr (bytes done of total), at most once a second."""
+def progress(label: str, cancel: CancelToken | None = None) -> Callable[[int, int], None]:
+    """Transfer progress on stderr (bytes done of total), at most once a second; none once `cancel`
+    is set (a transfer still finishing its piece must not print over the "interrupted" message)."""
     last = [0.0]
 
     def report(done: int, total: int) -> None:
         import time
 
+        if cancel is not None and cancel.cancelled:
+            return
         now = time.monotonic()
         if now - last[0] >= 1.0 or done == total:
             last[0] = now

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kvinstall.components.base import Component
-    from kvinstall.components.dex import CredentialsProvider
+    from kvinstall.components.dex import ChecksumKey, CredentialsProvider
 
 # Install order: the CNI first (nodes stay NotReady without it); KubeVirt, then CDI; Dex; Kyverno
 # last among the controllers (its failurePolicy=Fail webhooks can block other installs); then our
@@ -47,9 +47,12 @@ def __getattr__(attr: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
-def components_for(credentials: CredentialsProvider) -> list[Component]:
-    """The components for one cluster, Dex with its admin credential from `credentials`
-    (kvinstall.components.dex.AdminCredentialsFile: the state directory's, written only by apply)."""
+def components_for(
+    credentials: CredentialsProvider, checksum_key: ChecksumKey | None = None
+) -> list[Component]:
+    """The components for one cluster, Dex with its admin credential from `credentials` and the key
+    of its config checksum from `checksum_key` (kvinstall.components.dex.AdminCredentialsFile and
+    ChecksumKeyFile: the state directory's, written only by apply)."""
     from kvinstall.components.dex import DexComponent
 
-    return [DexComponent(credentials) if c.name == "dex" else c for c in all_components()]
+    return [DexComponent(credentials, checksum_key) if c.name == "dex" else c for c in all_components()]

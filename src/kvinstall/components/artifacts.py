@@ -12,7 +12,12 @@ Integrity: the content's sha256 must equal the digest pinned in the catalog; a m
 IntegrityError naming the artifact and both digests, and nothing is cached. Artifacts whose digest
 is not pinned (`sha256: null`) are trusted on first use: the digest of the first download is
 recorded in `lock.json` in the cache directory, and every later download or cache read is
-verified against it (delete the entry to accept a new upstream file deliberately).
+verified against it (delete the entry to accept a new upstream file deliberately). What makes that
+first download worth trusting is the transport: https only, TLS verified, and every redirect hop
+https too (an https -> http redirect is an ArtifactError naming both addresses, before anything is
+read from the plain-http side); a chart is also checked against the digest its repository index
+lists. `KVINSTALL_REQUIRE_PINNED=1` refuses trust on first use altogether: an artifact with neither
+a pinned digest nor a recorded one is then an ArtifactError (for sites that pin their own catalog).
 
 The cache is `$KVINSTALL_CACHE_DIR` (default ~/.cache/kvinstall/artifacts): `sha256/<hex>` files
 written atomically, verified again when read (a corrupted entry is dropped and fetched again).
@@ -36,6 +41,7 @@ import requests
 
 from kvinstall.errors import ArtifactError, IntegrityError, LocalIOError
 from kvinstall.fsutil import write_atomic
+from kvinstall.httpsafe import DowngradeRefused, guarded_session
 from kvinstall.mirror.model import artifact_repository, artifact_tag
 from kvinstall.model import Artifact
 
@@ -154,6 +160,13 @@ class ArtifactCache:
                 return cached
         if not self.fetch:
             return None
+        if expected is None and os.environ.get("KVINSTALL_REQUIRE_PINNED") == "1":
+            raise ArtifactError(
+                "no pinned digest in the catalog and none recorded in the cache's lock file; "
+                "KVINSTALL_REQUIRE_PINNED=1 refuses trust on first use",
+                where=f"artifact {artifact.name} ({artifact.describe()})",
+                hint="pin its sha256 in your catalog (KVINSTALL_CATALOG)",
+            )
         try:
             data = self._download(artifact)
         except _NotInSiteRegistry:
@@ -268,7 +281,7 @@ class ArtifactCache:
 
     def _http(self) -> requests.Session:
         if self._session is None:
-            self._session = requests.Session()
+            self._session = guarded_session()  # every redirect hop must stay on https
         return self._session
 
     def _http_get(self, artifact: Artifact, url: str) -> bytes:
@@ -294,6 +307,11 @@ class ArtifactCache:
                             raise ArtifactError(f"larger than {MAX_BYTES} bytes", where=where)
                         chunks.append(chunk)
                     return b"".join(chunks)
+            except DowngradeRefused as exc:
+                raise ArtifactError(
+                    f"refused a redirect from {exc.from_url} to {exc.to_url}: every hop must be https",
+                    where=where,
+                ) from exc
             except requests.exceptions.SSLError as exc:
                 raise ArtifactError(f"TLS verification failed: {exc}", where=where) from exc
             except requests.RequestException as exc:

@@ -12,6 +12,19 @@ Both the clear password and its bcrypt hash live in a 0600 credentials file in t
 directory, so re-runs reuse the same hash (bcrypt salts are random: hashing again would rewrite the
 Secret and show a change on every plan). Rendering stays pure: the component receives the credentials
 through an injected provider (`AdminCredentialsFile(state_dir)`, which writes only for apply).
+
+The Deployment's `kvinstall.io/config-sha256` rolls the pods when the configuration changes (Dex
+reads it only at start), secrets included: a rotated client secret Dex never reloads breaks every
+login. But the annotation is readable by anyone who may read Deployments, which is more people than
+may read Secrets, and a plain hash of a config holding a client secret can be reversed by trying
+candidate secrets. So it is an HMAC-SHA256 of the configuration under a random 256-bit key kept in
+the state directory (`dex-checksum.key`, 0600), made by apply like the credential
+(`ChecksumKeyFile(state_dir)`): nothing in the cluster or the config derives it. A new state directory
+(another machine) means a new key and one Dex restart. Where apply will make the key (or the
+credential, or read a secret the dry run cannot), plan and render show the annotation as "<computed at
+apply>" rather than a value apply would not write; with the key on record they compute apply's value
+exactly. Without a key provider (library use) the hash covers the configuration with every secret
+value blanked out: still safe to publish, but then a secret-only change does not roll Dex.
 """
 
 from __future__ import annotations
@@ -19,6 +32,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -33,8 +47,9 @@ import bcrypt
 
 from kvinstall.components.base import CatalogComponent, Cluster
 from kvinstall.components.kubevirt import offline_rewrite
+from kvinstall.config.placeholders import UNKNOWN_PREFIX
 from kvinstall.config.problems import Problem
-from kvinstall.config.secrets import Secret
+from kvinstall.config.secrets import Secret, is_secret_ref
 from kvinstall.errors import ConfigError, LocalIOError
 from kvinstall.model import Artifact, ArtifactSource, ReadinessRule, Rendered
 
@@ -43,6 +58,7 @@ if TYPE_CHECKING:
     from kvinstall.config.models import Config
 
 CREDENTIALS_FILE = "dex-admin-credentials.json"
+CHECKSUM_KEY_FILE = "dex-checksum.key"
 # What a dry run renders for a credential that apply will generate (never a usable value).
 GENERATED = "<generated at apply>"
 HTTP_PORT = 5556
@@ -218,27 +234,108 @@ def ensure_admin_credentials(state_dir: Path, config: Config) -> tuple[Path, str
     return creds.path, creds.password
 
 
+ChecksumKey = Callable[[], "bytes | None"]  # None: the key is made at apply (a dry run before the first)
+
+
+class ChecksumKeyFile:
+    """The key of the config checksum (see the module doc), kept in STATE_DIR/dex-checksum.key (0600):
+    a ChecksumKey for DexComponent. As with the credential, only apply writes: with `generate=False`
+    (plan, render, mirror, status) a key on record is read and none is made; with `generate=True` a
+    missing key is made in memory and `save()` writes it, before the run applies anything."""
+
+    def __init__(self, state_dir: Path, *, generate: bool = False) -> None:
+        self.path = Path(state_dir) / CHECKSUM_KEY_FILE
+        self.generate = generate
+        self._made: bytes | None = None  # made by this run, not written yet
+
+    def __call__(self) -> bytes | None:
+        if self._made is not None:
+            return self._made
+        try:
+            text = self.path.read_text().strip()
+        except FileNotFoundError:
+            text = ""
+        except OSError as exc:
+            raise LocalIOError(
+                f"cannot read the checksum key: {exc.strerror or exc}", where=str(self.path)
+            ) from exc
+        if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
+            return bytes.fromhex(text)
+        if text:
+            raise LocalIOError(
+                "the checksum key file is not in the expected form (64 hex digits)",
+                where=str(self.path),
+                hint="remove it: apply makes a new key, and Dex restarts once",
+            )
+        if not self.generate:
+            return None
+        self._made = secrets.token_bytes(32)
+        return self._made
+
+    def save(self) -> None:
+        """Write the key this run made (0600 from the start); nothing when it was on record."""
+        if self._made is None:
+            return
+        if not self.generate:
+            raise ValueError("a read-only checksum key never writes")
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(self._made.hex() + "\n")
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            raise LocalIOError(
+                f"cannot write the checksum key: {exc.strerror or exc}", where=str(self.path)
+            ) from exc
+
+
+# What plan and render show for the checksum when apply will compute it (see the module doc).
+CHECKSUM_AT_APPLY = "<computed at apply>"
+
+
+def config_checksum(text: str, secret_values: list[str], key: bytes | None) -> str:
+    """The pod-template annotation for Dex's configuration text (see the module doc)."""
+    if key is not None:
+        return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+    public = text
+    for value in sorted(set(secret_values), key=len, reverse=True):
+        escaped = json.dumps(value)[1:-1]  # as the value appears inside the JSON text
+        if escaped:
+            public = public.replace(escaped, "<secret>")
+    return hashlib.sha256(public.encode()).hexdigest()
+
+
 # --- the Dex configuration ----------------------------------------------------------------------
 
 
-def _resolve_refs(value: Any, loc: tuple[str | int, ...]) -> Any:
+def _resolve_refs(value: Any, loc: tuple[str | int, ...], revealed: list[str]) -> Any:
     """Connector settings with every secret (`{valueFrom: {env|file: ...}}`, or `{value: ...}` as a KubeV
     file's inline secret becomes) replaced by the secret's value."""
     if isinstance(value, dict):
-        if set(value) == {"valueFrom"} or (set(value) == {"value"} and isinstance(value["value"], str)):
+        if is_secret_ref(value):
             try:
                 secret = Secret.model_validate(value)
             except ValueError as exc:
                 raise ConfigError([Problem(f"not a secret reference: {exc}", loc=loc)]) from exc
-            return secret.require(loc)
-        return {k: _resolve_refs(v, (*loc, k)) for k, v in value.items()}
+            revealed.append(secret.require(loc))
+            return revealed[-1]
+        return {k: _resolve_refs(v, (*loc, k), revealed) for k, v in value.items()}
     if isinstance(value, list):
-        return [_resolve_refs(v, (*loc, i)) for i, v in enumerate(value)]
+        return [_resolve_refs(v, (*loc, i), revealed) for i, v in enumerate(value)]
     return value
 
 
 def dex_config(config: Config, admin: AdminCredentials | None) -> dict[str, Any]:
     """Dex's config.yaml as a dict (it holds secrets: it only ever goes into a Secret)."""
+    return _dex_config(config, admin, [])
+
+
+def _dex_config(config: Config, admin: AdminCredentials | None, revealed: list[str]) -> dict[str, Any]:
+    """dex_config, appending every secret value it puts in to `revealed`."""
     auth = config.auth
     if not auth.issuer:
         raise ConfigError(
@@ -257,6 +354,7 @@ def dex_config(config: Config, admin: AdminCredentials | None) -> dict[str, Any]
             client["public"] = True
         if c.secret is not None:
             client["secret"] = c.secret.require(("auth", "staticClients", i, "secret"))
+            revealed.append(client["secret"])
         clients.append(client)
     if not any(c["id"] == auth.client_id for c in clients):
         # The client the kube-apiserver trusts (its audience); kubectl oidc-login logs in with it.
@@ -285,15 +383,17 @@ def dex_config(config: Config, admin: AdminCredentials | None) -> dict[str, Any]
         out["staticPasswords"] = [
             {"email": admin.email, "hash": admin.bcrypt_hash, "username": "admin", "userID": admin.user_id}
         ]
+        revealed.append(admin.bcrypt_hash)
     else:
         out["enablePasswordDB"] = False
     # Upstream connectors in either mode: basic offers them next to the password login.
     connectors = []
     for i, conn in enumerate(auth.oidc.connectors):
         loc: tuple[str | int, ...] = ("auth", "oidc", "connectors", i)
-        settings = _resolve_refs(dict(conn.config), (*loc, "config"))
+        settings = _resolve_refs(dict(conn.config), (*loc, "config"), revealed)
         if conn.client_secret is not None:
             settings["clientSecret"] = conn.client_secret.require((*loc, "clientSecret"))
+            revealed.append(settings["clientSecret"])
         connectors.append({"type": conn.type, "id": conn.id, "name": conn.name, "config": settings})
     if connectors or auth.mode == "oidc":
         out["connectors"] = connectors
@@ -312,11 +412,14 @@ class DexComponent(CatalogComponent):
     title = "Dex"
     namespace: str | None = "dex"
 
-    def __init__(self, credentials: CredentialsProvider | None = None) -> None:
+    def __init__(
+        self, credentials: CredentialsProvider | None = None, checksum_key: ChecksumKey | None = None
+    ) -> None:
         self.credentials = credentials
+        self.checksum_key = checksum_key
 
     def with_credentials(self, credentials: CredentialsProvider) -> DexComponent:
-        return DexComponent(credentials)
+        return DexComponent(credentials, self.checksum_key)
 
     def enabled(self, config: Config) -> bool:
         return config.auth.mode != "none"
@@ -339,15 +442,25 @@ class DexComponent(CatalogComponent):
                 raise ValueError("DexComponent needs a credentials provider for auth.mode basic")
             admin = self.credentials(config)
         # Deterministic text (sorted keys): an unchanged config gives a byte-identical Secret.
-        config_text = json.dumps(dex_config(config, admin), sort_keys=True, indent=2) + "\n"
+        revealed: list[str] = []
+        config_text = json.dumps(_dex_config(config, admin, revealed), sort_keys=True, indent=2) + "\n"
+        key = self.checksum_key() if self.checksum_key is not None else None
+        # A dry run shows what apply will compute only when it knows everything apply hashes.
+        at_apply = self.checksum_key is not None and (
+            key is None
+            or (admin is not None and admin.generated_at_apply)
+            or UNKNOWN_PREFIX in config_text  # a secret the dry run could not read
+        )
+        checksum = CHECKSUM_AT_APPLY if at_apply else config_checksum(config_text, revealed, key)
         release = self.release(config, catalog)
         objects = render_template(
             "dex.yaml.j2",
             ns=config.auth.namespace,
             image=release.images[0],
             config_data={"config.yaml": _b64(config_text)},
-            # Rolls the pods when the configuration changes (Dex reads it only at start).
-            config_checksum=hashlib.sha256(config_text.encode()).hexdigest(),
+            # Rolls the pods when the configuration changes (Dex reads it only at start); keyed, so
+            # it does not give away the secrets in it (module doc).
+            config_checksum=checksum,
             admin_data=(
                 {"email": _b64(admin.email), "password": _b64(admin.password)} if admin is not None else None
             ),
@@ -355,6 +468,11 @@ class DexComponent(CatalogComponent):
             telemetry_port=TELEMETRY_PORT,
         )
         notes = []
+        if at_apply and key is None:
+            notes.append(
+                f"config checksum of the Deployment: keyed with a new {CHECKSUM_KEY_FILE} that apply makes "
+                "in the state directory (mode 0600)"
+            )
         if admin is not None and admin.generated_at_apply:
             notes.append(
                 f"admin password of {admin.email}: generated at apply and kept in the state directory "
@@ -376,5 +494,8 @@ COMPONENT = DexComponent()
 
 
 def for_state_dir(state_dir: Path, *, generate: bool = False) -> DexComponent:
-    """Dex with its admin credential kept in `state_dir` (read-only unless `generate`: only apply writes)."""
-    return DexComponent(AdminCredentialsFile(state_dir, generate=generate))
+    """Dex with its admin credential and checksum key kept in `state_dir` (read-only unless `generate`:
+    only apply writes)."""
+    return DexComponent(
+        AdminCredentialsFile(state_dir, generate=generate), ChecksumKeyFile(state_dir, generate=generate)
+    )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
 
 from kvinstall.catalog import Catalog
 from kvinstall.config.models import Config
@@ -13,6 +15,26 @@ from kvinstall.config.problems import Problem
 Check = Callable[[Config, Catalog], Iterator[Problem]]
 
 _SECRETISH_KEYS = {"clientsecret", "bindpw", "password", "secret", "token"}
+
+# Values that reach other programs (KubeOne's manifest, the kube-apiserver's flags, sshd) must be
+# what those programs expect and nothing a shell or a YAML reader could take for syntax. kvinstall
+# itself quotes everything it passes on; these checks keep the config honest for the tools after it.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SHELL_META = re.compile(r"[`$;|&<>(){}\[\]*?!\"'\\]")
+# POSIX portable user names, plus '.' and '@' (directory-service logins); never a leading '-'.
+_LOGIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}")
+_TAINT_KEY = re.compile(
+    r"([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+)
+_TAINT_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
+_ISSUER_PATH = re.compile(r"[A-Za-z0-9._~/%-]*")
+# Subjects that mean "everyone" (or every workload): a write role for them opens the workspace to all.
+_EVERYONE = {
+    ("User", "system:anonymous"): "every unauthenticated request",
+    ("Group", "system:unauthenticated"): "every unauthenticated request",
+    ("Group", "system:authenticated"): "every user who can log in",
+    ("Group", "system:serviceaccounts"): "every service account of the cluster",
+}
 
 
 def _err(msg: str, *loc: str | int, hint: str | None = None, code: str = "invalid") -> Problem:
@@ -433,6 +455,118 @@ def check_emulation(cfg: Config, _: Catalog) -> Iterator[Problem]:
         )
 
 
+def check_shell_and_yaml_safety(cfg: Config, _: Catalog) -> Iterator[Problem]:
+    """Logins, key paths, taints and the issuer: refused when they hold control characters or what
+    a shell or YAML would read as syntax; a key path with shell metacharacters only warns (a path
+    may legitimately hold them, and kvinstall never hands it to a shell)."""
+    logins: list[tuple[tuple[str | int, ...], str | None]] = [(("ssh", "user"), cfg.ssh.user)]
+    keys: list[tuple[tuple[str | int, ...], str | None]] = [
+        (("ssh", "privateKeyFile"), cfg.ssh.private_key_file)
+    ]
+    if cfg.ssh.bastion is not None:
+        logins.append((("ssh", "bastion", "user"), cfg.ssh.bastion.user))
+        keys.append((("ssh", "bastion", "privateKeyFile"), cfg.ssh.bastion.private_key_file))
+    for i, host in enumerate(cfg.hosts):
+        logins.append((("hosts", i, "user"), host.user))
+        keys.append((("hosts", i, "privateKeyFile"), host.private_key_file))
+        if host.bastion is not None:
+            logins.append((("hosts", i, "bastion", "user"), host.bastion.user))
+            keys.append((("hosts", i, "bastion", "privateKeyFile"), host.bastion.private_key_file))
+        for j, taint in enumerate(host.taints or []):
+            yield from _taint(taint.key, taint.value, ("hosts", i, "taints", j))
+    for loc, login in logins:
+        if login is not None and not _LOGIN.fullmatch(login):
+            yield _err(
+                f"{login!r} is not a login name (letters, digits, '_', '.', '@', '-'; at most 64)",
+                *loc,
+                code="unsafe-value",
+            )
+    for loc, path in keys:
+        if path is None:
+            continue
+        if _CONTROL.search(path) or not path.strip():
+            yield _err("the key path holds control characters or is blank", *loc, code="unsafe-value")
+        elif _SHELL_META.search(path):
+            yield _warn(
+                f"the key path {path!r} holds shell metacharacters",
+                *loc,
+                hint="kvinstall never passes it through a shell, but scripts and tools after it may; "
+                "prefer a plain path",
+                code="unsafe-value",
+            )
+    if cfg.auth.issuer:
+        reason = _issuer_problem(cfg.auth.issuer)
+        if reason:
+            yield _err(f"issuer {cfg.auth.issuer!r} {reason}", "auth", "issuer", code="unsafe-value")
+
+
+def _taint(key: str, value: str, loc: tuple[str | int, ...]) -> Iterator[Problem]:
+    if not _TAINT_KEY.fullmatch(key):
+        yield _err(
+            f"taint key {key!r} is not a Kubernetes qualified name ([prefix/]name: letters, digits, '-', "
+            "'_', '.')",
+            *loc,
+            "key",
+            code="unsafe-value",
+        )
+    if not _TAINT_VALUE.fullmatch(value):
+        yield _err(
+            f"taint value {value!r} is not a Kubernetes label value (letters, digits, '-', '_', '.'; "
+            "at most 63)",
+            *loc,
+            "value",
+            code="unsafe-value",
+        )
+
+
+def _issuer_problem(issuer: str) -> str | None:
+    if _CONTROL.search(issuer) or any(c.isspace() for c in issuer):
+        return "holds whitespace or control characters"
+    if any(c in issuer for c in "\"'`<>{}|\\^,;$"):
+        return "holds characters a URL (and the kube-apiserver's --oidc-issuer-url) does not allow"
+    try:
+        parts = urlsplit(issuer)
+        port = parts.port
+    except ValueError as exc:
+        return f"is not a URL: {exc}"
+    if parts.scheme != "https":
+        return None  # check_auth names that one
+    if not parts.hostname or parts.username is not None or parts.password is not None:
+        return "needs a host and no user name or password in it"
+    if parts.query or parts.fragment or "?" in issuer or "#" in issuer:
+        return "must not have a query or fragment (OpenID Connect issuers never do)"
+    if port is not None and not 0 < port < 65536:
+        return "has an invalid port"
+    if not _ISSUER_PATH.fullmatch(parts.path):
+        return "has characters outside a plain URL path"
+    return None
+
+
+def check_workspace_members(cfg: Config, _: Catalog) -> Iterator[Problem]:
+    for i, ws in enumerate(cfg.workspaces):
+        for j, member in enumerate(ws.members):
+            kind, name = member.subject()
+            loc = ("workspaces", i, "members", j)
+            who = _EVERYONE.get((kind, name))
+            if who is None:
+                continue
+            if member.role in ("edit", "admin"):
+                yield _err(
+                    f"{kind.lower()} {name} with role {member.role} gives {who} write access to "
+                    f"workspace {ws.name}",
+                    *loc,
+                    "role",
+                    hint="name the users or groups who need it; give this subject role view at most",
+                    code="everyone-writes",
+                )
+            else:
+                yield _warn(
+                    f"{kind.lower()} {name} with role view lets {who} see workspace {ws.name}",
+                    *loc,
+                    code="everyone-reads",
+                )
+
+
 CHECKS: tuple[Check, ...] = (
     check_cidrs,
     check_gateway_and_dns,
@@ -445,6 +579,8 @@ CHECKS: tuple[Check, ...] = (
     check_workspaces,
     check_storage,
     check_emulation,
+    check_shell_and_yaml_safety,
+    check_workspace_members,
 )
 
 

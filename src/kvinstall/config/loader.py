@@ -2,6 +2,11 @@
 
 Each problem carries FILE:LINE:COL, the field path and, for misspelt keys, a did-you-mean hint.
 KubeV files (`virtualization.k8c.io/v1alpha1`, `KubeVCluster`) are converted on the way in.
+
+The file is bounded before anything expands it: at most MAX_FILE_BYTES, and at most MAX_NODES
+nodes once every YAML alias is expanded (a "billion laughs" file of a few hundred bytes names
+billions of nodes through nested aliases; the parser shares them, every later step would not).
+Counting is done over the shared tree, so it costs what the file costs, not what it expands to.
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ from kvinstall.config.positions import position, value_position, walk
 from kvinstall.config.problems import Loc, Problem, parse_path
 from kvinstall.errors import ConfigError, LocalIOError
 
+# A configuration of a thousand hosts is a few hundred KiB and tens of thousands of nodes.
+MAX_FILE_BYTES = 1 << 20
+MAX_NODES = 200_000
+
 
 @dataclass
 class Loaded:
@@ -36,6 +45,8 @@ class Loaded:
 def load_file(path: str | Path, catalog: Catalog | None = None) -> Loaded:
     p = Path(path)
     try:
+        if p.is_file() and p.stat().st_size > MAX_FILE_BYTES:
+            raise ConfigError([_too_big(str(p))])
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise LocalIOError("configuration file not found", where=str(p)) from exc
@@ -51,6 +62,8 @@ def parse_yaml(text: str, source: str) -> Any:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+    if len(text) > MAX_FILE_BYTES:
+        raise ConfigError([_too_big(source)])
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     try:
@@ -65,7 +78,9 @@ def parse_yaml(text: str, source: str) -> Any:
         ) from exc
     except YAMLError as exc:
         raise ConfigError([Problem(f"malformed YAML: {exc}", file=source, code="yaml")]) from exc
-    except (ValueError, TypeError, RecursionError) as exc:
+    except RecursionError as exc:
+        raise ConfigError([Problem("malformed YAML: nested too deeply", file=source, code="yaml")]) from exc
+    except (ValueError, TypeError) as exc:
         raise ConfigError([Problem(f"malformed YAML: {exc}", file=source, code="yaml")]) from exc
     if not docs:
         raise ConfigError([Problem("the file is empty", file=source, line=1, column=1, code="empty")])
@@ -77,7 +92,62 @@ def parse_yaml(text: str, source: str) -> Any:
                 )
             ]
         )
+    _check_expansion(docs[0], source)
     return docs[0]
+
+
+def _too_big(source: str) -> Problem:
+    return Problem(
+        f"the file is larger than {MAX_FILE_BYTES // 1024} KiB; no configuration is that large",
+        file=source,
+        code="too-large",
+    )
+
+
+def _check_expansion(root: Any, source: str) -> None:
+    """Refuse a tree that expands (aliases followed) to more than MAX_NODES nodes, or refers to itself.
+
+    Each distinct container is visited once; its expanded size is 1 + the sizes of its children,
+    so a shared (aliased) subtree is counted every time it is used without being walked again."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        children = list(node.values()) if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        if done:
+            on_path.discard(key)
+            total = 1 + sum(sizes.get(id(c), 1) for c in children)
+            sizes[key] = total
+            if total > MAX_NODES:
+                raise ConfigError(
+                    [
+                        Problem(
+                            f"the YAML expands to more than {MAX_NODES} values once its aliases (*name) "
+                            "are followed; refused",
+                            file=source,
+                            code="yaml-expansion",
+                            hint="a configuration needs few aliases; expand them by hand or remove them",
+                        )
+                    ]
+                )
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            raise ConfigError(
+                [
+                    Problem(
+                        "a YAML alias refers to a node that contains it", file=source, code="yaml-recursive"
+                    )
+                ]
+            )
+        on_path.add(key)
+        stack.append((node, True))
+        stack += [(c, False) for c in children if isinstance(c, dict | list)]
 
 
 def load_text(text: str, *, source: str = "<config>", catalog: Catalog | None = None) -> Loaded:

@@ -14,7 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from kvinstall.config.secrets import Secret
+from kvinstall.config.problems import format_path
+from kvinstall.config.secrets import Secret, secret_refs
 
 API_VERSION = "kvinstall.io/v1alpha1"
 KIND = "VirtualizationCluster"
@@ -858,4 +859,7 @@ class Config(Model):
         for i, conn in enumerate(self.auth.oidc.connectors):
             if conn.client_secret is not None:
                 found.append((f"auth.oidc.connectors[{i}].clientSecret", conn.client_secret))
+            # References inside the connector's own settings (an LDAP bindPW, ...).
+            for loc, secret in secret_refs(conn.config, ("auth", "oidc", "connectors", i, "config")):
+                found.append((format_path(loc), secret))
         return found

@@ -20,9 +20,11 @@ from kvinstall.config.problems import Problem, parse_path
 from kvinstall.config.secrets import Secret
 from kvinstall.errors import ConfigError
 
+UNKNOWN_PREFIX = "<value unknown: "
+
 
 def placeholder(reason: str) -> str:
-    return f"<value unknown: {reason}>"
+    return f"{UNKNOWN_PREFIX}{reason}>"
 
 
 def with_unknown_secrets(config: Config) -> tuple[Config, list[tuple[str, str]]]:

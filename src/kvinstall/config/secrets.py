@@ -7,6 +7,7 @@ sent to the cluster, a registry login). Everything that prints, logs or stores a
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,31 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_serializer, model_validator
 
 REDACTED = "<redacted>"
+
+
+def is_secret_ref(value: object) -> bool:
+    """A secret inside free-form settings (Dex connector config): `{valueFrom: ...}`, or `{value: "..."}`
+    as a KubeV file's inline secret becomes."""
+    if not isinstance(value, dict):
+        return False
+    return set(value) == {"valueFrom"} or (set(value) == {"value"} and isinstance(value["value"], str))
+
+
+def secret_refs(value: object, loc: tuple[str | int, ...]) -> list[tuple[tuple[str | int, ...], Secret]]:
+    """Every valid secret (see is_secret_ref) inside free-form settings, with its location.
+    Malformed ones are left to the renderer, which names them."""
+    found: list[tuple[tuple[str | int, ...], Secret]] = []
+    stack: list[tuple[object, tuple[str | int, ...]]] = [(value, loc)]
+    while stack:
+        node, here = stack.pop()
+        if is_secret_ref(node):
+            with contextlib.suppress(ValueError):
+                found.append((here, Secret.model_validate(node)))
+        elif isinstance(node, dict):
+            stack += [(v, (*here, str(k))) for k, v in node.items()]
+        elif isinstance(node, list):
+            stack += [(v, (*here, i)) for i, v in enumerate(node)]
+    return sorted(found, key=lambda f: str(f[0]))
 
 
 class SecretSource(BaseModel):

@@ -4,14 +4,23 @@ A host is trusted when the key it presents matches a key pinned in the config, o
 user's known_hosts or kvinstall's own known_hosts (state directory). An unknown or changed key stops
 that host with the fingerprints in the message. With `accept_new`, an unknown host's key is recorded
 in kvinstall's own file (trust on first use); a *changed* key is never accepted.
+
+known_hosts files are read here, as OpenSSH writes them: host patterns (`*`, `?`, `!negation`),
+`[host]:port`, hashed names (`|1|salt|hash`), comments. `@revoked` lines are honoured: a key they
+list for a host is refused for it, even when pinned. `@cert-authority` lines (host certificates)
+are not supported: they are skipped with a note, as are lines that cannot be read. Like OpenSSH,
+the connection asks first for the key types already on record for the host (`preferred_types`),
+so a host with an RSA key on record that also offers ed25519 shows its RSA key, not a false alarm.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
+import binascii
 import hashlib
+import hmac
 import os
+import re
 import socket
 import threading
 from collections.abc import Callable, Sequence
@@ -23,7 +32,9 @@ import paramiko
 
 from kvinstall.errors import SSHError
 
-Verdict = Literal["trusted", "accepted-new", "unknown", "changed"]
+# other-type: keys are on record for the host, none of the type it presented (refused, as "changed"
+# is; with preferred_types the host is asked for a recorded type first, so this means it has none).
+Verdict = Literal["trusted", "accepted-new", "unknown", "changed", "other-type"]
 
 
 def fingerprint_bytes(blob: bytes) -> str:
@@ -60,6 +71,87 @@ class KnownKey:
 
 
 @dataclass(frozen=True)
+class KnownHostsLine:
+    """One usable line of a known_hosts file. marker: None, or "revoked"."""
+
+    source: str  # "FILE:LINE", for messages
+    marker: str | None
+    patterns: tuple[str, ...]
+    key_type: str
+    blob: bytes
+
+    def matches(self, hid: str) -> bool:
+        return host_matches(self.patterns, hid)
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    # OpenSSH patterns know only '*' and '?'; everything else (brackets of [host]:port) is literal.
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern))
+
+
+def _hashed_matches(entry: str, hid: str) -> bool:
+    parts = entry.split("|")  # |1|salt|hash
+    if len(parts) != 4 or parts[1] != "1":
+        return False
+    try:
+        salt, want = base64.b64decode(parts[2]), base64.b64decode(parts[3])
+    except (binascii.Error, ValueError):
+        return False
+    return hmac.compare_digest(hmac.new(salt, hid.encode(), hashlib.sha1).digest(), want)
+
+
+def host_matches(patterns: Sequence[str], hid: str) -> bool:
+    """OpenSSH's rule: a match of a negated pattern excludes the host, else any positive match counts."""
+    hit = False
+    for pattern in patterns:
+        if pattern.startswith("|"):
+            hit = hit or _hashed_matches(pattern, hid)
+            continue
+        negated = pattern.startswith("!")
+        if _pattern_regex((pattern[1:] if negated else pattern).lower()).fullmatch(hid.lower()) is None:
+            continue
+        if negated:
+            return False
+        hit = True
+    return hit
+
+
+def read_known_hosts(path: Path) -> tuple[list[KnownHostsLine], list[str]]:
+    """The usable lines of a known_hosts file, and a note for each line that is skipped."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        raise SSHError(f"cannot read known_hosts: {exc.strerror or exc}", where=str(path)) from exc
+    lines: list[KnownHostsLine] = []
+    notes: list[str] = []
+    for n, raw in enumerate(text.splitlines(), 1):
+        fields = raw.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        where = f"{path}:{n}"
+        marker = None
+        if fields[0].startswith("@"):
+            marker, fields = fields[0], fields[1:]
+            if marker == "@cert-authority":
+                notes.append(f"{where}: @cert-authority (host certificates) is not supported; line skipped")
+                continue
+            if marker != "@revoked":
+                notes.append(f"{where}: unknown marker {marker[:40]}; line skipped")
+                continue
+        if len(fields) < 3:
+            notes.append(f"{where}: not a known_hosts line (hosts, key type, key); skipped")
+            continue
+        try:
+            blob = base64.b64decode(fields[2], validate=True)
+        except (binascii.Error, ValueError):
+            notes.append(f"{where}: the key is not valid base64; line skipped")
+            continue
+        marker_name = "revoked" if marker == "@revoked" else None
+        lines.append(KnownHostsLine(where, marker_name, tuple(fields[0].split(",")), fields[1], blob))
+    return lines, notes
+
+
+@dataclass(frozen=True)
 class Decision:
     verdict: Verdict
     presented: str  # fingerprint of the presented key
@@ -80,7 +172,7 @@ def decide(
     if known:
         same = [k.fingerprint for k in known if k.key_type == presented_type]
         other = [k.fingerprint for k in known if k.key_type != presented_type]
-        return Decision("changed", fp, tuple(same + other))
+        return Decision("changed" if same else "other-type", fp, tuple(same + other))
     return Decision("accepted-new" if accept_new else "unknown", fp)
 
 
@@ -138,13 +230,13 @@ class HostKeyPolicy:
         self.user_paths = list(_default_user_known_hosts() if user_known_hosts is None else user_known_hosts)
         self.accept_new = accept_new
         self._lock = threading.Lock()
-        self._keys = paramiko.HostKeys()
+        self._lines: list[KnownHostsLine] = []
+        self.notes: list[str] = []  # lines skipped (unsupported markers, unreadable lines)
         for path in [*self.user_paths, self.own_path]:
             if path.is_file():
-                try:
-                    self._keys.load(str(path))
-                except (OSError, paramiko.SSHException) as exc:
-                    raise SSHError(f"cannot read known_hosts: {exc}", where=str(path)) from exc
+                lines, notes = read_known_hosts(path)
+                self._lines += lines
+                self.notes += notes
         # Hosts whose key was accepted in this run (host id -> fingerprint), for the plan/report.
         self.accepted: dict[str, str] = {}
         # Hosts whose key is not trusted (host id -> fingerprint): shown in the plan.
@@ -152,40 +244,60 @@ class HostKeyPolicy:
 
     def known_for(self, hid: str) -> list[KnownKey]:
         with self._lock:
-            entry = self._keys.lookup(hid)
-            if entry is None:
-                return []
-            return [KnownKey(t, k.asbytes()) for t, k in entry.items()]
+            found = [
+                KnownKey(ln.key_type, ln.blob) for ln in self._lines if ln.marker is None and ln.matches(hid)
+            ]
+        return list(dict.fromkeys(found))
+
+    def revoked_for(self, hid: str) -> list[KnownHostsLine]:
+        with self._lock:
+            return [ln for ln in self._lines if ln.marker == "revoked" and ln.matches(hid)]
+
+    def preferred_types(self, address: str, port: int, pinned: str | None = None) -> list[str]:
+        """Key types on record for the host (the pinned one alone when pinned), to ask for first.
+
+        Types of usable keys come before types known only from @revoked lines: a host that still
+        holds a revoked key then shows it, and is refused with that reason."""
+        if pinned is not None:
+            return pinned.split()[:1]
+        hid = host_id(address, port)
+        revoked = self.revoked_for(hid)
+        usable = [k.key_type for k in self.known_for(hid) if k.blob not in {ln.blob for ln in revoked}]
+        return list(dict.fromkeys([*usable, *(ln.key_type for ln in revoked)]))
 
     def on_record(self, address: str, port: int, *, pinned: str | None = None) -> list[KnownKey]:
-        """The keys on record for a host: the pinned one and kvinstall's own known_hosts, or (nothing
-        pinned) every known_hosts file."""
+        """The keys on record for a host, less any on an @revoked line: the pinned one and kvinstall's
+        own known_hosts, or (nothing pinned) every known_hosts file."""
         hid = host_id(address, port)
+        revoked = {ln.blob for ln in self.revoked_for(hid)}
         if pinned is None:
-            return self.known_for(hid)
+            return [k for k in self.known_for(hid) if k.blob not in revoked]
         try:
             ptype, pblob = parse_public_key_line(pinned)
         except ValueError:
             return []
-        own = paramiko.HostKeys()
-        if self.own_path.is_file():
-            with contextlib.suppress(OSError, paramiko.SSHException):
-                own.load(str(self.own_path))
-        entry = own.lookup(hid)
-        recorded = [KnownKey(t, k.asbytes()) for t, k in entry.items()] if entry is not None else []
-        return [KnownKey(ptype, pblob), *recorded]
+        own = str(self.own_path)
+        with self._lock:
+            recorded = [
+                KnownKey(ln.key_type, ln.blob)
+                for ln in self._lines
+                if ln.marker is None
+                and (ln.source == own or ln.source.startswith(own + ":"))
+                and ln.matches(hid)
+            ]
+        return [k for k in dict.fromkeys([KnownKey(ptype, pblob), *recorded]) if k.blob not in revoked]
 
     def record(self, address: str, port: int, key: paramiko.PKey) -> None:
         """Add a key for a host to kvinstall's own known_hosts (a host may hold several types)."""
         hid = host_id(address, port)
         with self._lock:
-            entry = self._keys.lookup(hid)
-            if entry is not None and entry.get(key.get_name()) is not None:
+            if any(ln.marker is None and ln.matches(hid) and ln.key_type == key.get_name() for ln in self._lines):
                 return
-            self._keys.add(hid, key.get_name(), key)
             self._append(hid, key)
 
     def _append(self, hid: str, key: paramiko.PKey) -> None:
+        # Called under the lock.
+        self._lines.append(KnownHostsLine(str(self.own_path), None, (hid,), key.get_name(), key.asbytes()))
         self.own_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             fd = os.open(self.own_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -198,6 +310,15 @@ class HostKeyPolicy:
         """Raise SSHError unless `key` is trusted for address:port. Returns the decision on success."""
         hid = host_id(address, port)
         where = f"{address}:{port}"
+        for line in self.revoked_for(hid):
+            if line.blob == key.asbytes():
+                self.untrusted[hid] = fingerprint(key)
+                raise SSHError(
+                    f"host key {fingerprint(key)} ({key.get_name()}) is revoked (@revoked in {line.source}); "
+                    "refusing to connect",
+                    where=where,
+                    hint="the host must get a new host key; then pin it or record it in known_hosts",
+                )
         if pinned is not None:
             try:
                 ptype, pblob = parse_public_key_line(pinned)
@@ -215,6 +336,17 @@ class HostKeyPolicy:
         dec = decide(key.get_name(), key.asbytes(), self.known_for(hid), accept_new=self.accept_new)
         if dec.verdict == "trusted":
             return dec
+        if dec.verdict == "other-type":
+            self.untrusted[hid] = dec.presented
+            raise SSHError(
+                f"the host offers only a {key.get_name()} key ({dec.presented}), but known_hosts has keys of "
+                f"other types for it ({', '.join(dec.expected)}); refusing to connect",
+                where=where,
+                hint="if the host's keys were replaced, check the new fingerprint on the host, then remove "
+                f"its old lines ({hid}) from "
+                + ", ".join(str(p) for p in [*self.user_paths, self.own_path])
+                + " and re-run",
+            )
         if dec.verdict == "changed":
             self.untrusted[hid] = dec.presented
             raise SSHError(
@@ -240,8 +372,7 @@ class HostKeyPolicy:
     def _record(self, hid: str, key: paramiko.PKey) -> None:
         with self._lock:
             # Re-check under the lock: two connections to the same host may race.
-            if self._keys.lookup(hid) is None:
-                self._keys.add(hid, key.get_name(), key)
+            if not any(ln.marker is None and ln.matches(hid) for ln in self._lines):
                 self._append(hid, key)
 
 

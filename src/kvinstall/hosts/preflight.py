@@ -202,7 +202,7 @@ def run_preflight(
         results=tuple(results),
         host_errors=errors,
         skipped=skipped,
-        warnings=(*(f"preflight check {s!r} skipped by request" for s in skipped), *notes),
+        warnings=(*pool.policy.notes, *(f"preflight check {s!r} skipped by request" for s in skipped), *notes),
         accepted_host_keys=dict(pool.policy.accepted),
         untrusted_host_keys=dict(pool.policy.untrusted),
         facts={c.name: c.facts for c in contexts},

@@ -293,6 +293,7 @@ def _open_transport(
     transport.banner_timeout = timeout
     transport.handshake_timeout = timeout
     transport.auth_timeout = timeout
+    prefer_key_types(transport, policy.preferred_types(address, port, pinned))
     try:
         transport.start_client(timeout=timeout)
         # Verify the host before offering any credential.
@@ -315,6 +316,21 @@ def _open_transport(
     except BaseException:
         transport.close()
         raise
+
+
+# The signature algorithms that carry a key of a given type (RSA keys sign with SHA-2 nowadays).
+_ALGORITHMS_OF = {"ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")}
+
+
+def prefer_key_types(transport: paramiko.Transport, key_types: Sequence[str]) -> None:
+    """Ask for the host key types on record first, as OpenSSH does: a host that has both the RSA key
+    on record and a newer ed25519 one then shows the RSA key instead of tripping a false alarm."""
+    if not key_types:
+        return
+    options = transport.get_security_options()
+    offered = list(options.key_types)
+    first = [a for t in key_types for a in _ALGORITHMS_OF.get(t, (t,)) if a in offered]
+    options.key_types = list(dict.fromkeys([*first, *offered]))
 
 
 def _dropped(t: HostTarget, command: str) -> SSHError:

@@ -108,6 +108,35 @@ def _status_message(resp: requests.Response) -> tuple[str, str]:
     return resp.reason, ""
 
 
+class _KeyMaterial:
+    """Files for the TLS library (it reads certificates and keys only from paths) holding kubeconfig data.
+
+    On Linux they are anonymous in-memory files (memfd) reached as /proc/self/fd/N: the client key
+    never touches the disk, and nothing is left behind however the process ends (SIGTERM, SIGKILL).
+    Elsewhere a 0600 file in a private temp directory, removed at close or exit."""
+
+    def __init__(self) -> None:
+        self.fds: list[int] = []
+        self.tmpdir: str | None = None
+
+    def add(self, name: str, data: bytes) -> str:
+        if hasattr(os, "memfd_create") and Path("/proc/self/fd").is_dir():
+            fd = os.memfd_create(f"kvinstall-{name}", os.MFD_CLOEXEC)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            self.fds.append(fd)
+            return f"/proc/self/fd/{fd}"
+        if self.tmpdir is None:
+            self.tmpdir = tempfile.mkdtemp(prefix="kvinstall-kube-")
+            atexit.register(shutil.rmtree, self.tmpdir, True)
+        out = Path(self.tmpdir) / name
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return str(out)
+
+
 class Kube:
     """Client for one cluster. Thread-safe: the apply engine calls it from a thread pool."""
 
@@ -121,6 +150,7 @@ class Kube:
         retry_deadline: float = 120.0,
         pool_size: int = 16,
         tmpdir: str | None = None,
+        fds: tuple[int, ...] = (),
     ) -> None:
         self.server = server.rstrip("/")
         self.retry_deadline = retry_deadline
@@ -137,6 +167,7 @@ class Kube:
             self._session.headers["Authorization"] = f"Bearer {token}"
         self._session.headers["User-Agent"] = "kvinstall"
         self._tmpdir = tmpdir
+        self._fds = fds  # in-memory files holding the kubeconfig's key material (see _KeyMaterial)
         self._lock = threading.Lock()
         self._discovery: dict[str, dict[str, Resource]] = {}  # api_version -> kind -> Resource
         self.retries = 0  # transient failures retried so far
@@ -168,16 +199,15 @@ class Kube:
         cluster = pick("clusters", ctx.get("cluster"))
         user = pick("users", ctx.get("user")) if ctx.get("user") else {}
         base = p.parent
-        tmpdir = tempfile.mkdtemp(prefix="kvinstall-kube-")
-        atexit.register(shutil.rmtree, tmpdir, True)
+        files = _KeyMaterial()
 
         def material(data_key: str, file_key: str, src: dict[str, Any]) -> str | None:
             if src.get(data_key):
-                out = Path(tmpdir) / data_key
-                fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "wb") as f:
-                    f.write(base64.b64decode(src[data_key]))
-                return str(out)
+                try:
+                    data = base64.b64decode(src[data_key])
+                except ValueError:
+                    raise LocalIOError(f"kubeconfig {data_key} is not base64", where=str(p)) from None
+                return files.add(data_key, data)
             if src.get(file_key):
                 return str((base / src[file_key]).resolve())
             return None
@@ -198,11 +228,21 @@ class Kube:
         if not server:
             raise LocalIOError("kubeconfig cluster has no server", where=str(p))
         return cls(
-            server, verify=verify, cert=(crt, key) if crt and key else None, token=token, tmpdir=tmpdir, **kw
+            server,
+            verify=verify,
+            cert=(crt, key) if crt and key else None,
+            token=token,
+            tmpdir=files.tmpdir,
+            fds=tuple(files.fds),
+            **kw,
         )
 
     def close(self) -> None:
         self._session.close()
+        for fd in self._fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds = ()
         if self._tmpdir:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
 

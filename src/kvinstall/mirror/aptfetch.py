@@ -413,7 +413,7 @@ def collect_packages(
 ) -> Collected:
     """Resolve, download and verify every host package the config needs, per OS release; the bundle
     items (each .deb and each index as an artifact) and the lock's package sets."""
-    from kvinstall.mirror.copy import run_parallel
+    from kvinstall.mirror.cancel import run_parallel
 
     needs = needed_packages(config, catalog)
     unknown = sorted((set(sources.repositories) | set(sources.directories)) - set(needs))

@@ -25,11 +25,13 @@ from kvinstall.errors import IntegrityError, KvError
 from kvinstall.fsutil import write_atomic
 from kvinstall.mirror.bundle import BundleReader, blob_name
 from kvinstall.mirror.debian import release_file
+from kvinstall.mirror.descriptor import descriptor, load_json_object
 from kvinstall.mirror.gpg import SigningKey
 from kvinstall.mirror.model import BundleProblem, LockEntry
 from kvinstall.mirror.packages import (
     COMPONENT,
     INDEX_TAG,
+    MAX_INDEX,
     SUITE,
     PackageSet,
     index_packages,
@@ -53,11 +55,12 @@ class BundlePackages:
 
 
 def _layer(reader: BundleReader, entry: LockEntry) -> tuple[str, int]:
-    manifest = json.loads(reader.read(blob_name(entry.digest)))
+    manifest = load_json_object(reader.read(blob_name(entry.digest)), "manifest", entry.reference)
     layers = manifest.get("layers") or []
-    if len(layers) != 1:
-        raise IntegrityError(f"{entry.reference}: expected one layer, found {len(layers)}")
-    return str(layers[0]["digest"]), int(layers[0]["size"])
+    if not isinstance(layers, list) or len(layers) != 1:
+        raise IntegrityError(f"{entry.reference}: expected one layer")
+    layer = descriptor(layers[0], "manifest layers[0]", entry.reference)  # digest and size checked
+    return layer.digest, layer.size
 
 
 def read_packages(reader: BundleReader) -> tuple[BundlePackages, list[BundleProblem]]:
@@ -66,8 +69,8 @@ def read_packages(reader: BundleReader) -> tuple[BundlePackages, list[BundleProb
     problems: list[BundleProblem] = []
     try:
         sets = package_sets(reader.lock())
-    except (ValueError, KeyError, TypeError) as exc:
-        return BundlePackages([], {}, {}), [BundleProblem(None, [], f"unreadable packages section of the lock: {exc}")]
+    except KvError as exc:
+        return BundlePackages([], {}, {}), [BundleProblem(None, [], exc.message)]
     entries = {e.reference: e for e in reader.entries()}
     indexes: dict[str, bytes] = {}
     layers: dict[str, str] = {}
@@ -75,40 +78,66 @@ def read_packages(reader: BundleReader) -> tuple[BundlePackages, list[BundleProb
         ref = f"{index_repository(s.distribution)}:{INDEX_TAG}"
         entry = entries.get(ref)
         if entry is None:
-            problems.append(BundleProblem(None, [ref], f"{s.distribution}: the package index is not in the bundle"))
+            problems.append(
+                BundleProblem(None, [ref], f"{s.distribution}: the package index is not in the bundle")
+            )
             continue
+        field = f"packages.{s.distribution}.index"
         try:
-            digest, _ = _layer(reader, entry)
-            data = reader.read(blob_name(digest))
-        except (KvError, ValueError, KeyError) as exc:
-            problems.append(BundleProblem(entry.digest, [ref], f"unreadable package index: {exc}"))
+            digest, size = _layer(reader, entry)
+            if size > MAX_INDEX:  # as the manifest declares it: refused before a byte is read
+                raise IntegrityError(f"{size} bytes, more than the {MAX_INDEX} allowed for a package index")
+            data = reader.read(blob_name(digest), limit=MAX_INDEX)
+        except KvError as exc:
+            problems.append(
+                BundleProblem(entry.digest, [ref], f"{field}: unreadable package index: {exc.message}")
+            )
             continue
         if hashlib.sha256(data).hexdigest() != s.index_sha256:
-            problems.append(BundleProblem(digest, [ref], "the package index differs from the one the lock names"))
+            problems.append(
+                BundleProblem(
+                    digest, [ref], f"{field}.sha256: the package index differs from the one the lock names"
+                )
+            )
             continue
         indexes[s.distribution] = data
-        listed = {p.name: p.sha256 for p in index_packages(data)}
+        listed = {p.name: p for p in index_packages(data)}
         for p in s.packages:
             pref = f"{package_repository(s.distribution)}:{package_tag(p.name)}"
             pentry = entries.get(pref)
             if pentry is None:
-                problems.append(BundleProblem(None, [pref], f"package {p.name} {p.version} is not in the bundle"))
+                problems.append(
+                    BundleProblem(None, [pref], f"package {p.name} {p.version} is not in the bundle")
+                )
                 continue
             try:
                 pdigest, psize = _layer(reader, pentry)
-            except (KvError, ValueError, KeyError) as exc:
-                problems.append(BundleProblem(pentry.digest, [pref], f"unreadable package artifact: {exc}"))
+            except KvError as exc:
+                problems.append(
+                    BundleProblem(pentry.digest, [pref], f"unreadable package artifact: {exc.message}")
+                )
                 continue
             if pdigest != f"sha256:{p.sha256}" or psize != p.size:
-                problems.append(BundleProblem(pdigest, [pref], f"package {p.name}: not the .deb the lock pins"))
+                problems.append(
+                    BundleProblem(pdigest, [pref], f"package {p.name}: not the .deb the lock pins")
+                )
                 continue
-            if listed.get(p.name) != p.sha256:
-                problems.append(BundleProblem(pdigest, [pref], f"package {p.name}: the index lists another file"))
+            stanza = listed.get(p.name)
+            if stanza is None or (stanza.sha256, stanza.fields.get("Size"), stanza.filename) != (
+                p.sha256,
+                str(p.size),
+                pool_path(p.name, p.filename),
+            ):  # apt would fetch another path or refuse the file
+                problems.append(
+                    BundleProblem(pdigest, [pref], f"package {p.name}: the index lists another file")
+                )
                 continue
             layers[f"{s.distribution}/{p.name}"] = pdigest
         extra = sorted(set(listed) - {p.name for p in s.packages})
         if extra:
-            problems.append(BundleProblem(None, [ref], f"the index lists packages the lock does not: {', '.join(extra)}"))
+            problems.append(
+                BundleProblem(None, [ref], f"the index lists packages the lock does not: {', '.join(extra)}")
+            )
     return BundlePackages(sets, indexes, layers), problems
 
 
@@ -133,7 +162,12 @@ def _copy_verified(reader: BundleReader, digest: str, dest: Path, what: str) -> 
 
 
 def build_repositories(
-    bundle: BundlePackages, reader: BundleReader, root: Path, key: SigningKey | None, *, date: str | None = None
+    bundle: BundlePackages,
+    reader: BundleReader,
+    root: Path,
+    key: SigningKey | None,
+    *,
+    date: str | None = None,
 ) -> dict[str, int]:
     """Write every OS release's repository under `root` (replacing an older tree), signed by `key`
     (needed only when the bundle has packages); returns the number of packages per OS release. The

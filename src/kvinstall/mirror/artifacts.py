@@ -21,7 +21,9 @@ from urllib.parse import urlparse
 import requests
 from ruamel.yaml import YAML
 
-from kvinstall.errors import ArtifactError
+from kvinstall.errors import ArtifactError, IntegrityError
+from kvinstall.httpsafe import DowngradeRefused, guarded_session
+from kvinstall.mirror.cancel import CancelToken
 from kvinstall.mirror.layout import Layout, io_guard
 from kvinstall.mirror.model import HELM_CHART_LAYER, HELM_CONFIG, KV_ARTIFACT_TYPE, OCI_EMPTY, FileItem
 from kvinstall.mirror.registry import CHUNK, MT_OCI_MANIFEST
@@ -46,32 +48,53 @@ def source_size(item: FileItem, timeout: float = 30.0) -> int:
         with io_guard(item.source):
             return os.stat(item.source).st_size
     try:
-        resp = requests.head(item.source, allow_redirects=True, timeout=timeout)
-        return int(resp.headers.get("Content-Length", "0")) if resp.ok else 0
-    except requests.RequestException:
-        return 0
+        with guarded_session() as session:
+            resp = session.head(item.source, allow_redirects=True, timeout=timeout)
+        length = resp.headers.get("Content-Length", "0")
+        return int(length) if resp.ok and length.isdigit() else 0
+    except (requests.RequestException, DowngradeRefused):
+        return 0  # only a progress hint; the download itself reports the failure
 
 
-def fetch_file(item: FileItem, layout: Layout, on_position: Any, *, retries: int = 5) -> int:
+def fetch_file(
+    item: FileItem, layout: Layout, on_position: Any, *, retries: int = 5, cancel: CancelToken | None = None
+) -> int:
     """Put the item's content into the layout as a verified blob; returns bytes received.
 
-    URLs stream with Range resume into the blob's .partial file; local paths are copied.
+    URLs stream with Range resume into the blob's .partial file; local paths are copied. A
+    redirect from https to anything else is refused; with a known size, a server sending more is
+    stopped.
     """
     digest = item.digest
-    if layout.has_blob(digest):
+    if layout.has_verified_blob(digest, item.size):
         return 0
     if not is_url(item.source):
         if not Path(item.source).is_file():
             raise ArtifactError("file not found", where=item.source)
         layout.put_file(Path(item.source), digest, f"{item.name}:{item.tag}", on_position)
         return Path(item.source).stat().st_size
+    with guarded_session() as session:
+        received = _download(item, layout, session, on_position, retries, cancel)
+    layout.commit_partial(digest, item.size, f"{item.name}:{item.tag} from {item.source}")
+    return received
+
+
+def _download(
+    item: FileItem,
+    layout: Layout,
+    session: requests.Session,
+    on_position: Any,
+    retries: int,
+    cancel: CancelToken | None,
+) -> int:
+    digest = item.digest
     received = 0
     last = ""
     for attempt in range(retries + 1):
         offset = layout.partial_size(digest)
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         try:
-            with requests.get(item.source, headers=headers, stream=True, timeout=60) as resp:
+            with session.get(item.source, headers=headers, stream=True, timeout=60) as resp:
                 if resp.status_code == 416:
                     break
                 if resp.status_code >= 500 or resp.status_code == 429:
@@ -82,19 +105,30 @@ def fetch_file(item: FileItem, layout: Layout, on_position: Any, *, retries: int
                 with layout.open_partial(digest, resume=resume) as out, io_guard(layout.partial_path(digest)):
                     pos = out.tell()
                     for chunk in resp.iter_content(CHUNK):
+                        if cancel is not None:
+                            cancel.check()
+                        if item.size is not None and pos + len(chunk) > item.size:
+                            raise IntegrityError(
+                                f"the server sent more than the {item.size} bytes expected", where=item.source
+                            )
                         out.write(chunk)
                         pos += len(chunk)
                         received += len(chunk)
                         on_position(pos)
             break
+        except DowngradeRefused as exc:
+            raise ArtifactError(str(exc), where=item.source) from None
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
             last = str(exc)
             if attempt == retries:
                 raise ArtifactError(
                     f"download failed after {retries + 1} attempts ({last})", where=item.source
                 ) from exc
-            time.sleep(min(0.25 * 2**attempt, 10))
-    layout.commit_partial(digest, item.size, f"{item.name}:{item.tag} from {item.source}")
+            delay = min(0.25 * 2**attempt, 10)
+            if cancel is not None:
+                cancel.sleep(delay)
+            else:
+                time.sleep(delay)
     return received
 
 

@@ -12,18 +12,25 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import partial
-from typing import IO, Any, TypeVar, cast
+from typing import IO, Any
 
 from kvinstall.errors import ArtifactError, IntegrityError
 from kvinstall.imageref import Reference, parse_reference
+from kvinstall.mirror.cancel import CancelToken, run_parallel
+from kvinstall.mirror.descriptor import (
+    INDEX_TYPES,
+    Descriptor,
+    descriptor,
+    load_json_object,
+    manifest_children,
+    walk_manifests,
+)
 from kvinstall.mirror.layout import REF_NAME, Layout, io_guard
 from kvinstall.mirror.model import LockEntry, ProgressTracker, RegistryOptions
-from kvinstall.mirror.registry import INDEX_TYPES, MT_OCI_MANIFEST, RegistryClient, sha256_digest
+from kvinstall.mirror.registry import MT_OCI_MANIFEST, RegistryClient, sha256_digest
 
-T = TypeVar("T")
 KV_REFERENCE = "io.kvinstall.reference"
 
 
@@ -44,50 +51,15 @@ def platform_matches(platform: dict[str, Any] | None, wanted: Iterable[str]) -> 
     return False
 
 
-def manifest_children(data: bytes, media_type: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(child manifest descriptors, blob descriptors) referenced by a manifest or index."""
-    doc = json.loads(data)
-    if media_type in INDEX_TYPES or "manifests" in doc:
-        return list(doc.get("manifests", [])), []
-    blobs = [doc["config"]] if doc.get("config") else []
-    blobs += list(doc.get("layers", []))
-    return [], blobs
-
-
-def run_parallel(tasks: list[Callable[[], T]], workers: int) -> list[T]:
-    """Run tasks on a pool; the first failure stops tasks not yet started and is re-raised."""
-    if not tasks:
-        return []
-    stop = threading.Event()
-
-    def guarded(fn: Callable[[], T]) -> Callable[[], T | None]:
-        def run() -> T | None:
-            if stop.is_set():
-                return None
-            return fn()
-
-        return run
-
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures: list[Future[T | None]] = [pool.submit(guarded(t)) for t in tasks]
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        for f in done:
-            exc = f.exception()
-            if exc is not None:
-                stop.set()
-                for other in futures:
-                    other.cancel()
-                wait(futures)
-                raise exc
-    return [cast("T", f.result()) for f in futures]  # no task failed, so every one ran: never None
-
-
 class Clients:
     """One RegistryClient per host, built from per-host options."""
 
-    def __init__(self, options: dict[str, RegistryOptions] | None, pool: int) -> None:
+    def __init__(
+        self, options: dict[str, RegistryOptions] | None, pool: int, cancel: CancelToken | None = None
+    ) -> None:
         self._options = options or {}
         self._pool = pool
+        self.cancel = cancel
         self._clients: dict[str, RegistryClient] = {}
         self._lock = threading.Lock()
 
@@ -102,6 +74,7 @@ class Clients:
                     username=opts.username,
                     password=opts.password,
                     pool=self._pool,
+                    cancel=self.cancel,
                 )
             return self._clients[ref.registry]
 
@@ -123,25 +96,42 @@ def resolve_image(client: RegistryClient, text: str, layout: Layout, platforms: 
     data, media_type, digest = client.get_manifest(ref.repository, ref.ref)
     upstream = digest
     blobs: dict[str, int] = {}
+
+    def add_blobs(found: list[Descriptor]) -> None:
+        for b in found:
+            if blobs.setdefault(b.digest, b.size) != b.size:
+                raise IntegrityError(f"blob {b.digest} is listed with two different sizes", where=text)
+
     if media_type in INDEX_TYPES:
-        index = json.loads(data)
-        every = index.get("manifests", [])
-        kept = [m for m in every if platform_matches(m.get("platform"), platforms)]
+        index = load_json_object(data, "image index", text)
+        every = index.get("manifests") or []
+        if not isinstance(every, list):
+            raise IntegrityError("image index manifests: expected a list", where=text)
+        checked = [descriptor(m, f"image index manifests[{i}]", text) for i, m in enumerate(every)]
+        pairs = [
+            (raw, d) for raw, d in zip(every, checked, strict=True) if platform_matches(d.platform, platforms)
+        ]
+        kept = [raw for raw, _ in pairs]
         if not kept:
             raise ArtifactError(f"no manifest for platform(s) {', '.join(platforms)}", where=text)
-        for child in kept:
-            cdata, cmt, _ = client.get_manifest(ref.repository, child["digest"])
-            layout.put_bytes(cdata, expected=child["digest"])
-            for b in manifest_children(cdata, child.get("mediaType") or cmt)[1]:
-                blobs[b["digest"]] = int(b["size"])
+        for _, child in pairs:
+            cdata, cmt, _ = client.get_manifest(ref.repository, child.digest)
+            layout.put_bytes(cdata, expected=child.digest)
+            children, found = manifest_children(
+                cdata, child.media_type or cmt, where=text, what=f"manifest {child.digest}"
+            )
+            if children:
+                raise IntegrityError(
+                    f"manifest {child.digest}: an index inside an index is not mirrored", where=text
+                )
+            add_blobs(found)
         if len(kept) != len(every):
             # Platforms were dropped: the stored index lists only those kept (see module doc).
             index["manifests"] = kept
             data = json.dumps(index, indent=3).encode()
             digest = sha256_digest(data)
     else:
-        for b in manifest_children(data, media_type)[1]:
-            blobs[b["digest"]] = int(b["size"])
+        add_blobs(manifest_children(data, media_type, where=text)[1])
     layout.put_bytes(data, expected=digest)
     entry = LockEntry(
         reference=text,
@@ -172,14 +162,18 @@ def pull_blobs(
     wanted: dict[str, tuple[Reference, int, str]],  # digest -> (source ref, size, image)
     tracker: ProgressTracker,
     workers: int,
+    cancel: CancelToken | None = None,
 ) -> tuple[int, int]:
-    """Download missing blobs (resuming .partial files); returns (bytes received, bytes reused)."""
+    """Download missing blobs (resuming .partial files); returns (bytes received, bytes reused).
+
+    A blob already in the layout (from an interrupted run) is re-hashed before it is reused; a
+    wrong one is dropped and fetched again."""
     received = [0]
     reused = [0]
     lock = threading.Lock()
 
     def one(digest: str, ref: Reference, size: int, image: str) -> None:
-        if layout.has_blob(digest, size):
+        if layout.has_verified_blob(digest, size):
             with lock:
                 reused[0] += size
             tracker.complete(digest)
@@ -202,6 +196,7 @@ def pull_blobs(
                     out,
                     offset=offset,
                     on_position=lambda p: tracker.reach(digest, p),
+                    size=size,
                 )
             with lock:
                 received[0] += got
@@ -213,7 +208,7 @@ def pull_blobs(
                 if attempt == 1 or offset == 0:
                     raise
 
-    run_parallel([partial(one, d, r, s, i) for d, (r, s, i) in wanted.items()], workers)
+    run_parallel([partial(one, d, r, s, i) for d, (r, s, i) in wanted.items()], workers, cancel)
     return received[0], reused[0]
 
 
@@ -233,34 +228,39 @@ class PushPlan:
 
 
 def plan_push(entries: list[LockEntry], read_small: Callable[[str], bytes]) -> PushPlan:
+    """What to push for each entry: its manifests (children first, each once, verified against their
+    digests) and blobs. The walk is iterative and bounded (see descriptor.walk_manifests)."""
     manifests: dict[str, tuple[bytes, str]] = {}
     blob_sizes: dict[str, int] = {}
     entry_manifests: dict[str, list[str]] = {}
     entry_blobs: dict[str, list[str]] = {}
     for e in entries:
-        order: list[str] = []
-        blobs: list[str] = []
 
-        def walk(digest: str, media_type: str, image: str, order: list[str], blobs: list[str]) -> None:
-            data = read_small(digest)
-            if sha256_digest(data) != digest:
-                raise IntegrityError(f"manifest {digest} is corrupt", where=image)
-            if not media_type:
-                media_type = json.loads(data).get("mediaType") or MT_OCI_MANIFEST
-            manifests[digest] = (data, media_type)
-            children, bl = manifest_children(data, media_type)
-            for c in children:
-                walk(c["digest"], c.get("mediaType", ""), image, order, blobs)
-            for b in bl:
-                blob_sizes[b["digest"]] = int(b["size"])
-                if b["digest"] not in blobs:
-                    blobs.append(b["digest"])
-            order.append(digest)
+        def read(d: Descriptor, image: str = e.reference) -> tuple[bytes, str]:
+            if d.digest in manifests:
+                return manifests[d.digest]
+            data = read_small(d.digest)
+            if sha256_digest(data) != d.digest:
+                raise IntegrityError(f"manifest {d.digest} is corrupt", where=image)
+            media_type = d.media_type or _declared_type(data, image)
+            manifests[d.digest] = (data, media_type)
+            return data, media_type
 
-        walk(e.digest, e.media_type, e.reference, order, blobs)
+        root = Descriptor(e.digest, e.size, e.media_type)
+        order, blobs = walk_manifests(root, read, where=e.reference)
+        for b in blobs:
+            if blob_sizes.setdefault(b.digest, b.size) != b.size:
+                raise IntegrityError(f"blob {b.digest} is listed with two different sizes", where=e.reference)
         entry_manifests[e.reference] = order
-        entry_blobs[e.reference] = blobs
+        entry_blobs[e.reference] = [b.digest for b in blobs]
     return PushPlan(entries, manifests, blob_sizes, entry_manifests, entry_blobs)
+
+
+def _declared_type(data: bytes, where: str) -> str:
+    media_type = load_json_object(data, "manifest", where).get("mediaType") or MT_OCI_MANIFEST
+    if not isinstance(media_type, str):
+        raise IntegrityError("manifest mediaType: expected a string", where=where)
+    return media_type
 
 
 @dataclass
@@ -281,6 +281,7 @@ def push_plan(
     tracker: ProgressTracker,
     workers: int,
     chunk_size: int | None = None,
+    cancel: CancelToken | None = None,
 ) -> PushCounters:
     """Blobs first (HEAD, then upload once and mount into the other repositories), then manifests
     children first, then tags. Manifest bytes are PUT exactly as stored."""
@@ -330,8 +331,8 @@ def push_plan(
 
     # Largest first keeps the pool busy to the end.
     order = sorted(users, key=lambda d: -plan.blob_sizes[d])
-    run_parallel([partial(primary, d) for d in order], workers)
-    run_parallel([partial(secondary, d, r, i) for d in order for r, i in users[d][1:]], workers)
+    run_parallel([partial(primary, d) for d in order], workers, cancel)
+    run_parallel([partial(secondary, d, r, i) for d in order for r, i in users[d][1:]], workers, cancel)
 
     def manifests_of(e: LockEntry) -> None:
         repo = target_repo(e.repository)
@@ -350,5 +351,5 @@ def push_plan(
             with counters.lock:
                 counters.manifests_put += 1
 
-    run_parallel([partial(manifests_of, e) for e in plan.entries], workers)
+    run_parallel([partial(manifests_of, e) for e in plan.entries], workers, cancel)
     return counters

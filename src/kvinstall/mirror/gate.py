@@ -9,12 +9,18 @@ from kvinstall.catalog.packages import PackageCatalog
 from kvinstall.config.models import Config
 from kvinstall.errors import KvError
 from kvinstall.imageref import ReferenceError_, parse_reference, rewrite_image
-from kvinstall.mirror.copy import manifest_children
 from kvinstall.mirror.debian import Package, Spec
+from kvinstall.mirror.descriptor import MAX_NESTING, manifest_children
 from kvinstall.mirror.packages import missing_packages
 from kvinstall.mirror.registry import RegistryClient
 
-__all__ = ["bundle_package_gaps", "check_complete", "check_host_packages", "missing_host_packages", "rewrite_image"]
+__all__ = [
+    "bundle_package_gaps",
+    "check_complete",
+    "check_host_packages",
+    "missing_host_packages",
+    "rewrite_image",
+]
 
 
 def check_complete(client: RegistryClient, refs: Iterable[str], *, deep: bool = False) -> list[str]:
@@ -49,18 +55,29 @@ def check_complete(client: RegistryClient, refs: Iterable[str], *, deep: bool = 
 
 
 def _first_gap(client: RegistryClient, repository: str, ref: str) -> str | None:
-    try:
-        data, media_type, _ = client.get_manifest(repository, ref)
-    except KvError as exc:
-        return exc.message
-    children, blobs = manifest_children(data, media_type)
-    for c in children:
-        gap = _first_gap(client, repository, c["digest"])
-        if gap:
-            return gap
-    for b in blobs:
-        if client.blob_size(repository, b["digest"]) is None:
-            return f"blob {b['digest']} not in {client.host}/{repository}"
+    """The first child manifest or blob the registry lacks. Iterative, each digest once, bounded
+    depth: the registry's manifests are not trusted to be small or shallow."""
+    stack: list[tuple[str, int]] = [(ref, 1)]
+    seen: set[str] = set()
+    while stack:
+        current, depth = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        if depth > MAX_NESTING:
+            return f"manifests nested more than {MAX_NESTING} levels deep"
+        try:
+            data, media_type, _ = client.get_manifest(repository, current)
+            children, blobs = manifest_children(
+                data, media_type, where=f"{client.host}/{repository}@{current}"
+            )
+        except KvError as exc:
+            return exc.message
+        for b in blobs:
+            if b.digest not in seen and client.blob_size(repository, b.digest) is None:
+                return f"blob {b.digest} not in {client.host}/{repository}"
+            seen.add(b.digest)
+        stack += [(c.digest, depth + 1) for c in reversed(children)]
     return None
 
 

@@ -3,6 +3,10 @@
 A blob is written to blobs/sha256/<hex>.partial, fsynced, re-hashed and only then renamed to its
 final name: a file under its digest name is always complete and correct. A .partial left by an
 interrupted run is continued (the caller asks the registry for the remaining Range).
+
+A blob found under its name from an earlier run is re-hashed once before it is reused
+(`has_verified_blob`): the work directory is only as trustworthy as the disk and whoever else can
+write there, so a right-sized blob with wrong content is dropped and fetched again.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import requests
 
 from kvinstall import fsutil
 from kvinstall.errors import IntegrityError, LocalIOError
+from kvinstall.mirror.descriptor import is_digest
 
 OCI_LAYOUT = '{"imageLayoutVersion":"1.0.0"}'
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -65,6 +70,7 @@ class Layout:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.blobs = root / "blobs" / "sha256"
+        self._verified: set[str] = set()  # digests hashed (or written) by this process
 
     def init(self) -> Layout:
         with io_guard(self.root):
@@ -74,10 +80,9 @@ class Layout:
         return self
 
     def blob_path(self, digest: str) -> Path:
-        algo, _, hexpart = digest.partition(":")
-        if algo != "sha256" or len(hexpart) != 64 or not all(c in "0123456789abcdef" for c in hexpart):
-            raise IntegrityError(f"unsupported or malformed digest {digest!r}")
-        return self.blobs / hexpart
+        if not is_digest(digest):
+            raise IntegrityError(f"unsupported or malformed digest {digest[:100]!r}")
+        return self.blobs / digest.partition(":")[2]
 
     def partial_path(self, digest: str) -> Path:
         return self.blob_path(digest).with_name(self.blob_path(digest).name + ".partial")
@@ -88,6 +93,20 @@ class Layout:
         except FileNotFoundError:
             return False
         return size is None or st.st_size == size
+
+    def has_verified_blob(self, digest: str, size: int | None = None) -> bool:
+        """Like has_blob, but a blob not yet hashed in this run is hashed first; a wrong one is removed."""
+        if not self.has_blob(digest, size):
+            return False
+        if digest in self._verified:
+            return True
+        path = self.blob_path(digest)
+        with io_guard(path):
+            if hash_file(path) != digest:
+                path.unlink()
+                return False
+        self._verified.add(digest)
+        return True
 
     def partial_size(self, digest: str) -> int:
         try:
@@ -126,18 +145,20 @@ class Layout:
             )
         with io_guard(part):
             os.replace(part, self.blob_path(digest))
+        self._verified.add(digest)
 
     def put_bytes(self, data: bytes, expected: str | None = None) -> str:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if expected and expected != digest:
             raise IntegrityError(f"content hashes to {digest}, expected {expected}")
-        if not self.has_blob(digest, len(data)):
+        if not self.has_verified_blob(digest, len(data)):
             write_atomic(self.blob_path(digest), data)
+            self._verified.add(digest)
         return digest
 
     def put_file(self, src: Path, expected: str, where: str, on_position: Callable[[int], None]) -> None:
         """Copy a local file in as a blob (streamed, verified)."""
-        if self.has_blob(expected):
+        if self.has_verified_blob(expected):
             return
         pos = 0
         with self.open_partial(expected, resume=False) as out, io_guard(src), open(src, "rb") as fh:
@@ -151,14 +172,6 @@ class Layout:
     def read_blob(self, digest: str) -> bytes:
         with io_guard(self.blob_path(digest)):
             return self.blob_path(digest).read_bytes()
-
-    def read_index(self) -> dict[str, Any]:
-        path = self.root / "index.json"
-        if not path.exists():
-            return {"schemaVersion": 2, "manifests": []}
-        with io_guard(path):
-            loaded: dict[str, Any] = json.loads(path.read_text())
-        return loaded
 
     def write_index(self, manifests: list[dict[str, Any]]) -> None:
         index = {

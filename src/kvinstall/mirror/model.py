@@ -106,17 +106,55 @@ class LockEntry:
         }
 
     @staticmethod
-    def from_json(d: dict[str, object]) -> LockEntry:
+    def from_json(d: object, field: str = "entry", where: str | None = None) -> LockEntry:
+        """An entry of a lock file (read from a bundle: untrusted). Every field is checked; a bad one
+        is an IntegrityError naming it (`entries[3].digest`). The repository and tag become registry
+        URL paths at push time, so they must be what an OCI registry accepts, nothing else."""
+        from kvinstall.errors import IntegrityError
+        from kvinstall.imageref import valid_repository, valid_tag
+        from kvinstall.mirror.descriptor import MAX_MANIFEST, check_digest
+
+        def bad(key: str, why: str) -> IntegrityError:
+            return IntegrityError(f"{LOCK_NAME}: {field}.{key}: {why}", where=where)
+
+        if not isinstance(d, dict):
+            raise IntegrityError(f"{LOCK_NAME}: {field}: expected an object", where=where)
+
+        def text(key: str) -> str:
+            value = d.get(key)
+            if not isinstance(value, str) or not value or len(value) > 1024 or not value.isprintable():
+                raise bad(
+                    key,
+                    "missing or not a printable string"
+                    if value is None or isinstance(value, str)
+                    else f"expected a string, found {type(value).__name__}",
+                )
+            return value
+
+        kind = text("kind")
+        if kind not in ("image", "file"):
+            raise bad("kind", f"{kind[:40]!r} is neither 'image' nor 'file'")
+        repository = text("repository")
+        if not valid_repository(repository):
+            raise bad("repository", f"{repository[:100]!r} is not a valid repository name")
         tag = d.get("tag")
+        if tag is not None and not (isinstance(tag, str) and valid_tag(tag)):
+            raise bad("tag", f"{str(tag)[:100]!r} is not a valid tag")
+        digest = check_digest(d.get("digest"), f"{LOCK_NAME}: {field}.digest", where)
+        size = d.get("size")
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= MAX_MANIFEST:
+            raise bad("size", f"{str(size)[:40]!r} is not the size of a manifest")
+        upstream = d.get("upstreamDigest") or digest
+        check_digest(upstream, f"{LOCK_NAME}: {field}.upstreamDigest", where)
         return LockEntry(
-            reference=str(d["reference"]),
-            kind=str(d["kind"]),
-            repository=str(d["repository"]),
-            tag=str(tag) if tag is not None else None,
-            digest=str(d["digest"]),
-            media_type=str(d["mediaType"]),
-            size=int(str(d["size"])),
-            upstream_digest=str(d.get("upstreamDigest") or d["digest"]),
+            reference=text("reference"),
+            kind=kind,
+            repository=repository,
+            tag=tag,
+            digest=digest,
+            media_type=text("mediaType"),
+            size=size,
+            upstream_digest=str(upstream),
         )
 
 

@@ -6,16 +6,24 @@ In the bundle each package is an OCI artifact with the .deb as its single layer,
 becomes '_', which no Debian name contains), and each OS release has its Packages index at
 `kvinstall/package-index/<os-release>:packages`. The lock's `packages` section pins every package
 by name, version and sha256, and records what the config needed.
+
+A bundle's lock is untrusted (see docs/security.md): its package records name paths on the jump host
+(`mirror serve` writes <os-release>/pool/main/<name>/<filename>), so every field is checked before
+use (`_check`): names, versions, architectures and file names in Debian's own alphabets, no path
+separator anywhere, digests of 64 hex digits; a bad field is an IntegrityError naming it.
 """
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from kvinstall.catalog.packages import PackageCatalog
 from kvinstall.config.models import Config
+from kvinstall.errors import IntegrityError
 from kvinstall.mirror.debian import (
     Package,
     Relation,
@@ -31,10 +39,33 @@ INDEX_LAYER = "application/vnd.kvinstall.apt-packages.v1"
 PACKAGE_PREFIX = "kvinstall/packages"
 INDEX_PREFIX = "kvinstall/package-index"
 INDEX_TAG = "packages"
+# A site index lists only the packages of the lock (a few hundred stanzas, about 1 MiB); a bundle's
+# index is read whole, so anything larger is refused unread.
+MAX_INDEX = 32 << 20
 # The suite and component of every repository `mirror serve` makes: one per OS release, below
 # /<os-release>/ on the server.
 SUITE = "kvinstall"
 COMPONENT = "main"
+
+
+# Debian policy's alphabets (names, versions, architectures); file names as pools hold them; OS
+# release ids as the package catalog names them (debian-12, ubuntu-24.04).
+_FIELD = {
+    "distribution": re.compile(r"[a-z0-9][a-z0-9._-]{0,63}"),
+    "name": re.compile(r"[a-z0-9][a-z0-9+.-]{0,127}"),
+    "version": re.compile(r"[A-Za-z0-9.+~:_-]{1,128}"),
+    "architecture": re.compile(r"[a-z0-9][a-z0-9-]{0,31}"),
+    "filename": re.compile(r"[A-Za-z0-9][A-Za-z0-9+.~_%:-]{0,254}"),
+    "sha256": re.compile(r"[0-9a-f]{64}"),
+}
+
+
+def _check(kind: str, value: object, field_path: str) -> str:
+    """A lock field of the packages section, checked (see the module doc)."""
+    text = value.removeprefix("sha256:").lower() if kind == "sha256" and isinstance(value, str) else value
+    if not isinstance(text, str) or not _FIELD[kind].fullmatch(text) or ".." in text:
+        raise IntegrityError(f"kvinstall-lock.json: {field_path}: {str(value)[:80]!r} is not a valid {kind}")
+    return text
 
 
 def package_repository(distribution: str) -> str:
@@ -107,7 +138,8 @@ class _Universe:
 
     def best(self, rel: Relation) -> Package | None:
         own = [
-            p for p in self.by_name.get(rel.name, [])
+            p
+            for p in self.by_name.get(rel.name, [])
             if rel.op is None or version_satisfies(p.version, rel.op, rel.version or "")
         ]
         if own:
@@ -120,13 +152,13 @@ class _Universe:
 def _satisfied(group: Sequence[Relation], chosen: Mapping[str, Package], u: _Universe) -> bool:
     for rel in group:
         have = chosen.get(rel.name)
-        if have is not None and (rel.op is None or version_satisfies(have.version, rel.op, rel.version or "")):
+        if have is not None and (
+            rel.op is None or version_satisfies(have.version, rel.op, rel.version or "")
+        ):
             return True
         if rel.op is None and rel.name in u.base:
             return True
-        if rel.op is None and any(
-            prov.name == rel.name for p in chosen.values() for prov in p.provides
-        ):
+        if rel.op is None and any(prov.name == rel.name for p in chosen.values() for prov in p.provides):
             return True
     return False
 
@@ -204,15 +236,22 @@ class LockedPackage:
         }
 
     @staticmethod
-    def from_json(d: Mapping[str, Any]) -> LockedPackage:
+    def from_json(d: Mapping[str, Any], where: str = "package") -> LockedPackage:
+        if not isinstance(d, Mapping):
+            raise IntegrityError(f"kvinstall-lock.json: {where}: expected an object")
+        size = d.get("size")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise IntegrityError(
+                f"kvinstall-lock.json: {where}.size: {str(size)[:40]!r} is not a size in bytes"
+            )
         return LockedPackage(
-            name=str(d["name"]),
-            version=str(d["version"]),
-            architecture=str(d["architecture"]),
-            filename=str(d["filename"]),
-            sha256=str(d["sha256"]).removeprefix("sha256:").lower(),
-            size=int(d["size"]),
-            source=str(d.get("source", "")),
+            name=_check("name", d.get("name"), f"{where}.name"),
+            version=_check("version", d.get("version"), f"{where}.version"),
+            architecture=_check("architecture", d.get("architecture"), f"{where}.architecture"),
+            filename=_check("filename", d.get("filename"), f"{where}.filename"),
+            sha256=_check("sha256", d.get("sha256"), f"{where}.sha256"),
+            size=size,
+            source=d["source"] if isinstance(d.get("source"), str) else "",
         )
 
 
@@ -232,30 +271,56 @@ class PackageSet:
             "family": self.family,
             "architecture": self.architecture,
             "needed": list(self.needed),
-            "index": {"reference": f"{index_repository(self.distribution)}:{INDEX_TAG}", "sha256": self.index_sha256},
+            "index": {
+                "reference": f"{index_repository(self.distribution)}:{INDEX_TAG}",
+                "sha256": self.index_sha256,
+            },
             "packages": [p.to_json() for p in self.packages],
         }
 
     @staticmethod
     def from_json(distribution: str, d: Mapping[str, Any]) -> PackageSet:
+        distribution = _check("distribution", distribution, "packages")
+        where = f"packages.{distribution}"
+        if not isinstance(d, Mapping):
+            raise IntegrityError(f"kvinstall-lock.json: {where}: expected an object")
+        index, packages, needed = d.get("index"), d.get("packages", []), d.get("needed", [])
+        if not isinstance(index, Mapping):
+            raise IntegrityError(f"kvinstall-lock.json: {where}.index: expected an object")
+        if not isinstance(packages, list) or not isinstance(needed, list):
+            raise IntegrityError(f"kvinstall-lock.json: {where}.packages and .needed: expected lists")
+        architecture = d.get("architecture", "")
+        locked = tuple(LockedPackage.from_json(p, f"{where}.packages[{i}]") for i, p in enumerate(packages))
+        twice = sorted(n for n, count in Counter(p.name for p in locked).items() if count > 1)
+        if twice:  # one pool path and one artifact tag per name
+            raise IntegrityError(f"kvinstall-lock.json: {where}.packages: {', '.join(twice)} listed twice")
         return PackageSet(
             distribution=distribution,
             family=str(d.get("family", "deb")),
-            architecture=str(d.get("architecture", "")),
-            needed=tuple(str(n) for n in d.get("needed", [])),
-            index_sha256=str(d["index"]["sha256"]).removeprefix("sha256:").lower(),
-            packages=tuple(LockedPackage.from_json(p) for p in d.get("packages", [])),
+            architecture=_check("architecture", architecture, f"{where}.architecture")
+            if architecture
+            else "",
+            needed=tuple(_needed(n, f"{where}.needed[{i}]") for i, n in enumerate(needed)),
+            index_sha256=_check("sha256", index.get("sha256"), f"{where}.index.sha256"),
+            packages=locked,
         )
 
     def as_packages(self) -> list[Package]:
         return [Package(p.name, p.version, p.architecture, {}) for p in self.packages]
 
 
+def _needed(value: object, field_path: str) -> str:
+    """What the config needed, as recorded: shown to the operator, so printable and short."""
+    if not isinstance(value, str) or not value.isprintable() or not 0 < len(value) <= 256:
+        raise IntegrityError(f"kvinstall-lock.json: {field_path}: {str(value)[:80]!r} is not a package spec")
+    return value
+
+
 def package_sets(lock: Mapping[str, Any]) -> list[PackageSet]:
     """The package sets of a bundle's lock (none in a bundle made without host packages)."""
     raw = lock.get("packages") or {}
     if not isinstance(raw, dict):
-        raise ValueError("the lock's packages section is not a mapping")
+        raise IntegrityError("kvinstall-lock.json: packages: expected an object")
     return [PackageSet.from_json(str(dist), d) for dist, d in sorted(raw.items())]
 
 

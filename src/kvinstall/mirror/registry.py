@@ -4,6 +4,12 @@ Why not oras-py: it re-serialises manifests (digests change), reads whole blobs 
 pushing a layout, and its token auth breaks on Basic-auth registries. The wire protocol we need is
 small, so it is spoken here directly: raw manifest bytes are PUT exactly, blobs stream in bounded
 chunks, and every call retries connection errors, 5xx and 429 with exponential backoff.
+
+A registry is not trusted beyond what it is asked for: credentials (Basic, or a Bearer token) go
+only to the registry's own scheme, host and port (an upload Location elsewhere gets none); nothing
+follows an https address to plain http (redirects and upload Locations alike); a token realm gets
+the login only over https (or on the registry's own origin when the registry is plain HTTP by
+choice); manifests and token answers are read up to a cap, and a blob no further than its size.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import json
 import random
 import threading
 import time
@@ -19,20 +26,22 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import IO, Any, TypeVar
-from urllib.parse import urlencode, urljoin
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from kvinstall.errors import IntegrityError, RegistryError
+from kvinstall.httpsafe import DowngradeRefused, TooLarge, guarded_session, read_capped, same_origin
+from kvinstall.mirror.cancel import CancelToken
+from kvinstall.mirror.descriptor import MAX_MANIFEST, MT_DOCKER_LIST, MT_OCI_INDEX
 
 CHUNK = 1 << 20  # streaming granularity: memory per transfer stays at about this size
 
 MT_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-MT_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 MT_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-MT_DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-INDEX_TYPES = (MT_OCI_INDEX, MT_DOCKER_LIST)
+MAX_TOKEN_ANSWER = 1 << 20
+MAX_ANSWER = 1 << 20  # any answer but a manifest or a blob: errors, upload sessions, HEAD
 MANIFEST_TYPES = (MT_OCI_MANIFEST, MT_DOCKER_MANIFEST)
 ACCEPT = ", ".join((MT_OCI_INDEX, MT_DOCKER_LIST, MT_OCI_MANIFEST, MT_DOCKER_MANIFEST))
 
@@ -88,12 +97,18 @@ class _HashingBody:
     """
 
     def __init__(
-        self, opener: Callable[[], IO[bytes]], size: int, on_bytes: Callable[[int], None], name: str
+        self,
+        opener: Callable[[], IO[bytes]],
+        size: int,
+        on_bytes: Callable[[int], None],
+        name: str,
+        cancel: CancelToken | None = None,
     ) -> None:
         self.name = name
         self._opener = opener
         self._size = size
         self._on_bytes = on_bytes
+        self._cancel = cancel
         self.hasher = hashlib.sha256()
         self.sent = 0
 
@@ -104,6 +119,8 @@ class _HashingBody:
         remaining = self._size
         with self._opener() as fh:
             while remaining > 0:
+                if self._cancel is not None:
+                    self._cancel.check()
                 chunk = fh.read(min(CHUNK, remaining))
                 if not chunk:
                     # Stop here rather than leave the registry waiting for the promised length.
@@ -133,6 +150,7 @@ class RegistryClient:
         backoff: float = 0.25,
         pool: int = 16,
         timeout: float = 60.0,
+        cancel: CancelToken | None = None,
     ) -> None:
         self.host = host
         # insecure means plain HTTP (a lab or a loopback registry); TLS otherwise, verified
@@ -150,7 +168,8 @@ class RegistryClient:
         self.retries = retries
         self.backoff = backoff
         self.timeout = timeout
-        self._session = requests.Session()
+        self.cancel = cancel
+        self._session = guarded_session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(pool, 4))
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
@@ -173,7 +192,9 @@ class RegistryClient:
         where = f"{self.host}/{repository}" if repository else self.host
         return RegistryError(f"{what}: {detail}", where=where)
 
-    def _auth_header(self, scope: str) -> dict[str, str]:
+    def _auth_header(self, scope: str, url: str) -> dict[str, str]:
+        if not same_origin(url, self.base):
+            return {}  # an upload Location on another host, port or scheme never gets the login
         with self._lock:
             if scope in self._tokens:
                 return {"Authorization": f"Bearer {self._tokens[scope]}"}
@@ -186,21 +207,49 @@ class RegistryClient:
         realm = params.get("realm")
         if not realm:
             raise self._fail("authentication", repository, "bearer challenge without a realm")
+        scheme = urlsplit(realm).scheme.lower()
+        # The token server the registry names gets the login: over https only, or on the registry's
+        # own origin when the registry itself is plain HTTP (the user chose that for this host).
+        if scheme != "https" and not (scheme == "http" and same_origin(realm, self.base)):
+            raise self._fail(
+                "authentication",
+                repository,
+                f"the registry names the token server {realm}; kvinstall sends credentials only over "
+                "https (or to a plain-HTTP registry's own address)",
+            )
         query = {k: v for k, v in (("service", params.get("service")), ("scope", scope)) if v}
         auth = (self._username, self._password or "") if self._username is not None else None
         try:
             resp = self._session.get(
-                realm, params=query, auth=auth, verify=self._verify, timeout=self.timeout
+                realm, params=query, auth=auth, verify=self._verify, timeout=self.timeout, stream=True
             )
+        except DowngradeRefused as exc:
+            raise self._fail("authentication", repository, str(exc)) from None
+        except requests.exceptions.SSLError as exc:
+            raise self._fail(
+                "authentication", repository, f"token endpoint {realm}: TLS failure: {exc}"
+            ) from exc
         except requests.RequestException as exc:
             raise _Retryable(f"token endpoint {realm}: {exc}") from exc
-        if resp.status_code >= 500:
-            raise _Retryable(f"token endpoint {realm}: HTTP {resp.status_code}")
-        if resp.status_code != 200:
-            raise self._fail("authentication", repository, f"token endpoint answered {resp.status_code}")
-        body = resp.json()
-        token = body.get("token") or body.get("access_token")
-        if not token:
+        try:
+            if resp.status_code >= 500:
+                raise _Retryable(f"token endpoint {realm}: HTTP {resp.status_code}")
+            if resp.status_code != 200:
+                raise self._fail("authentication", repository, f"token endpoint answered {resp.status_code}")
+            try:
+                body = json.loads(read_capped(resp, MAX_TOKEN_ANSWER))
+            except TooLarge as exc:
+                raise self._fail("authentication", repository, f"token endpoint {realm}: {exc}") from None
+            except (ValueError, RecursionError):
+                raise self._fail(
+                    "authentication", repository, f"token endpoint {realm} did not answer JSON"
+                ) from None
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+                raise _Retryable(f"token endpoint {realm}: {exc}") from exc
+        finally:
+            resp.close()
+        token = (body.get("token") or body.get("access_token")) if isinstance(body, dict) else None
+        if not token or not isinstance(token, str):
             raise self._fail("authentication", repository, "token endpoint returned no token")
         with self._lock:
             self._tokens[scope] = token
@@ -218,8 +267,10 @@ class RegistryClient:
     ) -> requests.Response:
         """One request, answering at most one auth challenge. Raises _Retryable for transient failures."""
         for attempt in range(2):
+            if self.cancel is not None:
+                self.cancel.check()
             hdrs = dict(headers or {})
-            hdrs.update(self._auth_header(scope))
+            hdrs.update(self._auth_header(scope, url))
             data = body_factory() if body_factory else None
             try:
                 resp = self._session.request(
@@ -227,15 +278,25 @@ class RegistryClient:
                     url,
                     headers=hdrs,
                     data=data,
-                    stream=stream,
+                    stream=True,  # read below within a cap: a registry cannot make us hold gigabytes
                     verify=self._verify,
                     timeout=self.timeout,
                     allow_redirects=True,
                 )
+            except DowngradeRefused as exc:
+                raise self._fail(f"{method} {url}", repository, str(exc)) from None
             except requests.exceptions.SSLError as exc:
                 raise self._fail(f"{method} {url}", repository, f"TLS failure: {exc}") from exc
             except _TRANSIENT as e:
                 raise _Retryable(f"{method} {url}: {e}") from e
+            if resp.status_code == 401 and not same_origin(resp.url or url, self.base):
+                resp.close()
+                raise self._fail(
+                    f"{method} {url}",
+                    repository,
+                    f"HTTP 401 from {resp.url or url}, which is not the registry's own address "
+                    f"{self.base}; kvinstall sends credentials only to the registry",
+                )
             if resp.status_code == 401 and attempt == 0:
                 challenge = resp.headers.get("WWW-Authenticate", "")
                 resp.close()
@@ -262,8 +323,24 @@ class RegistryClient:
                 resp.close()
                 detail = "credentials refused" if self._username is not None else "access denied"
                 raise self._fail(f"{method} {url}", repository, f"HTTP {resp.status_code}: {detail}")
+            if not stream and method != "HEAD":  # a HEAD's Content-Length describes a body never sent
+                self._read_answer(resp, method, url, repository)
             return resp
         raise AssertionError("unreachable")
+
+    def _read_answer(self, resp: requests.Response, method: str, url: str, repository: str | None) -> None:
+        """Read a small answer's body within MAX_ANSWER; requests then serves .json()/.text from it."""
+        try:
+            body = read_capped(resp, MAX_ANSWER)
+        except TooLarge:
+            resp.close()
+            raise self._fail(
+                f"{method} {url}", repository, f"the registry's answer is larger than {MAX_ANSWER} bytes"
+            ) from None
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            resp.close()
+            raise _Retryable(f"{method} {url}: {exc}") from exc
+        resp._content = body  # the stream is consumed (requests marked it); .json()/.text read this
 
     def retrying(self, what: str, repository: str | None, fn: Callable[[], T]) -> T:
         """Run fn, retrying transient failures with exponential backoff and jitter."""
@@ -276,7 +353,11 @@ class RegistryClient:
                 if attempt == self.retries:
                     break
                 delay = exc.retry_after if exc.retry_after is not None else self.backoff * (2**attempt)
-                time.sleep(min(delay, 10.0) * (1 + random.random() * 0.25))
+                delay = min(delay, 10.0) * (1 + random.random() * 0.25)
+                if self.cancel is not None:
+                    self.cancel.sleep(delay)
+                else:
+                    time.sleep(delay)
         raise self._fail(what, repository, f"unreachable after {self.retries + 1} attempts ({last})")
 
     def _url(self, repository: str, tail: str) -> str:
@@ -289,11 +370,38 @@ class RegistryClient:
     @staticmethod
     def _error_text(resp: requests.Response) -> str:
         try:
-            errors = resp.json().get("errors") or []
-            text = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors)
-        except ValueError:
-            text = resp.text[:200]
-        return f"HTTP {resp.status_code}" + (f" ({text})" if text else "")
+            raw = read_capped(resp, 64 << 10)
+        except (TooLarge, requests.RequestException):
+            raw = b""
+        try:
+            errors = json.loads(raw).get("errors") or []
+            text = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors if isinstance(e, dict))
+        except (ValueError, AttributeError, TypeError, RecursionError):
+            text = raw[:200].decode(errors="replace")
+        return f"HTTP {resp.status_code}" + (f" ({text[:300]})" if text else "")
+
+    @staticmethod
+    def _length(resp: requests.Response, what: str) -> int:
+        value = resp.headers.get("Content-Length", "0")
+        if not value.isdigit():
+            raise RegistryError(f"{what}: the registry sent Content-Length {value[:40]!r}", where=resp.url)
+        return int(value)
+
+    def _location(self, resp: requests.Response, what: str, repository: str) -> str:
+        """The absolute URL of a Location header; never a step down from https."""
+        loc = resp.headers.get("Location")
+        if not loc:
+            raise self._fail(what, repository, f"HTTP {resp.status_code} without a Location header")
+        url = urljoin(self.base + "/", loc)
+        if urlsplit(url).scheme.lower() not in ("https", "http") or (
+            self.base.startswith("https://") and not url.lower().startswith("https://")
+        ):
+            raise self._fail(
+                what,
+                repository,
+                f"the registry sent the upload to {url}; only https is followed from {self.base}",
+            )
+        return url
 
     # -- API ---------------------------------------------------------------------------------
 
@@ -318,7 +426,7 @@ class RegistryClient:
             )
             resp.close()
             if resp.status_code == 200:
-                return int(resp.headers.get("Content-Length", "0"))
+                return self._length(resp, f"HEAD blob {digest}")
             if resp.status_code == 404:
                 return None
             raise self._fail(f"HEAD blob {digest}", repository, self._error_text(resp))
@@ -343,7 +451,7 @@ class RegistryClient:
             return ManifestInfo(
                 digest=digest,
                 media_type=resp.headers.get("Content-Type", "").split(";")[0],
-                size=int(resp.headers.get("Content-Length", "0")),
+                size=self._length(resp, f"HEAD manifest {ref}"),
             )
 
         return self.retrying(f"HEAD manifest {ref}", repository, go)
@@ -358,13 +466,19 @@ class RegistryClient:
                 repository=repository,
                 scope=self._scope(repository),
                 headers={"Accept": ACCEPT},
+                stream=True,
             )
             try:
                 if resp.status_code == 404:
                     raise self._fail(f"manifest {ref}", repository, "not found")
                 if resp.status_code != 200:
                     raise self._fail(f"GET manifest {ref}", repository, self._error_text(resp))
-                data = resp.content
+                data = read_capped(resp, MAX_MANIFEST)
+            except TooLarge:
+                raise IntegrityError(
+                    f"the manifest is larger than {MAX_MANIFEST} bytes; refused",
+                    where=f"{self.host}/{repository}:{ref}",
+                ) from None
             except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
                 raise _Retryable(str(exc)) from exc
             finally:
@@ -406,11 +520,14 @@ class RegistryClient:
         *,
         offset: int = 0,
         on_position: Callable[[int], None] = lambda n: None,
+        size: int | None = None,
     ) -> int:
         """Stream a blob into sink from offset (a Range request); returns the bytes received.
 
         Retries resume at the position reached. If the registry ignores the Range, the sink is
         rewound and the blob is taken whole (the caller's sink must be seekable and truncatable).
+        With `size`, a registry that sends more than that is stopped (IntegrityError): it cannot
+        fill the disk. The cancel token is checked before each piece is written.
         """
         pos = [offset]
         received = [0]
@@ -437,6 +554,13 @@ class RegistryClient:
                     sink.truncate()
                     pos[0] = 0
                 for chunk in resp.iter_content(CHUNK):
+                    if self.cancel is not None:
+                        self.cancel.check()
+                    if size is not None and pos[0] + len(chunk) > size:
+                        raise IntegrityError(
+                            f"blob {digest}: the registry sent more than its {size} bytes; refused",
+                            where=f"{self.host}/{repository}",
+                        )
                     sink.write(chunk)
                     pos[0] += len(chunk)
                     received[0] += len(chunk)
@@ -465,12 +589,11 @@ class RegistryClient:
                 return True
             if resp.status_code == 202:
                 # The registry opened an upload instead; cancel it so it does not linger.
-                loc = resp.headers.get("Location")
-                if loc:
-                    with contextlib.suppress(_Retryable):
+                if resp.headers.get("Location"):
+                    with contextlib.suppress(_Retryable, RegistryError):
                         self._once(
                             "DELETE",
-                            urljoin(self.base + "/", loc),
+                            self._location(resp, f"mount blob {digest}", repository),
                             repository=repository,
                             scope=self._scope(repository, push=True),
                         ).close()
@@ -519,7 +642,7 @@ class RegistryClient:
             resp.close()
             if resp.status_code != 202:
                 raise self._fail(f"start upload of {digest}", repository, self._error_text(resp))
-            location = urljoin(self.base + "/", resp.headers["Location"])
+            location = self._location(resp, f"start upload of {digest}", repository)
             if chunk_size:
                 location, body_hash = self._patch_chunks(
                     repository, location, size, opener, count, chunk_size
@@ -529,7 +652,7 @@ class RegistryClient:
 
                 def final_body() -> _HashingBody:
                     # A fresh body per attempt: an auth retry must not hash the content twice.
-                    bodies.append(_HashingBody(opener, size, count, name or digest))
+                    bodies.append(_HashingBody(opener, size, count, name or digest, self.cancel))
                     return bodies[-1]
 
             sep = "&" if "?" in location else "?"
@@ -579,6 +702,8 @@ class RegistryClient:
         pos = 0
         with opener() as fh:
             while pos < size:
+                if self.cancel is not None:
+                    self.cancel.check()
                 piece = fh.read(min(chunk_size, size - pos))
                 if not piece:
                     break
@@ -598,7 +723,7 @@ class RegistryClient:
                 resp.close()
                 if resp.status_code != 202:
                     raise self._fail("upload chunk", repository, self._error_text(resp))
-                location = urljoin(self.base + "/", resp.headers["Location"])
+                location = self._location(resp, "upload chunk", repository)
                 pos += len(piece)
                 count(len(piece))
         return location, hasher.hexdigest()

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
-from kvinstall.errors import KvError
+from kvinstall.errors import IntegrityError, KvError
 from kvinstall.mirror.bundle import BundleReader, blob_name
-from kvinstall.mirror.copy import manifest_children
-from kvinstall.mirror.model import BundleProblem, LockEntry
+from kvinstall.mirror.descriptor import (
+    MAX_NESTING,
+    Descriptor,
+    descriptor,
+    is_digest,
+    load_json_object,
+    manifest_children,
+)
+from kvinstall.mirror.model import BundleProblem
 
 _BLOCK = 1 << 20
 
@@ -28,10 +34,15 @@ def _hash_member(reader: BundleReader, name: str) -> str:
 
 
 def verify_bundle(path: Path) -> list[BundleProblem]:
-    """Every problem found (empty when the bundle is sound); each names the blob and its images."""
+    """Every problem found (empty when the bundle is sound); each names the blob and its images.
+
+    The lock, index.json and manifests are untrusted: a malformed one is a problem naming the
+    field; the walk from each locked manifest is iterative, visits a digest once and stops at
+    MAX_NESTING levels (descriptor.py)."""
     try:
         reader = BundleReader(Path(path))
         entries = reader.entries()
+        listed = _index_digests(reader)
     except KvError as exc:
         return [BundleProblem(None, [], exc.message)]
     bad: dict[str, str] = {}
@@ -39,39 +50,49 @@ def verify_bundle(path: Path) -> list[BundleProblem]:
         if not name.startswith("blobs/sha256/"):
             continue
         digest = "sha256:" + name.rsplit("/", 1)[1]
+        if not is_digest(digest):
+            bad[digest[:80]] = "a member whose name is not a sha256 digest"
+            continue
         actual = _hash_member(reader, name)
         if actual != digest:
             bad[digest] = f"corrupt: content hashes to {actual}"
     users: dict[str, list[str]] = {}
     missing: dict[str, str] = {}
-
-    def walk(digest: str, media_type: str, entry: LockEntry, size: int | None) -> None:
-        refs = users.setdefault(digest, [])
-        if entry.reference not in refs:
-            refs.append(entry.reference)
-        name = blob_name(digest)
-        if not reader.has(name):
-            missing[digest] = "missing from the bundle"
-            return
-        if size is not None and reader.size(name) != size:
-            bad.setdefault(digest, f"size {reader.size(name)} differs from the descriptor's {size}")
-        if digest in bad or media_type == "blob":
-            return
-        try:
-            children, blobs = manifest_children(reader.read(name), media_type)
-        except (ValueError, KeyError, TypeError):
-            bad[digest] = "unreadable manifest"
-            return
-        for c in children:
-            walk(c["digest"], c.get("mediaType", ""), entry, int(c["size"]))
-        for b in blobs:
-            walk(b["digest"], "blob", entry, int(b["size"]))
+    problems: list[BundleProblem] = []
 
     for e in entries:
-        walk(e.digest, e.media_type, e, e.size)
-    index = json.loads(reader.read("index.json"))
-    listed = {m.get("digest") for m in index.get("manifests", [])}
-    problems = [
+        # (descriptor, is a blob, depth); each digest once per entry
+        stack: list[tuple[Descriptor, bool, int]] = [(Descriptor(e.digest, e.size, e.media_type), False, 1)]
+        seen: set[str] = set()
+        while stack:
+            desc, is_blob, depth = stack.pop()
+            if desc.digest in seen:
+                continue
+            seen.add(desc.digest)
+            refs = users.setdefault(desc.digest, [])
+            if e.reference not in refs:
+                refs.append(e.reference)
+            name = blob_name(desc.digest)
+            if not reader.has(name):
+                missing[desc.digest] = "missing from the bundle"
+                continue
+            if reader.size(name) != desc.size:
+                bad.setdefault(
+                    desc.digest, f"size {reader.size(name)} differs from the descriptor's {desc.size}"
+                )
+            if desc.digest in bad or is_blob:
+                continue
+            if depth > MAX_NESTING:
+                bad[desc.digest] = f"manifests nested more than {MAX_NESTING} levels deep"
+                continue
+            try:
+                children, blobs = manifest_children(reader.read(name), desc.media_type, what="manifest")
+            except IntegrityError as exc:
+                bad[desc.digest] = exc.message
+                continue
+            stack += [(b, True, depth + 1) for b in blobs if b.digest not in seen]
+            stack += [(c, False, depth + 1) for c in children if c.digest not in seen]
+    problems += [
         BundleProblem(e.digest, [e.reference], "locked but not listed in index.json")
         for e in entries
         if e.digest not in listed
@@ -83,3 +104,13 @@ def verify_bundle(path: Path) -> list[BundleProblem]:
 
         problems += read_packages(reader)[1]  # host packages: lock, artifacts and indexes agree
     return problems
+
+
+def _index_digests(reader: BundleReader) -> set[str]:
+    index = load_json_object(reader.read("index.json"), "index.json", str(reader.path))
+    manifests = index.get("manifests") or []
+    if not isinstance(manifests, list):
+        raise IntegrityError("index.json manifests: expected a list", where=str(reader.path))
+    return {
+        descriptor(m, f"index.json manifests[{i}]", str(reader.path)).digest for i, m in enumerate(manifests)
+    }
