@@ -11,7 +11,10 @@ boundaries that cannot exist here, each said so where it is defined:
   cdi-operator put their finalizer on their CR, create their operands (tests/substrate/operators.py:
   the workloads and images their source creates for the gates on), report status (KubeVirt through
   its status subresource; CDI, whose CRD has none, through the object itself, as cdi-operator does)
-  and on deletion remove their operands, then their finalizer; Kube-OVN's controller creates its
+  with their version as the real ones report it (a new operator version is named as the target at
+  once, Progressing; the observed version follows once the operands run the new images, which are
+  replaced as the operators roll them out), virt-operator also installs the VirtualMachineInstance
+  CRD, and on deletion they remove their operands, then their finalizer; Kube-OVN's controller creates its
   default Vpc and Subnets; Kyverno reports each ValidatingPolicy ready. It only writes when
   something is not as the controller wants it, so a converged cluster sees no writes from it.
 """
