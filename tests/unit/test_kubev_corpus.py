@@ -125,3 +125,45 @@ def test_accepted_and_plans_like_its_conversion(path: Path, tmp_path: Path) -> N
     converted_view = _plan_view(make_plan(out, state_override=state))
     assert kubev_view == converted_view
     assert kubev_view["plan"]["observed"]["cluster"] is False
+
+
+def _kubev_options(path: Path) -> tuple[Any, bool]:
+    tree = YAML(typ="safe").load(path.read_text())
+    metallb = (tree.get("loadBalancer") or {}).get("metallb")
+    return metallb, "longhorn" in (tree.get("storage") or {})
+
+
+LB_OR_STORAGE = [p for p in CORPUS if header(p)[1] == "accepted" and any(_kubev_options(p))]
+
+
+def test_the_corpus_has_metallb_and_longhorn_examples() -> None:
+    assert sum(1 for p in LB_OR_STORAGE if _kubev_options(p)[0]) >= 4
+    assert sum(1 for p in LB_OR_STORAGE if _kubev_options(p)[1]) >= 4
+
+
+@pytest.mark.parametrize("path", LB_OR_STORAGE, ids=lambda p: p.stem)
+def test_metallb_and_longhorn_examples_plan_those_components(path: Path, tmp_path: Path) -> None:
+    """KubeV's `loadBalancer.metallb {ipRange}` plans MetalLB with that range as its one pool announced
+    on the hosts' network, and `storage.longhorn {}` plans Longhorn, whose ReadWriteMany class makes
+    the live-migration warning go away."""
+    metallb, longhorn = _kubev_options(path)
+    result = make_plan(path, state_override=tmp_path / "state")
+    phases = {p["name"]: p for p in result.plan.to_dict()["phases"]}
+    planned = {c.name for c in result.desired.components}
+    lb = result.config.components.metallb
+    if metallb:
+        assert "metallb" in planned and "component/metallb" in phases
+        assert [(p.name, list(p.addresses)) for p in lb.pools] == [("default", [metallb["ipRange"].strip()])]
+        assert lb.l2 and not lb.bgp_peers
+    else:
+        assert "metallb" not in planned
+    if longhorn:
+        assert "longhorn" in planned and "component/longhorn" in phases
+        assert result.config.rwx_storage_class() == "longhorn-rwx"
+        assert not [w for w in result.warnings if w.code == "migration-rwx"]
+        # Each host is checked for what Longhorn needs.
+        checks = {c for a in phases["preflight"]["actions"] for c in a["details"]["checks"]}
+        assert {"longhorn.iscsi", "longhorn.nfs", "longhorn.data-path", "longhorn.multipath"} <= checks
+    else:
+        assert "longhorn" not in planned
+        assert [w for w in result.warnings if w.code == "migration-rwx"]

@@ -7,6 +7,10 @@ configuration (issuer, Kubernetes storage, connectors, static clients, the passw
 here as a plain dict and goes into the Secret `dex-config`, never a ConfigMap,
 because it holds client secrets and the admin's bcrypt hash.
 
+TLS (auth.tls certManager, the default when cert-manager is on): a Certificate `dex-tls` for the
+issuer's host from cert-manager's cluster issuer, and Dex serves HTTPS on 5554 with it; otherwise plain
+HTTP on 5556 behind the site's own TLS proxy.
+
 Mode basic needs an admin credential: configured (auth.basic.password) or generated once. Both the
 clear password and its bcrypt hash live in a 0600 credentials file in the local state directory, so
 re-runs reuse the same hash (bcrypt salts are random: hashing again would rewrite the Secret and
@@ -28,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import bcrypt
 
@@ -39,6 +44,8 @@ from kvinstall.components.base import (
     ReadinessRule,
     Rendered,
 )
+from kvinstall.components.certmanager import API as CERT_API
+from kvinstall.components.certmanager import CLUSTER_ISSUER
 from kvinstall.components.kubevirt import offline_rewrite
 from kvinstall.config.problems import Problem
 from kvinstall.config.secrets import Secret
@@ -50,6 +57,8 @@ if TYPE_CHECKING:
 
 CREDENTIALS_FILE = "dex-admin-credentials.json"
 HTTP_PORT = 5556
+HTTPS_PORT = 5554
+TLS_DIR = "/etc/dex-tls"  # where the Secret of Certificate dex-tls is mounted (auth.tls certManager)
 TELEMETRY_PORT = 5558
 # Redirect URIs of kubectl oidc-login (kubelogin), the usual client of the kube-apiserver's OIDC.
 KUBECTL_REDIRECT_URIS = ("http://localhost:8000", "http://localhost:18000")
@@ -243,7 +252,11 @@ def dex_config(config: Config, admin: AdminCredentials | None) -> dict[str, Any]
     out: dict[str, Any] = {
         "issuer": auth.issuer,
         "storage": {"type": "kubernetes", "config": {"inCluster": True}},
-        "web": {"http": f"0.0.0.0:{HTTP_PORT}"},
+        "web": (
+            {"https": f"0.0.0.0:{HTTPS_PORT}", "tlsCert": f"{TLS_DIR}/tls.crt", "tlsKey": f"{TLS_DIR}/tls.key"}
+            if config.dex_tls()
+            else {"http": f"0.0.0.0:{HTTP_PORT}"}
+        ),
         "telemetry": {"http": f"0.0.0.0:{TELEMETRY_PORT}"},
         "oauth2": {"skipApprovalScreen": True},
         "staticClients": clients,
@@ -323,12 +336,20 @@ class DexComponent(CatalogComponent):
                 {"email": _b64(admin.email), "password": _b64(admin.password)} if admin is not None else None
             ),
             http_port=HTTP_PORT,
+            https_port=HTTPS_PORT,
             telemetry_port=TELEMETRY_PORT,
+            tls=config.dex_tls(),
+            dns_name=urlsplit(config.auth.issuer or "").hostname or "",
+            cluster_issuer=CLUSTER_ISSUER,
         )
         return Rendered(objects=offline_rewrite(objects, config))
 
     def readiness(self, config: Config, catalog: Catalog) -> list[ReadinessRule]:
-        return [ReadinessRule("apps/v1", "Deployment", "dex", namespace=config.auth.namespace)]
+        ns = config.auth.namespace
+        rules = [ReadinessRule("apps/v1", "Deployment", "dex", namespace=ns)]
+        if config.dex_tls():
+            rules.insert(0, ReadinessRule(CERT_API, "Certificate", "dex-tls", ns, conditions=(("Ready", "True"),)))
+        return rules
 
     def remove(
         self, config: Config, catalog: Catalog, cluster: Cluster, delete_all: Callable[[], None]

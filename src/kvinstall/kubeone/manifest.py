@@ -123,6 +123,9 @@ def render_manifest(config: Config, *, host_keys: Mapping[str, str] | None = Non
             "cni": {"external": {}},
         },
     }
+    proxy = kube_proxy(config)
+    if proxy is not None:
+        manifest["clusterNetwork"]["kubeProxy"] = proxy
     if config.kubelet is not None:
         manifest["kubeletConfig"] = kubelet_fields(config.kubelet)
     if config.workers:
@@ -138,6 +141,15 @@ def render_manifest(config: Config, *, host_keys: Mapping[str, str] | None = Non
         }
         manifest["features"] = {"openidConnect": {"enable": True, "config": oidc}}
     return manifest
+
+
+def kube_proxy(config: Config) -> dict[str, Any] | None:
+    """clusterNetwork.kubeProxy: nothing for iptables (KubeOne's default, so such manifests stay as they
+    were); IPVS with strict ARP when MetalLB is on: otherwise kube-proxy answers ARP for every Service
+    address from each node's kube-ipvs0 and contradicts MetalLB's layer 2 announcements."""
+    if config.network.kube_proxy_mode != "ipvs":
+        return None
+    return {"ipvs": {"strictARP": config.components.metallb.enabled}}
 
 
 def registries_auth(config: Config) -> dict[str, Any] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kvinstall.components import COMPONENT_MODULES
 from kvinstall.plan.desired import DesiredState
 from kvinstall.plan.model import Observed
 
@@ -12,8 +13,9 @@ if TYPE_CHECKING:
     from kvinstall.kube.apply import ApplyPlan
     from kvinstall.kube.client import Kube
 
-# Components whose ApplySets may exist although they are not desired now (switched off).
-KNOWN_COMPONENTS = ("kubeovn", "kubevirt", "cdi", "dex", "kyverno", "policies", "workspaces")
+# Components whose ApplySets may exist although they are not desired now (switched off): every
+# component kvinstall knows, in install order (each module is named after its component).
+KNOWN_COMPONENTS = COMPONENT_MODULES
 
 
 def observe_cluster(
