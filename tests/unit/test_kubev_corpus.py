@@ -19,6 +19,7 @@ from ruamel.yaml import YAML
 from kvinstall.catalog import load_catalog
 from kvinstall.components import kubeovn
 from kvinstall.components.cdi import cdi_config
+from kvinstall.config.checks import run_checks
 from kvinstall.config.convert import convert_file
 from kvinstall.config.kubev import UNSUPPORTED
 from kvinstall.config.loader import load_file
@@ -160,10 +161,10 @@ def test_metallb_and_longhorn_examples_plan_those_components(path: Path, tmp_pat
     if longhorn:
         assert "longhorn" in planned and "component/longhorn" in phases
         assert result.config.rwx_storage_class() == "longhorn-rwx"
-        assert not [w for w in result.warnings if w.code == "migration-rwx"]
+        assert "migration-rwx" not in {p.code for p in run_checks(result.config, load_catalog())}
         # Each host is checked for what Longhorn needs.
         checks = {c for a in phases["preflight"]["actions"] for c in a["details"]["checks"]}
         assert {"longhorn.iscsi", "longhorn.nfs", "longhorn.data-path", "longhorn.multipath"} <= checks
     else:
         assert "longhorn" not in planned
-        assert [w for w in result.warnings if w.code == "migration-rwx"]
+        assert "migration-rwx" in {p.code for p in run_checks(result.config, load_catalog())}
