@@ -1,7 +1,7 @@
 """Bare-metal stand-ins: real sshd hosts, each in its own network namespace, on a private lab network.
 
 Fixtures
-- ``host_lab`` (function): a factory ``host_lab(hosts) -> Lab``; ``hosts`` is a count (hosts ``h1..hN``) or
+- ``host_lab`` (function; ``module_host_lab`` the same per test module): a factory ``host_lab(hosts) -> Lab``; ``hosts`` is a count (hosts ``h1..hN``) or
   a list of :class:`HostSpec`. Everything it started (sshd processes, namespaces, routes) is removed after the
   test.
 - ``ssh_client_keys`` (session): :class:`ClientKeys`, client key files ``.ed25519`` / ``.rsa`` / ``.ecdsa``
@@ -468,13 +468,13 @@ def ssh_client_keys(tmp_path_factory: pytest.TempPathFactory) -> ClientKeys:
     return make_client_keys(tmp_path_factory.mktemp("ssh-client-keys"))
 
 
-@pytest.fixture
-def host_lab(tmp_path_factory: pytest.TempPathFactory, ssh_client_keys: ClientKeys
-             ) -> Iterator[Callable[[int | Sequence[HostSpec]], Lab]]:
+@contextlib.contextmanager
+def _labs(tmp_path_factory: pytest.TempPathFactory, keys: ClientKeys
+          ) -> Iterator[Callable[[int | Sequence[HostSpec]], Lab]]:
     with ExitStack() as stack:
         def make(hosts: int | Sequence[HostSpec]) -> Lab:
             specs = _specs(hosts)
-            lab = Lab(tmp_path_factory.mktemp("host-lab"), ssh_client_keys, stack)
+            lab = Lab(tmp_path_factory.mktemp("host-lab"), keys, stack)
             lab.build_network()
             for i, spec in enumerate(specs, start=1):
                 lab.add_host(spec, i)
@@ -482,4 +482,19 @@ def host_lab(tmp_path_factory: pytest.TempPathFactory, ssh_client_keys: ClientKe
             stack.callback(lab.close_clients)  # registered last, runs first: clients close before sshd goes
             return lab
 
+        yield make
+
+
+@pytest.fixture
+def host_lab(tmp_path_factory: pytest.TempPathFactory, ssh_client_keys: ClientKeys
+             ) -> Iterator[Callable[[int | Sequence[HostSpec]], Lab]]:
+    with _labs(tmp_path_factory, ssh_client_keys) as make:
+        yield make
+
+
+@pytest.fixture(scope="module")
+def module_host_lab(tmp_path_factory: pytest.TempPathFactory, ssh_client_keys: ClientKeys
+                    ) -> Iterator[Callable[[int | Sequence[HostSpec]], Lab]]:
+    """host_lab for a whole test module (e.g. one converged platform its tests share)."""
+    with _labs(tmp_path_factory, ssh_client_keys) as make:
         yield make
