@@ -9,7 +9,7 @@ setup(
         "kvinstall": ["py.typed"],
         "kvinstall.catalog": ["*.yaml"],
         "kvinstall.plan": ["*.json"],
-        "kvinstall.run": ["*.json"],
+        "kvinstall.phases": ["*.json"],
         "kvinstall.manifests": ["**/*.yaml"],
         "kvinstall.templates": ["**/*.j2", "**/*.yaml"],
     },

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from kvinstall.catalog import Catalog, Release, load_catalog
-from kvinstall.components.base import Artifact
+from kvinstall.model import Artifact
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -33,7 +33,7 @@ def write_atomic(path: str | Path, data: str | bytes, *, mode: int = 0o644, dura
             raise
     except OSError as exc:
         reason = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-        raise LocalIOError(f"cannot write: {reason}", where=str(p)) from None
+        raise LocalIOError(f"cannot write: {reason}", where=str(p)) from exc
 
 
 def _fsync_dir(path: Path) -> None:

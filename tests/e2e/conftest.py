@@ -16,14 +16,14 @@ import pytest
 import yaml
 from platform_world import ClusterSim, catalog_file, env_for, upstream_files, write_kubeone_standin
 
+from kvinstall.edges import Edges
 from kvinstall.errors import KvError
-from kvinstall.run.apply import run_apply
-from kvinstall.run.context import Options
-from kvinstall.run.session import open_session
+from kvinstall.phases.context import Options
+from kvinstall.session import open_session
 from substrate.https_files import serve_https
 
 EVENTS_SCHEMA = json.loads(
-    (Path(__file__).resolve().parents[2] / "src/kvinstall/run/events.schema.json").read_text()
+    (Path(__file__).resolve().parents[2] / "src/kvinstall/phases/events.schema.json").read_text()
 )
 
 
@@ -205,32 +205,34 @@ def apply_in_process(
     event sinks (objects with handle(event) and close()), e.g. to inject a fault at a given phase."""
     path = write_config(config, state.parent / f"{state.name}.yaml")
     collect = Collect()
+    edges = lab_edges(world, lab, kubeone_env=opts.pop("kubeone_env", {**world.env}))
     options = Options(
-        socket_factory=lambda address, port, timeout: lab.connect(address, port, timeout),
-        user_known_hosts=[],
         kubeconfig=None,
-        kubeone_env=opts.pop("kubeone_env", {**world.env}),
         skip_checks=opts.pop("skip_checks", LAB_SKIPS),
         ready_timeout=opts.pop("ready_timeout", 60),
         **opts,
     )
     ctx = None
     try:
-        ctx = open_session(
-            path,
-            options,
-            command="apply",
-            display="none",
-            state_override=state,
-            extra_sinks=[collect, *sinks],
-        )
-        outcome = run_apply(ctx, confirm=lambda plan: None)
+        session = open_session(path, state_override=state, edges=edges, for_apply=True)
+        ctx = session.start_run(options, command="apply", display="none", extra_sinks=[collect, *sinks])
+        outcome = session.apply(ctx, lambda plan: None)
         return Result(0, collect, outcome=outcome, log=_log(collect))
     except KvError as exc:
         return Result(exc.exit_code, collect, error=exc, log=_log(collect))
     finally:
         if ctx is not None:
             ctx.events.close()
+
+
+def lab_edges(world: World, lab: Any, *, kubeone_env: dict[str, str] | None = None) -> Edges:
+    """The edges of this world: SSH sockets opened inside the lab's network namespace, no user
+    known_hosts (the config pins every key), the stand-in KubeOne's environment."""
+    return Edges(
+        socket_factory=lambda address, port, timeout: lab.connect(address, port, timeout),
+        user_known_hosts=[],
+        kubeone_env=kubeone_env if kubeone_env is not None else {**world.env},
+    )
 
 
 def _log(collect: Collect) -> Path | None:

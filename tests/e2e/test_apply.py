@@ -4,12 +4,15 @@ and manifests served over HTTPS (tests/upstream_pack.py). KubeOne is a stand-in 
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import pytest
+from transcript import anonymise, check_or_write, shorten_again, shorten_first
 
 from conftest import World, apply_in_process, lab_config
+from kvinstall.phases.events import PlainLines
 
 pytestmark = pytest.mark.e2e
 
@@ -24,7 +27,8 @@ def test_apply_from_nothing_then_again_is_a_no_op(world_env: World, host_lab: An
     state = tmp_path / "state"
     config = lab_config(world, lab)
 
-    first = apply_in_process(world, lab, config, state)
+    shown = io.StringIO()  # what a CI log shows: the README's transcript is made from it
+    first = apply_in_process(world, lab, config, state, sinks=[PlainLines(shown)])
     assert first.code == 0, first.error
     phases = first.events.phases()
     assert list(phases) == ALL_PHASES
@@ -43,7 +47,8 @@ def test_apply_from_nothing_then_again_is_a_no_op(world_env: World, host_lab: An
     assert (state / "kubeconfig").stat().st_mode & 0o777 == 0o600
 
     mark = world.api.audit_mark()
-    second = apply_in_process(world, lab, config, state)
+    shown_again = io.StringIO()
+    second = apply_in_process(world, lab, config, state, sinks=[PlainLines(shown_again)])
     assert second.code == 0, second.error
     assert second.events.phases()["kubeone"] == "skipped"
     assert second.events.objects() == []
@@ -52,3 +57,7 @@ def test_apply_from_nothing_then_again_is_a_no_op(world_env: World, host_lab: An
     # The KubeOne stand-in was called to apply once, by the first run only.
     calls = (world.root / "kubeone-calls.log").read_text().splitlines()
     assert sum(1 for c in calls if c.startswith('["apply"')) == 1
+
+    # The README's transcript is these two runs (regenerated with KVINSTALL_WRITE_README=1).
+    check_or_write("first apply", shorten_first(anonymise(shown.getvalue(), tmp_path).splitlines()))
+    check_or_write("second apply", shorten_again(anonymise(shown_again.getvalue(), tmp_path).splitlines()))

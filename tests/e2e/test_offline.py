@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from conftest import LAB_SKIPS, World, apply_in_process, lab_config
-from kvinstall.mirror.refs import parse_reference
+from kvinstall.imageref import parse_reference
 from substrate.oci_images import base_layer, build_image, build_index, get_manifest, push_image, push_index
 from substrate.procs import free_port
 

@@ -16,16 +16,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kvinstall.components.artifacts import (
-    ArtifactCache,
-    NoFetch,
-    OfflineRegistry,
-    artifact_oci_ref,
-    artifact_repository,
-    artifact_tag,
-)
-from kvinstall.components.base import Artifact
+from kvinstall.components.artifacts import ArtifactCache, NoFetch, OfflineRegistry
 from kvinstall.errors import ArtifactError, IntegrityError
+from kvinstall.mirror.model import artifact_oci_ref, artifact_repository, artifact_tag
+from kvinstall.model import Artifact
 from substrate.oci_images import OCI_MANIFEST, Blob, canonical_json, push_blob, push_manifest
 from substrate.pki import CA
 from substrate.registries import Registries

@@ -70,10 +70,10 @@ def test_auth_modes_apply_converge_and_keep_the_password_secret(
     ref = ApplySetRef(f"dex-{ns}")
     state = tmp_path / "state"
 
-    # --- basic: Dex with the password DB and a generated admin credential.
+    # --- basic: Dex with the password DB and a generated admin credential (apply makes it first).
     basic = cfg(ns, {"mode": "basic"})
-    objects = for_state_dir(state).render(basic, CATALOG, _NoArtifacts()).objects
     path, password = ensure_admin_credentials(state, basic)
+    objects = for_state_dir(state).render(basic, CATALOG, _NoArtifacts()).objects
     assert path == state / CREDENTIALS_FILE and stat.S_IMODE(path.stat().st_mode) == 0o600
     plan = plan_apply(kube, ref, objects)
     plan_json = json.dumps(plan.to_dict())

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from kvinstall.catalog import load_catalog
-from kvinstall.components.base import KubeObject
 from kvinstall.components.workspaces import COMPONENT
 from kvinstall.config.models import Config
 from kvinstall.kube import ApplyPlan, ApplySetRef, Kube, execute, plan_apply
+from kvinstall.model import KubeObject
 from substrate.crds import crd
 
 pytestmark = pytest.mark.integration

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from kvinstall.components.base import ReadinessRule
 from kvinstall.errors import Interrupted, ReadinessTimeout
 from kvinstall.kube import ApplySetRef, Kube, execute, plan_apply, wait_ready
+from kvinstall.model import ReadinessRule
 from substrate.crds import crd as make_crd
 
 pytestmark = pytest.mark.integration

@@ -19,14 +19,10 @@ from typing import Any
 import pytest
 
 from cluster_dns import KUBEADM_COREFILE, nodelocaldns_corefile
-from kvinstall.catalog import load_catalog
-from kvinstall.components.artifacts import NoFetch
 from kvinstall.config.loader import load_text
 from kvinstall.kube import Kube
 from kvinstall.kube.dns import ensure_upstream
-from kvinstall.plan.build import build_plan
-from kvinstall.plan.desired import desire
-from kvinstall.run.phases import label_nodes, upstream_dns
+from kvinstall.phases.bootstrap import dns_actions, label_nodes, upstream_dns
 
 pytestmark = pytest.mark.integration
 
@@ -75,12 +71,12 @@ def test_dns_server_ip_is_the_upstream_of_the_live_cluster_dns(kube: Kube, kube_
     mark = kube_api.audit_mark()
     dry = ensure_upstream(kube, "192.168.1.1", dry_run=True)
     assert kube_api.write_count(mark) == 0
-    plan = build_plan(desire(cfg, load_catalog(), NoFetch()), dns=dry).to_dict()
-    boot = next(p for p in plan["phases"] if p["name"] == "bootstrap")
-    assert [(a["action"], a["target"]) for a in boot["actions"]] == [
-        ("update", "ConfigMap kube-system/coredns"),
-        ("update", "ConfigMap kube-system/node-local-dns"),
+    actions, notes = dns_actions(str(cfg.network.upstream_dns), dry)  # the bootstrap phase's dry run
+    assert [(a.action, a.target, a.object) for a in actions] == [
+        ("update", "ConfigMap kube-system/coredns", "ConfigMap/kube-system/coredns"),
+        ("update", "ConfigMap kube-system/node-local-dns", "ConfigMap/kube-system/node-local-dns"),
     ]
+    assert notes == []
 
     assert upstream_dns(kube, ctx) == "cluster DNS forwards to 192.168.1.1 (2 Corefile(s) updated)"
     coredns = kube.get("v1", "ConfigMap", "coredns", "kube-system")
@@ -89,9 +85,9 @@ def test_dns_server_ip_is_the_upstream_of_the_live_cluster_dns(kube: Kube, kube_
     assert "    forward . 192.168.1.1 {\n       max_concurrent 1000\n    }" in coredns["data"]["Corefile"]
     assert "forward . 192.168.1.1\n" in local["data"]["Corefile"]
     assert "__PILLAR__CLUSTER__DNS__" in local["data"]["Corefile"]  # the cluster zones: unchanged
-    assert [e["object"] for e in ctx.events.seen] == [
-        "ConfigMap kube-system/coredns",
-        "ConfigMap kube-system/node-local-dns",
+    assert [e["object"] for e in ctx.events.seen] == [  # as the plan's actions name them
+        "ConfigMap/kube-system/coredns",
+        "ConfigMap/kube-system/node-local-dns",
     ]
 
     # A re-run changes nothing and writes nothing.

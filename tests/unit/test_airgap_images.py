@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 
 from kvinstall.catalog import load_catalog
-from kvinstall.components import component, default_components
+from kvinstall.components import component, components_for
+from kvinstall.components.dex import AdminCredentialsFile
 from kvinstall.config.loader import load_file
 from kvinstall.config.models import Config
-from kvinstall.mirror.items import desire_upstream, needed
-from kvinstall.plan.desired import desire
+from kvinstall.mirror.items import needed
+from kvinstall.plan.desired import desire, desire_upstream
 from kvinstall.render.images import images_in, images_outside, normalize_image, rewrite_image
 from substrate.operators import cdi_operator_operands, pulled_images, virt_operator_operands
 from upstream_pack import PackSource
@@ -69,7 +70,7 @@ def operator_images(objects: list[dict[str, Any]], gates: list[str]) -> set[str]
 def test_every_rendered_and_deployed_image_is_listed_and_offline_at_the_site(path: Path, tmp_path: Path) -> None:
     config = load_file(path).config
     gates = list(config.components.kubevirt.feature_gates)
-    components = default_components(tmp_path)  # Dex keeps its generated admin credential there
+    components = components_for(AdminCredentialsFile(tmp_path))  # Dex's admin credential: none yet
     images = listed(config, components)
     upstream = desire_upstream(config, CATALOG, SOURCE, components=components)
     referenced = {i for c in upstream.components for i in images_in(c.objects)}

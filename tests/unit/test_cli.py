@@ -78,3 +78,33 @@ def test_convert_writes_a_valid_file(tmp_path: Path) -> None:
     res = kv("convert", "-f", "examples/kubev.yaml", "-o", str(out))
     assert res.returncode == 0, res.stderr
     assert kv("validate", "-f", str(out)).returncode == 0
+
+
+def test_debug_prints_the_error_with_its_cause() -> None:
+    plain = kv("validate", "-f", "does/not/exist.yaml")
+    assert plain.returncode == 13 and "Traceback" not in plain.stderr
+    res = kv("validate", "-f", "does/not/exist.yaml", env={"KVINSTALL_DEBUG": "1"})
+    assert res.returncode == 13  # the same exit code, the same message, then the chain
+    assert "does/not/exist.yaml: configuration file not found" in res.stderr
+    assert "FileNotFoundError" in res.stderr
+    assert "The above exception was the direct cause of the following exception" in res.stderr
+
+
+def test_output_is_one_option_on_every_command(tmp_path: Path) -> None:
+    """-o is the output format everywhere; the paths are --out, and the old `-o PATH` still works."""
+    res = kv("version", "-o", "json")
+    assert json.loads(res.stdout)["kvinstall"]
+    out = tmp_path / "converted.yaml"
+    res = kv("convert", "-f", "examples/kubev.yaml", "--out", str(out), "-o", "json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["file"] == str(out) and out.is_file()
+    rendered = tmp_path / "rendered"
+    res = kv("render", "-f", "examples/minimal.yaml", "-o", str(rendered), "--output", "json",
+             env={"KVINSTALL_STATE_DIR": str(tmp_path / "state")})  # the old spelling, with the format  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["directory"] == str(rendered) and (rendered / "kubeone.yaml").is_file()
+    res = kv("render", "-f", "examples/minimal.yaml", "--out", str(rendered), "-o", str(tmp_path / "elsewhere"))
+    assert res.returncode == 64 and "more than one output directory" in res.stderr
+    for command in (["plan", "--help"], ["render", "--help"], ["mirror", "create", "--help"], ["init", "--help"]):
+        text = " ".join(kv(*command).stdout.split())
+        assert "-o, --output" in text, command

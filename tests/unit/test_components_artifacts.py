@@ -10,15 +10,14 @@ import pytest
 from kvinstall.components.artifacts import (
     ArtifactCache,
     NoFetch,
-    artifact_oci_ref,
-    artifact_tag,
     default_cache_dir,
     offline_registry,
     source_for,
 )
-from kvinstall.components.base import Artifact
 from kvinstall.config.models import Config
 from kvinstall.errors import ConfigError
+from kvinstall.mirror.model import artifact_oci_ref, artifact_tag
+from kvinstall.model import Artifact
 
 
 def config(offline: dict[str, Any]) -> Config:

@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 
 from kvinstall.catalog import load_catalog
-from kvinstall.components.base import OWN_ANNOTATION, KubeObject
 from kvinstall.components.cdi import COMPONENT, OPERAND_IMAGE_ENV
 from kvinstall.components.kubevirt import find_object
 from kvinstall.config.models import Config
 from kvinstall.errors import ArtifactError
+from kvinstall.model import OWN_ANNOTATION, KubeObject
 from kvinstall.render.images import images_in, images_outside
 from upstream_pack import MemorySource, PackSource, documents, dump_documents, upstream_file
 

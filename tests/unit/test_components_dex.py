@@ -13,16 +13,16 @@ import bcrypt
 import pytest
 
 from kvinstall.catalog import load_catalog
-from kvinstall.components.base import KubeObject
 from kvinstall.components.dex import (
     CREDENTIALS_FILE,
+    AdminCredentialsFile,
     DexComponent,
     ensure_admin_credentials,
     load_admin_credentials,
-    state_dir_credentials,
 )
 from kvinstall.config.models import Config
 from kvinstall.errors import ConfigError, LocalIOError
+from kvinstall.model import KubeObject
 from kvinstall.render.images import images_in, images_outside
 
 CATALOG = load_catalog()
@@ -46,7 +46,7 @@ BASIC = {"mode": "basic", "issuer": ISSUER}
 
 
 def render(config: Config, state_dir: Path) -> list[KubeObject]:
-    return DexComponent(state_dir_credentials(state_dir)).render(config, CATALOG, _NoArtifacts()).objects
+    return DexComponent(AdminCredentialsFile(state_dir)).render(config, CATALOG, _NoArtifacts()).objects
 
 
 class _NoArtifacts:

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from kvinstall.catalog import load_catalog
-from kvinstall.components.base import OWN_ANNOTATION, KubeObject
 from kvinstall.components.kubevirt import (
     COMPONENT,
     effective_feature_gates,
@@ -17,6 +16,7 @@ from kvinstall.components.kubevirt import (
 )
 from kvinstall.config.models import Config
 from kvinstall.errors import ArtifactError, ConfigError, IntegrityError
+from kvinstall.model import OWN_ANNOTATION, KubeObject
 from kvinstall.render.images import images_in, images_outside
 from upstream_pack import MemorySource, PackSource, documents, dump_documents, pinned_catalog, upstream_file
 

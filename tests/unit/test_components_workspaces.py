@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from kvinstall.catalog import load_catalog
-from kvinstall.components.base import KubeObject
 from kvinstall.components.workspaces import COMPONENT
 from kvinstall.config.models import Config
+from kvinstall.model import KubeObject
 from kvinstall.render.images import images_in
 
 CATALOG = load_catalog()

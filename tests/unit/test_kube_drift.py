@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from kvinstall.components.base import ReadinessRule
 from kvinstall.kube.drift import (
     compare,
     compare_dry_run,
@@ -18,6 +17,7 @@ from kvinstall.kube.drift import (
 from kvinstall.kube.inventory import ApplySetRef, applyset_id, parent_is_current, parent_object
 from kvinstall.kube.retry import Backoff, is_transient_status, parse_retry_after
 from kvinstall.kube.wait import is_ready
+from kvinstall.model import ReadinessRule
 
 DESIRED: dict[str, Any] = {
     "apiVersion": "v1",

@@ -25,7 +25,8 @@ from kvinstall.errors import ConfigError, UsageError
 from kvinstall.kube.dns import with_upstream
 from kvinstall.kube.nodes import node_patch
 from kvinstall.kubeone.manifest import registries_auth, render_manifest
-from kvinstall.plan.make import make_plan
+from kvinstall.phases.context import Options
+from kvinstall.session import open_session
 
 HEAD = "apiVersion: virtualization.k8c.io/v1alpha1\nkind: KubeVCluster\n"
 CP = "controlPlane:\n  hosts:\n    - address: 192.168.1.10\n"
@@ -131,13 +132,14 @@ def test_dns_server_is_the_platform_resolver_not_a_cluster_address() -> None:
 def test_dns_server_becomes_the_cluster_dns_upstream_in_the_plan(tmp_path: Path) -> None:
     path = tmp_path / "kubev.yaml"
     path.write_text(HEAD + CP + "networkConfiguration:\n  dnsServerIP: 8.8.8.8\n")
-    plan = make_plan(path, state_override=tmp_path / "state").plan.to_dict()
+    plan = open_session(path, state_override=tmp_path / "state").plan(Options())[1].to_dict()
     boot = next(p for p in plan["phases"] if p["name"] == "bootstrap")
-    assert [a["target"] for a in boot["actions"]] == [
+    dns = [a for a in boot["actions"] if a.get("kind") == "ConfigMap"]  # beside kvinstall's own state
+    assert [a["target"] for a in dns] == [
         "ConfigMap kube-system/coredns",
         "ConfigMap kube-system/node-local-dns",
     ]
-    assert all(a["reason"] == "Corefile: forward . 8.8.8.8" for a in boot["actions"])
+    assert all(a["reason"] == "Corefile: forward . 8.8.8.8" for a in dns)
 
 
 def test_corefile_rewrite_of_kubeadm_and_kubeone_nodelocaldns() -> None:

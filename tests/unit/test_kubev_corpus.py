@@ -26,7 +26,8 @@ from kvinstall.config.loader import load_file
 from kvinstall.config.positions import walk
 from kvinstall.errors import ConfigError
 from kvinstall.kubeone.manifest import registries_auth
-from kvinstall.plan.make import PlanResult, make_plan
+from kvinstall.phases.context import Options
+from kvinstall.session import open_session
 
 CORPUS = sorted((Path(__file__).parent / "kubev_corpus").glob("*.yaml"))
 _SOURCE = re.compile(
@@ -84,20 +85,22 @@ def _files_referenced(node: Any) -> list[str]:
     return []
 
 
-def _plan_view(result: PlanResult) -> dict[str, Any]:
+def _plan_view(path: Path, state: Path) -> dict[str, Any]:
     """Everything apply would act on: the plan (its warnings name the file: left out), the KubeOne
     manifest and credentials file, every rendered object (secrets resolved), the Kube-OVN chart values,
     the CDI config, and the clear value of every secret."""
-    config = result.config
+    session = open_session(path, state_override=state)
+    ctx, result = session.plan(Options())
+    config = session.config
     catalog = load_catalog()
-    plan = result.plan.to_dict()
+    plan = result.to_dict()
     plan.pop("warnings")
     release = catalog.component("kubeovn", config.components.kube_ovn.version)
     return {
         "plan": plan,
-        "kubeone": result.desired.kubeone_manifest,
+        "kubeone": ctx.desired.kubeone_manifest,
         "kubeoneCredentials": registries_auth(config),
-        "objects": [o for c in result.desired.components for o in c.objects],
+        "objects": [o for c in ctx.desired.components for o in c.objects],
         "kubeovnValues": kubeovn.chart_values(config, release),
         "cdi": cdi_config(config, catalog),
         "secrets": {path: secret.reveal() for path, secret in config.secrets()},
@@ -122,8 +125,8 @@ def test_accepted_and_plans_like_its_conversion(path: Path, tmp_path: Path) -> N
         value = secret.path.read_text().rstrip("\n")
         assert value and value not in conversion.text
     state = tmp_path / "state"  # one state: Dex's generated admin login is the same for both
-    kubev_view = _plan_view(make_plan(path, state_override=state))
-    converted_view = _plan_view(make_plan(out, state_override=state))
+    kubev_view = _plan_view(path, state)
+    converted_view = _plan_view(out, state)
     assert kubev_view == converted_view
     assert kubev_view["plan"]["observed"]["cluster"] is False
 
@@ -148,10 +151,12 @@ def test_metallb_and_longhorn_examples_plan_those_components(path: Path, tmp_pat
     on the hosts' network, and `storage.longhorn {}` plans Longhorn, whose ReadWriteMany class makes
     the live-migration warning go away."""
     metallb, longhorn = _kubev_options(path)
-    result = make_plan(path, state_override=tmp_path / "state")
-    phases = {p["name"]: p for p in result.plan.to_dict()["phases"]}
-    planned = {c.name for c in result.desired.components}
-    lb = result.config.components.metallb
+    session = open_session(path, state_override=tmp_path / "state")
+    ctx, plan = session.plan(Options())
+    config = session.config
+    phases = {p["name"]: p for p in plan.to_dict()["phases"]}
+    planned = {c.name for c in ctx.desired.components}
+    lb = config.components.metallb
     if metallb:
         assert "metallb" in planned and "component/metallb" in phases
         assert [(p.name, list(p.addresses)) for p in lb.pools] == [("default", [metallb["ipRange"].strip()])]
@@ -160,11 +165,11 @@ def test_metallb_and_longhorn_examples_plan_those_components(path: Path, tmp_pat
         assert "metallb" not in planned
     if longhorn:
         assert "longhorn" in planned and "component/longhorn" in phases
-        assert result.config.rwx_storage_class() == "longhorn-rwx"
-        assert "migration-rwx" not in {p.code for p in run_checks(result.config, load_catalog())}
+        assert config.rwx_storage_class() == "longhorn-rwx"
+        assert "migration-rwx" not in {p.code for p in run_checks(config, load_catalog())}
         # Each host is checked for what Longhorn needs.
         checks = {c for a in phases["preflight"]["actions"] for c in a["details"]["checks"]}
         assert {"longhorn.iscsi", "longhorn.nfs", "longhorn.data-path", "longhorn.multipath"} <= checks
     else:
         assert "longhorn" not in planned
-        assert "migration-rwx" in {p.code for p in run_checks(result.config, load_catalog())}
+        assert "migration-rwx" in {p.code for p in run_checks(config, load_catalog())}

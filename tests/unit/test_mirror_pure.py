@@ -12,11 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kvinstall.errors import IntegrityError, LocalIOError
+from kvinstall.imageref import ReferenceError_, parse_reference, rewrite_image
 from kvinstall.mirror.bundle import split_registry
 from kvinstall.mirror.copy import manifest_children, platform_matches
 from kvinstall.mirror.layout import Layout, local_io_error
 from kvinstall.mirror.model import FileItem, LockEntry, ProgressTracker
-from kvinstall.mirror.refs import ReferenceError_, parse_reference, rewrite_image
 from kvinstall.mirror.registry import _parse_challenge
 
 D = "sha256:" + "a" * 64

@@ -9,11 +9,11 @@ import pytest
 
 from kvinstall.config.models import Config
 from kvinstall.errors import UsageError
+from kvinstall.imageref import parse_reference
 from kvinstall.mirror.copy import Clients
-from kvinstall.mirror.items import upstream_config
 from kvinstall.mirror.model import RegistryOptions
-from kvinstall.mirror.refs import parse_reference
 from kvinstall.mirror.sources import registry_options
+from kvinstall.plan.desired import upstream_config
 
 
 def test_mirror_endpoint_with_its_own_plain_http_and_ca(tmp_path: Path) -> None:

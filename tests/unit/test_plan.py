@@ -17,13 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kvinstall.catalog import load_catalog
-from kvinstall.components import default_components
-from kvinstall.components.artifacts import NoFetch
-from kvinstall.config.loader import load_file
-from kvinstall.plan.build import build_plan
-from kvinstall.plan.desired import desire
+from kvinstall.edges import Edges
+from kvinstall.model import DesiredState
 from kvinstall.render.export import REDACTED, export_files
+from kvinstall.session import open_session
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAN_SCHEMA = json.loads(resources.files("kvinstall.plan").joinpath("plan.schema.json").read_text())
@@ -49,10 +46,14 @@ def test_plan_json_validates_against_its_schema(example: str, tmp_path: Path) ->
     data = json.loads(res.stdout)
     jsonschema.validate(data, PLAN_SCHEMA)
     assert data["observed"]["cluster"] is False
+    # Apply's phases, in apply's order and with apply's names; online, the gate is shown as skipped.
     names = [p["name"] for p in data["phases"]]
+    assert names[:5] == ["gate", "preflight", "host-packages", "kubeone", "bootstrap"]
+    assert names[-2:] == ["prune", "verify"]
+    assert "component/kubevirt" in names and "component/workspaces" not in names
+    gate = data["phases"][0]["actions"]
     offline = example == "airgapped"
-    assert names[:3] == (["gate", "preflight", "kubeone"] if offline else ["preflight", "kubeone", names[2]])
-    assert "component/kubevirt" in names
+    assert [a["action"] for a in gate] == (["run"] if offline else ["skip"])
     assert data["kubeoneManifest"]["apiVersion"] == "kubeone.k8c.io/v1beta2"
 
 
@@ -94,7 +95,8 @@ def test_detailed_exitcode(tmp_path: Path) -> None:
 
 
 def test_checks_that_always_run_are_not_changes() -> None:
-    from kvinstall.plan.model import Action, Observed, Phase, Plan
+    from kvinstall.plan.model import Action, Observed, Plan
+    from kvinstall.plan.model import PhasePlan as Phase
 
     def plan(*phases: Phase) -> Plan:
         return Plan(cluster="c", phases=list(phases), observed=Observed(cluster=True))
@@ -130,11 +132,11 @@ def test_render_writes_files_and_redacts_secrets(tmp_path: Path) -> None:
             assert password not in f.read_text()
 
 
-def _desired(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]
+def _desired(tmp_path: Path, text: str) -> DesiredState:
     path = tmp_path / "c.yaml"
     path.write_text(text)
-    cfg = load_file(path).config
-    return desire(cfg, load_catalog(), NoFetch(tmp_path / "cache"), components=default_components(tmp_path))
+    session = open_session(path, state_override=tmp_path / "state", edges=Edges(artifact_cache=tmp_path / "cache"))
+    return session.desire(session.source(fetch=False))
 
 
 _nasty = st.text(alphabet=st.sampled_from(list("ab:{}\n-#'\"|>&*!%@` ")), min_size=1, max_size=30).map(
@@ -167,6 +169,20 @@ def test_export_files_layout(tmp_path: Path) -> None:
     desired = _desired(tmp_path, (ROOT / "examples/minimal.yaml").read_text())
     files = export_files(desired)
     assert "kubeone.yaml" in files and "images.txt" in files
-    plan = build_plan(desired).to_dict()
-    jsonschema.validate(plan, PLAN_SCHEMA)
-    assert plan["hasChanges"] is True
+    names = [p for p in files if p.endswith(".yaml") and p != "kubeone.yaml"]
+    assert names and all(p.split("/")[0][:2].isdigit() for p in names)
+
+
+def test_plan_takes_applys_phase_selection(tmp_path: Path) -> None:
+    """--only/--skip mean what they mean for apply: the plan shows those phases as skipped, with why."""
+    res = kv("plan", "-f", "examples/minimal.yaml", "-o", "json", "--skip", "kubeone", "--skip", "component",
+             state=tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    phases = {p["name"]: p["actions"] for p in json.loads(res.stdout)["phases"]}
+    (kubeone,) = phases["kubeone"]
+    assert kubeone["action"] == "skip" and kubeone["reason"] == "skipped by --skip"
+    components = [n for n in phases if n.startswith("component/")]
+    assert components and all([a["action"] for a in phases[n]] == ["skip"] for n in components)
+    assert {a["action"] for a in phases["workspaces"]} == {"create"}  # not a component phase
+    res = kv("plan", "-f", "examples/minimal.yaml", "--only", "nonsense", state=tmp_path)
+    assert res.returncode == 64 and "unknown phase(s): nonsense" in res.stderr

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from kvinstall import wizard
 from kvinstall.errors import SSHError
+from kvinstall.hosts.hostkeys import fetch_host_key
 from substrate.procs import free_port, wait_until
 
 from .test_wizard import (
@@ -86,7 +86,7 @@ def local_sshd(tmp_path: Path) -> Iterator[LocalSSHD]:
 
 
 def test_fetch_host_key_matches_ssh_keygen(local_sshd: LocalSSHD) -> None:
-    key = wizard.fetch_host_key("127.0.0.1", local_sshd.port, timeout=5)
+    key = fetch_host_key("127.0.0.1", local_sshd.port, timeout=5)
     assert key.line == local_sshd.public_key
     assert key.fingerprint == local_sshd.fingerprint
 
@@ -94,7 +94,7 @@ def test_fetch_host_key_matches_ssh_keygen(local_sshd: LocalSSHD) -> None:
 def test_fetch_host_key_refused_port_is_an_ssh_error() -> None:
     port = free_port()  # nothing listens there
     with pytest.raises(SSHError) as exc:
-        wizard.fetch_host_key("127.0.0.1", port, timeout=2)
+        fetch_host_key("127.0.0.1", port, timeout=2)
     assert exc.value.where == f"127.0.0.1:{port}"
 
 

@@ -11,19 +11,22 @@ from pathlib import Path
 
 from kvinstall import wizard
 from kvinstall.catalog import load_catalog
-from kvinstall.components import default_components
-from kvinstall.components.artifacts import NoFetch
+from kvinstall.config.loader import Loaded
 from kvinstall.config.models import Config
 from kvinstall.config.writer import to_yaml
+from kvinstall.edges import Edges
 from kvinstall.fsutil import write_atomic
-from kvinstall.plan.build import build_plan
-from kvinstall.plan.desired import desire
+from kvinstall.phases.context import Options
+from kvinstall.phases.manager import apply_phases, dry_run
+from kvinstall.session import open_session
 from unit.test_wizard import MINIMAL, WRITE, drive
 
 
-def plan_of(config: Config, state: Path) -> dict[str, object]:
-    desired = desire(config, load_catalog(), NoFetch(state / "cache"), components=default_components(state))
-    return build_plan(desired).to_dict()
+def plan_of(config: Config, path: Path, state: Path) -> dict[str, object]:
+    """The plan of the answers themselves (in this process, the config object as the wizard made it)."""
+    session = open_session(path, state_override=state, loaded=Loaded(config), edges=Edges(artifact_cache=state / "cache"))
+    ctx = session.context(Options())
+    return dry_run(ctx, apply_phases(ctx)).to_dict()
 
 
 def cli_plan(path: Path, state: Path) -> dict[str, object]:
@@ -41,7 +44,7 @@ def test_written_files_plan_exactly_like_the_answers(tmp_path: Path) -> None:
         path = tmp_path / f"{name}.yaml"
         write_atomic(path, to_yaml(config, header=wizard.STARTER_HEADER))
         state = tmp_path / f"state-{name}"
-        expected = plan_of(config, state)
+        expected = plan_of(config, path, state)
         got = cli_plan(path, state)
         for key in ("cluster", "summary", "phases"):
             assert got[key] == expected[key], (name, key)

@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from kvinstall.components.base import Artifact
+from kvinstall.model import Artifact
 
 GateState = Literal["alpha", "beta", "ga", "deprecated", "discontinued"]
 
@@ -161,13 +161,13 @@ def _load(path: str | None) -> Catalog:
         try:
             text = Path(path).read_text()
         except OSError as exc:
-            raise LocalIOError(f"cannot read the release catalog: {exc.strerror or exc}", where=path) from None
+            raise LocalIOError(f"cannot read the release catalog: {exc.strerror or exc}", where=path) from exc
     try:
         return parse_catalog(fastyaml.load(text))
     except (KeyError, TypeError, AttributeError, ValueError, fastyaml.YAMLError) as exc:
         from kvinstall.errors import ConfigError
 
-        raise ConfigError([], message=f"{path}: not a valid release catalog ({type(exc).__name__}: {exc})") from None
+        raise ConfigError([], message=f"{path}: not a valid release catalog ({type(exc).__name__}: {exc})") from exc
 
 
 def load_catalog() -> Catalog:

@@ -118,7 +118,7 @@ def _load(path: str | None) -> PackageCatalog:
         try:
             text = Path(path).read_text()
         except OSError as exc:
-            raise LocalIOError(f"cannot read the package catalog: {exc.strerror or exc}", where=path) from None
+            raise LocalIOError(f"cannot read the package catalog: {exc.strerror or exc}", where=path) from exc
     from ruamel.yaml.error import YAMLError
 
     try:
@@ -126,7 +126,7 @@ def _load(path: str | None) -> PackageCatalog:
     except (KeyError, TypeError, AttributeError, ValueError, YAMLError) as exc:
         raise ConfigError(
             [], message=f"{path or 'packages.yaml'}: not a valid package catalog ({type(exc).__name__}: {exc})"
-        ) from None
+        ) from exc
 
 
 def load_package_catalog() -> PackageCatalog:

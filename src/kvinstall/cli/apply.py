@@ -6,24 +6,21 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kvinstall.cli import output
 from kvinstall.cli.options import (
     AcceptNewHostKeys,
     ConfigFile,
     KubeconfigOpt,
     OutputOpt,
+    Phases,
+    PruneAll,
     SkipChecks,
     StateDir,
     Yes,
 )
-from kvinstall.cli.output import Output
+from kvinstall.cli.output import Format, Result, echo
 
 if TYPE_CHECKING:
     from kvinstall.plan.model import Plan
-
-Phases = Annotated[
-    list[str] | None, typer.Option(help="Phase names (repeatable), e.g. preflight, kubeone, kubevirt.")
-]
 
 
 def register(app: typer.Typer) -> None:
@@ -33,7 +30,7 @@ def register(app: typer.Typer) -> None:
     def apply_cmd(
         file: ConfigFile,
         yes: Yes = False,
-        out: OutputOpt = Output.text,
+        out: OutputOpt = Format.text,
         resume: Annotated[
             bool, typer.Option("--resume", help="Skip phases completed with the same inputs.")
         ] = False,
@@ -41,21 +38,16 @@ def register(app: typer.Typer) -> None:
         skip: Phases = None,
         skip_check: SkipChecks = None,
         accept_new_host_keys: AcceptNewHostKeys = False,
-        prune_all: Annotated[
-            bool,
-            typer.Option("--prune-all", help="Also prune CRDs and namespaces that left the configuration."),
-        ] = False,
+        prune_all: PruneAll = False,
         kubeconfig: KubeconfigOpt = None,
         state_dir: StateDir = None,
         timeout: Annotated[
             float, typer.Option("--timeout", help="Seconds to wait for each component.")
         ] = 600,
-    ) -> None:
-        from kvinstall.run.apply import run_apply
-        from kvinstall.run.context import Options
-        from kvinstall.run.session import confirm, open_session, pick_display
+    ) -> Result:
+        from kvinstall.phases.context import Options
+        from kvinstall.session import confirm, open_session, pick_display
 
-        output.set_mode(out)
         options = Options(
             resume=resume,
             only=frozenset(only or ()),
@@ -66,19 +58,20 @@ def register(app: typer.Typer) -> None:
             kubeconfig=kubeconfig,
             ready_timeout=timeout,
         )
-        display = pick_display(out is Output.json)
-        ctx = open_session(file, options, command="apply", display=display, state_override=state_dir)
+        session = open_session(file, state_override=state_dir, for_apply=True)
+        ctx = session.start_run(options, command="apply", display=pick_display(out is Format.json))
 
         def show_and_confirm(plan: Plan) -> None:
             from kvinstall.plan.text import render_text
 
-            if out is Output.json:
+            if out is Format.json:
                 ctx.events.emit("plan", plan=plan.to_dict())
             elif not yes:
-                output.echo(render_text(plan.to_dict()))
+                echo(render_text(plan.to_dict()))
             confirm("Apply this plan?", yes=yes)
 
         try:
-            run_apply(ctx, confirm=show_and_confirm)  # the credentials file path is in the events
+            session.apply(ctx, show_and_confirm)  # the credentials file path is in the events
         finally:
             ctx.events.close()
+        return Result()  # everything was said by the events

@@ -1,14 +1,14 @@
-"""`kvinstall convert -f KUBEV.yaml -o OUT.yaml`: write the kvinstall equivalent of a KubeV file."""
+"""`kvinstall convert -f KUBEV.yaml --out OUT.yaml`: write the kvinstall equivalent of a KubeV file."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from kvinstall.cli import output
-from kvinstall.cli.options import ConfigFile
+from kvinstall.cli.options import ConfigFile, OutputOrPath, format_and_path
+from kvinstall.cli.output import Format, Result
 
 
 def register(app: typer.Typer) -> None:
@@ -19,7 +19,13 @@ def register(app: typer.Typer) -> None:
     )
     def convert_cmd(
         file: ConfigFile,
-        out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here (default: stdout).")] = None,
+        out: Annotated[
+            Path | None,
+            typer.Option(
+                "--out", help="Write here (default: stdout; older spelling: -o FILE).", show_default=False
+            ),
+        ] = None,
+        output: OutputOrPath = None,
         drop_unsupported: Annotated[
             bool,
             typer.Option(
@@ -27,23 +33,27 @@ def register(app: typer.Typer) -> None:
                 help="Leave out what kvinstall does not provide (each named) instead of refusing the file.",
             ),
         ] = False,
-    ) -> None:
+    ) -> Result:
         from kvinstall.config.convert import convert_file
-
-        result = convert_file(file, out, drop_unsupported=drop_unsupported)
         from kvinstall.config.kubev import INLINE_SECRET
 
-        for w in result.warnings:
-            if w.code != INLINE_SECRET:  # each is written to a file, as said below
-                output.err(str(w))
-        for s in result.secrets:
-            output.err(
-                f"wrote the secret of {s.source} to {s.path} (mode 0600); the output reads it from there"
-            )
-        if out is None:
-            output.echo(result.text.rstrip("\n"))
-        else:
-            from kvinstall.fsutil import write_atomic
+        fmt, path = format_and_path(output, out, what="output file", required=False)
+        result = convert_file(file, path, drop_unsupported=drop_unsupported)
+        # Inline secrets are each written to a file, as the notes say.
+        notes = [str(w) for w in result.warnings if w.code != INLINE_SECRET]
+        notes += [
+            f"wrote the secret of {s.source} to {s.path} (mode 0600); the output reads it from there"
+            for s in result.secrets
+        ]
+        data: dict[str, Any] = {
+            "warnings": [w.to_dict() for w in result.warnings],
+            "secrets": [{"field": s.source, "file": str(s.path)} for s in result.secrets],
+        }
+        if path is None:
+            return Result(data={**data, "yaml": result.text}, text=result.text.rstrip("\n"), notes=notes)
+        from kvinstall.fsutil import write_atomic
 
-            write_atomic(out, result.text)
-            output.err(f"wrote {out}")
+        write_atomic(path, result.text)
+        if fmt is Format.text:
+            notes.append(f"wrote {path}")
+        return Result(data={**data, "file": str(path)}, notes=notes)

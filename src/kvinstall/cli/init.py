@@ -8,13 +8,22 @@ from typing import Annotated
 
 import typer
 
-from kvinstall.cli import output
+from kvinstall.cli.options import OutputOrPath, format_and_path
+from kvinstall.cli.output import Format, Result
 
 
 def register(app: typer.Typer) -> None:
     @app.command("init", help="Write a configuration file with an interactive wizard (or --defaults).")
     def init_cmd(
-        out: Annotated[Path, typer.Option("--out", "-o", help="File to write.")] = Path("kvinstall.yaml"),
+        out_file: Annotated[
+            Path | None,
+            typer.Option(
+                "--out",
+                help="File to write (default kvinstall.yaml; older spelling: -o FILE).",
+                show_default=False,
+            ),
+        ] = None,
+        output: OutputOrPath = None,
         from_file: Annotated[
             Path | None,
             typer.Option("--from", help="Edit this existing configuration (its values as defaults)."),
@@ -25,7 +34,7 @@ def register(app: typer.Typer) -> None:
         force: Annotated[
             bool, typer.Option("--force", help="Overwrite the output file if it exists.")
         ] = False,
-    ) -> None:
+    ) -> Result:
         # questionary and paramiko load only here, so `kvinstall --help` stays fast.
         from kvinstall import wizard
         from kvinstall.catalog import load_catalog
@@ -33,12 +42,15 @@ def register(app: typer.Typer) -> None:
         from kvinstall.errors import DeclinedError, Interrupted, LocalIOError, UsageError
         from kvinstall.fsutil import write_atomic
 
+        fmt, path = format_and_path(output, out_file, what="output file", required=False)
+        out = path or Path("kvinstall.yaml")
+
         def refuse_overwrite() -> None:
             if out.exists() and not force and (from_file is None or out.resolve() != from_file.resolve()):
                 raise LocalIOError(
                     "exists already; nothing written",
                     where=str(out),
-                    hint="pass --force to overwrite it, or -o to write elsewhere",
+                    hint="pass --force to overwrite it, or --out to write elsewhere",
                 )
 
         if defaults and from_file is not None:
@@ -61,13 +73,23 @@ def register(app: typer.Typer) -> None:
                 initial = load_file(from_file, catalog).config
             try:
                 config = wizard.run(wizard.Ctx(ui=wizard.QuestionaryUI(), catalog=catalog), initial)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as exc:
                 # Said here: typer turns a KeyboardInterrupt into a bare exit 130 without a word.
-                raise Interrupted("interrupted; nothing written", where=str(out)) from None
+                raise Interrupted("interrupted; nothing written", where=str(out)) from exc
             text = to_yaml(config, header=wizard.STARTER_HEADER)
             refuse_overwrite()  # the file may have appeared while the questions ran
         write_atomic(out, text)
-        output.err(
-            f"wrote {out}: cluster {config.name}, {len(config.control_plane)} control plane, "
-            f"{len(config.workers)} worker(s); check it with `kvinstall validate -f {out}`"
+        summary = f"{len(config.control_plane)} control plane, {len(config.workers)} worker(s)"
+        return Result(
+            data={
+                "file": str(out),
+                "cluster": config.name,
+                "controlPlane": len(config.control_plane),
+                "workers": len(config.workers),
+            },
+            notes=[
+                f"wrote {out}: cluster {config.name}, {summary}; check it with `kvinstall validate -f {out}`"
+            ]
+            if fmt is Format.text
+            else [],
         )

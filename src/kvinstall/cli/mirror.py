@@ -1,28 +1,23 @@
-"""`kvinstall mirror list|create|push|inspect|verify`: one OCI bundle for air-gapped sites."""
+"""`kvinstall mirror list|create|push|inspect|verify|serve`: one OCI bundle for air-gapped sites."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kvinstall.cli import output
-from kvinstall.cli.options import ConfigFile, OutputOpt
-from kvinstall.cli.output import Output
+from kvinstall.cli.options import ConfigFile, OutputOpt, OutputOrPath, format_and_path
+from kvinstall.cli.output import Format, Result, progress
 
 if TYPE_CHECKING:  # the commands import their work lazily, so --help stays light
-    from kvinstall.components.base import ArtifactSource
-    from kvinstall.config.models import Config
-    from kvinstall.plan.desired import DesiredState
+    from kvinstall.components.artifacts import ArtifactCache
+    from kvinstall.model import DesiredState
+    from kvinstall.session import Session
 
 app = typer.Typer(help="Offline bundles: list, create, push, inspect, verify, serve.", no_args_is_help=True)
 
-# `mirror create` has -o for the bundle file (as `helm package -d`/`tar -f` users expect), so its
-# output format is --output only.
-CreateOutputOpt = Annotated[Output, typer.Option("--output", help="text for people, json for machines.")]
 Workers = Annotated[int, typer.Option("--workers", help="Parallel transfers.", min=1, max=64)]
 
 
@@ -33,37 +28,14 @@ def register(root: typer.Typer) -> None:
     root.add_typer(app, name="mirror")
 
 
-def _desired(file: Path, source: ArtifactSource, cfg: Config | None = None) -> DesiredState:
+def _upstream(file: Path, *, fetch: bool) -> tuple[Session, ArtifactCache, DesiredState]:
     """The upstream view of the file's desired state (see mirror.items): a bundle names upstream
-    references even when the config is the offline one."""
-    from kvinstall.catalog import load_catalog
-    from kvinstall.components import default_components
-    from kvinstall.config.loader import load_file
-    from kvinstall.mirror.items import desire_upstream
-    from kvinstall.state import state_dir
+    references even when the config is the offline one; its artifacts come from upstream too."""
+    from kvinstall.session import open_session
 
-    cfg = cfg or load_file(file).config
-    return desire_upstream(
-        cfg,
-        load_catalog(),
-        source,
-        components=default_components(state_dir(file, cfg.name)),
-    )
-
-
-def progress(label: str) -> Callable[[int, int], None]:
-    last = [0.0]
-
-    def report(done: int, total: int) -> None:
-        import time
-
-        now = time.monotonic()
-        if now - last[0] >= 1.0 or done == total:
-            last[0] = now
-            pct = 100.0 * done / total if total else 100.0
-            sys.stderr.write(f"{label}: {done / 1e6:.1f} of {total / 1e6:.1f} MB ({pct:.0f}%)\n")
-
-    return report
+    session = open_session(file)
+    cache = session.edges.artifacts(fetch=fetch)
+    return session, cache, session.desire(cache, upstream=True)
 
 
 @app.command(
@@ -80,38 +52,39 @@ def list_cmd(
             "--fetch", help="Download charts and manifests (verified, cached) to list their images."
         ),
     ] = False,
-    out: OutputOpt = Output.text,
-) -> None:
+    out: OutputOpt = Format.text,
+) -> Result:
     from kvinstall.catalog.packages import load_package_catalog
-    from kvinstall.components.artifacts import ArtifactCache, NoFetch
-    from kvinstall.config.loader import load_file
     from kvinstall.mirror.items import needed
     from kvinstall.mirror.packages import needed_packages
 
-    output.set_mode(out)
-    cfg = load_file(file).config
-    desired = _desired(file, ArtifactCache() if fetch else NoFetch(), cfg)
+    session, _, desired = _upstream(file, fetch=fetch)
     rows = needed(desired)
-    packages = needed_packages(cfg, load_package_catalog())
-    if out is Output.json:
-        output.emit_json(
-            [r.__dict__ for r in rows]
+    packages = needed_packages(session.config, load_package_catalog())
+    return Result(
+        data=[r.__dict__ for r in rows]
+        + [
+            {"kind": "package", "reference": str(spec), "digest": None, "component": dist}
+            for dist, specs in packages.items()
+            for spec in specs
+        ],
+        text="\n".join(
+            [
+                f"{r.kind:<9} {r.reference}" + (f"  {r.digest}" if r.digest else "") + f"  ({r.component})"
+                for r in rows
+            ]
             + [
-                {"kind": "package", "reference": str(spec), "digest": None, "component": dist}
+                f"{'package':<9} {spec}  ({dist}, with its dependencies)"
                 for dist, specs in packages.items()
                 for spec in specs
             ]
-        )
-    else:
-        for r in rows:
-            output.echo(
-                f"{r.kind:<9} {r.reference}" + (f"  {r.digest}" if r.digest else "") + f"  ({r.component})"
-            )
-        for dist, specs in packages.items():
-            for spec in specs:
-                output.echo(f"{'package':<9} {spec}  ({dist}, with its dependencies)")
-    for n in [a.describe() for c in desired.components for a in c.unavailable]:
-        output.err(f"note: images inside {n} are listed once it is cached (--fetch, or mirror create)")
+        ),
+        notes=[
+            f"note: images inside {a.describe()} are listed once it is cached (--fetch, or mirror create)"
+            for c in desired.components
+            for a in c.unavailable
+        ],
+    )
 
 
 MirrorOpt = Annotated[
@@ -174,7 +147,10 @@ PackageDirOpt = Annotated[
 )
 def create_cmd(
     file: ConfigFile,
-    out_path: Annotated[Path, typer.Option("--out", "-o", help="Bundle file to write.")],
+    out_path: Annotated[
+        Path | None,
+        typer.Option("--out", help="Bundle file to write (older spelling: -o FILE).", show_default=False),
+    ] = None,
     platform: Annotated[
         list[str] | None,
         typer.Option(
@@ -187,31 +163,26 @@ def create_cmd(
     package_repo: PackageRepoOpt = None,
     package_dir: PackageDirOpt = None,
     workers: Workers = 8,
-    out: CreateOutputOpt = Output.text,
-) -> None:
+    output: OutputOrPath = None,
+) -> Result:
     from kvinstall.catalog.packages import load_package_catalog
-    from kvinstall.components.artifacts import ArtifactCache
-    from kvinstall.config.loader import load_file
     from kvinstall.mirror.aptfetch import PackageSources, collect_packages
     from kvinstall.mirror.bundle import create_bundle
     from kvinstall.mirror.items import ArtifactFetch, mirror_items
     from kvinstall.mirror.sources import registry_options
 
-    output.set_mode(out)
+    _, bundle = format_and_path(output, out_path, what="bundle file")
+    assert bundle is not None
     registries = registry_options(registry_mirror or [], insecure_registry or [], registry_ca or [])
     sources = PackageSources.from_options(package_repo or [], package_dir or [])
-    cfg = load_file(file).config
-    cache = ArtifactCache()
-    desired = _desired(file, cache, cfg)
+    session, cache, desired = _upstream(file, fetch=True)
     items = mirror_items(desired, ArtifactFetch(cache))
     packages = collect_packages(
-        cfg, load_package_catalog(), sources, workers=workers, progress=progress("host packages")
+        session.config, load_package_catalog(), sources, workers=workers, progress=progress("host packages")
     )
-    for note in packages.notes:
-        output.err(f"note: {note}")
     result = create_bundle(
         [*items, *packages.items],
-        out_path,
+        bundle,
         platforms=platform or ["linux/amd64"],
         workers=workers,
         progress=progress("mirror create"),
@@ -219,24 +190,21 @@ def create_cmd(
         extra_lock={"packages": {s.distribution: s.to_json() for s in packages.sets}} if packages.sets else None,
     )
     counts = {s.distribution: len(s.packages) for s in packages.sets}
-    if out is Output.json:
-        output.emit_json(
-            {
-                "path": str(result.path),
-                "entries": [e.to_json() for e in result.entries],
-                "packages": {s.distribution: s.to_json() for s in packages.sets},
-                "blobs": result.blobs,
-                "bytes": result.bytes_total,
-                "bytesDownloaded": result.bytes_downloaded + packages.bytes_downloaded,
-                "bytesReused": result.bytes_reused,
-            }
-        )
-        return
-    output.echo(
-        f"wrote {result.path}: {len(result.entries)} references, {result.blobs} blobs, "
+    return Result(
+        data={
+            "path": str(result.path),
+            "entries": [e.to_json() for e in result.entries],
+            "packages": {s.distribution: s.to_json() for s in packages.sets},
+            "blobs": result.blobs,
+            "bytes": result.bytes_total,
+            "bytesDownloaded": result.bytes_downloaded + packages.bytes_downloaded,
+            "bytesReused": result.bytes_reused,
+        },
+        text=f"wrote {result.path}: {len(result.entries)} references, {result.blobs} blobs, "
         f"{result.bytes_total / 1e6:.1f} MB ({(result.bytes_downloaded + packages.bytes_downloaded) / 1e6:.1f} MB "
         "downloaded)"
-        + ("; host packages: " + ", ".join(f"{d} {n}" for d, n in counts.items()) if counts else "")
+        + ("; host packages: " + ", ".join(f"{d} {n}" for d, n in counts.items()) if counts else ""),
+        notes=[f"note: {note}" for note in packages.notes],
     )
 
 
@@ -259,12 +227,11 @@ def push_cmd(
         bool, typer.Option("--password-stdin", help="Read the password from stdin.")
     ] = False,
     workers: Workers = 8,
-    out: OutputOpt = Output.text,
-) -> None:
+    out: OutputOpt = Format.text,
+) -> Result:
     from kvinstall.mirror.bundle import push_bundle
     from kvinstall.mirror.items import PushTarget, push_target
 
-    output.set_mode(out)
     target = PushTarget(registry or "", str(ca_file) if ca_file else None, insecure, username, None)
     if file is not None:
         from kvinstall.config.loader import load_file
@@ -290,50 +257,44 @@ def push_cmd(
         progress=progress("mirror push"),
         skip_verify=target.skip_verify,
     )
-    if out is Output.json:
-        output.emit_json(
-            {
-                "registry": result.registry,
-                "pushed": result.pushed,
-                "blobsUploaded": result.blobs_uploaded,
-                "blobsSkipped": result.blobs_skipped,
-                "blobsMounted": result.blobs_mounted,
-                "bytesSent": result.bytes_sent,
-            }
-        )
-        return
-    output.echo(
-        f"pushed {len(result.pushed)} references to {registry}: {result.blobs_uploaded} blobs uploaded, "
+    return Result(
+        data={
+            "registry": result.registry,
+            "pushed": result.pushed,
+            "blobsUploaded": result.blobs_uploaded,
+            "blobsSkipped": result.blobs_skipped,
+            "blobsMounted": result.blobs_mounted,
+            "bytesSent": result.bytes_sent,
+        },
+        text=f"pushed {len(result.pushed)} references to {registry}: {result.blobs_uploaded} blobs uploaded, "
         f"{result.blobs_skipped} already there, {result.blobs_mounted} mounted, "
-        f"{result.bytes_sent / 1e6:.1f} MB sent"
+        f"{result.bytes_sent / 1e6:.1f} MB sent",
     )
 
 
 @app.command("inspect", help="What a bundle holds.")
 def inspect_cmd(
-    bundle: Annotated[Path, typer.Argument(help="Bundle file.")], out: OutputOpt = Output.text
-) -> None:
+    bundle: Annotated[Path, typer.Argument(help="Bundle file.")], out: OutputOpt = Format.text
+) -> Result:
     from kvinstall.mirror.bundle import inspect_bundle
 
-    output.set_mode(out)
     info = inspect_bundle(bundle)
-    if out is Output.json:
-        output.emit_json(
-            {
-                "path": str(info.path),
-                "platforms": info.platforms,
-                "blobs": info.blobs,
-                "bytes": info.bytes_total,
-                "entries": [e.__dict__ for e in info.entries],
-            }
-        )
-        return
-    output.echo(
-        f"{info.path}: {len(info.entries)} references, {info.blobs} blobs, {info.bytes_total / 1e6:.1f} MB, "
-        f"platforms {', '.join(info.platforms)}"
+    return Result(
+        data={
+            "path": str(info.path),
+            "platforms": info.platforms,
+            "blobs": info.blobs,
+            "bytes": info.bytes_total,
+            "entries": [e.__dict__ for e in info.entries],
+        },
+        text="\n".join(
+            [
+                f"{info.path}: {len(info.entries)} references, {info.blobs} blobs, "
+                f"{info.bytes_total / 1e6:.1f} MB, platforms {', '.join(info.platforms)}"
+            ]
+            + [f"  {e.reference}  {e.digest}" for e in info.entries]
+        ),
     )
-    for e in info.entries:
-        output.echo(f"  {e.reference}  {e.digest}")
 
 
 @app.command(
@@ -346,17 +307,18 @@ def verify_cmd(
     file: Annotated[
         Path | None, typer.Option("--file", "-f", help="Also check the bundle against this config.")
     ] = None,
-) -> None:
+    out: OutputOpt = Format.text,
+) -> Result:
     from kvinstall.errors import IntegrityError
     from kvinstall.mirror.verify import verify_bundle
 
     problems = verify_bundle(bundle)
     if problems:
         raise IntegrityError("\n  ".join(["bundle is corrupt:", *map(str, problems)]), where=str(bundle))
+    data = {"bundle": str(bundle), "ok": True, "config": str(file) if file else None}
     if file is not None:
         from kvinstall.cli.mirror_serve import check_bundle, load_config
 
         check_bundle(bundle, load_config(file))
-        output.echo(f"{bundle}: every blob matches its digest; it holds every host package {file} needs")
-        return
-    output.echo(f"{bundle}: every blob matches its digest")
+        return Result(data=data, text=f"{bundle}: every blob matches its digest; it holds every host package {file} needs")
+    return Result(data=data, text=f"{bundle}: every blob matches its digest")

@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kvinstall.cli import output
 from kvinstall.cli.options import OutputOpt
-from kvinstall.cli.output import Output
+from kvinstall.cli.output import Format, Result, emit, err, progress
 
 if TYPE_CHECKING:
     from kvinstall.config.models import Config
@@ -56,23 +54,22 @@ def serve_cmd(
     foreground: Annotated[bool, typer.Option("--foreground", help="Run here until Ctrl-C.")] = False,
     status: Annotated[bool, typer.Option("--status", help="Is it running and answering?")] = False,
     stop: Annotated[bool, typer.Option("--stop", help="Stop the running service.")] = False,
-    out: OutputOpt = Output.text,
-) -> None:
+    out: OutputOpt = Format.text,
+) -> Result:
     from kvinstall.errors import UsageError
     from kvinstall.mirror import serve as svc
 
-    output.set_mode(out)
     where = (state_dir or svc.default_state_dir()).expanduser()
     if status and stop:
         raise UsageError("give --status or --stop, not both")
     if status:
-        _status(where, out)
-        return
+        return _status(where)
     if stop:
         state = svc.stop(where)
-        _emit(out, {"stopped": state is not None, "stateDir": str(where)},
-              f"stopped mirror serve ({where})" if state else f"nothing to stop in {where}")
-        return
+        return Result(
+            data={"stopped": state is not None, "stateDir": str(where)},
+            text=f"stopped mirror serve ({where})" if state else f"nothing to stop in {where}",
+        )
     if bundle is None:
         raise UsageError("give --bundle FILE (or --status / --stop)")
     cfg = load_config(file) if file else None
@@ -92,22 +89,25 @@ def serve_cmd(
 
     _fill(state)
 
-    def ready(current: ServeState) -> None:
+    def ready(current: ServeState) -> Result:
         if file is not None:
             from kvinstall.config.edit import set_offline
 
             set_offline(file, {**current.settings(), "insecure": None, "insecureSkipVerify": None})
-        _report(current, file, out)
+        return _report(current, file)
 
     if foreground:
         sup = svc.Supervisor(state, background=False)
         sup.lock()
-        output.err("serving in the foreground; Ctrl-C stops")
-        code = sup.run(on_ready=lambda: ready(sup.state))
-        output.err("stopped")
-        raise typer.Exit(code)
+        err("serving in the foreground; Ctrl-C stops")
+        def serving() -> None:  # said as soon as it serves: the command returns only when it stops
+            emit(ready(sup.state), out)
+
+        code = sup.run(on_ready=serving)
+        err("stopped")
+        return Result(exit_code=code)
     try:
-        ready(svc.start_background(state))
+        return ready(svc.start_background(state))
     except BaseException:  # an error or Ctrl-C: nothing is left running
         svc.stop(where)
         raise
@@ -146,32 +146,29 @@ def check_bundle(bundle: Path, cfg: Config) -> None:
 
 
 def _fill(state: ServeState) -> None:
-    from kvinstall.cli.mirror import progress
     from kvinstall.mirror.serve import fill_registry
 
     result = fill_registry(state, progress("mirror serve"))
-    output.err(
+    err(
         f"registry storage: {len(result.pushed)} references, "
         f"{result.bytes_sent / 1e6:.1f} MB written ({result.blobs_skipped} blobs already there)"
     )
 
 
-def _report(state: ServeState, file: Path | None, out: Output) -> None:
-    data = _describe(state)
-    if out is Output.json:
-        output.emit_json({**data, "configWritten": str(file) if file else None})
-        return
-    output.echo(f"serving {state.bundle}")
-    output.echo(f"  registry:   https://{state.registry} (logs {state.logs}/registry.log)")
-    output.echo(f"  packages:   {state.repo_url} ({_dists(state)})")
-    output.echo(f"  CA:         {state.ca_file}")
-    output.echo(f"  pid:        {state.supervisor_pid}  (kvinstall mirror serve --status | --stop"
-                + (f" --state-dir {state.state_dir})" if state.state_dir != str(_default()) else ")"))
+def _report(state: ServeState, file: Path | None) -> Result:
+    lines = [
+        f"serving {state.bundle}",
+        f"  registry:   https://{state.registry} (logs {state.logs}/registry.log)",
+        f"  packages:   {state.repo_url} ({_dists(state)})",
+        f"  CA:         {state.ca_file}",
+        f"  pid:        {state.supervisor_pid}  (kvinstall mirror serve --status | --stop"
+        + (f" --state-dir {state.state_dir})" if state.state_dir != str(_default()) else ")"),
+    ]
     if file is not None:
-        output.echo(f"wrote the offline settings into {file}")
+        lines.append(f"wrote the offline settings into {file}")
     else:
-        output.echo("\noffline settings for the config:\n")
-        sys.stdout.write(_yaml({"offline": state.settings()}))
+        lines += ["", "offline settings for the config:", "", _yaml({"offline": state.settings()}).rstrip("\n")]
+    return Result(data={**_describe(state), "configWritten": str(file) if file else None}, text="\n".join(lines))
 
 
 def _yaml(data: dict[str, Any]) -> str:
@@ -211,7 +208,7 @@ def _describe(state: ServeState) -> dict[str, Any]:
     }
 
 
-def _status(where: Path, out: Output) -> None:
+def _status(where: Path) -> Result:
     from kvinstall.errors import RegistryError
     from kvinstall.mirror import serve as svc
 
@@ -222,19 +219,12 @@ def _status(where: Path, out: Output) -> None:
     checks = svc.probe(state) if alive else {}
     data = {**_describe(state), "running": alive, "checks": checks}
     healthy = alive and all(v == "ok" for v in checks.values())
-    if out is Output.json:
-        output.emit_json(data)
-    else:
-        output.echo(f"{'running' if alive else 'not running'} ({state.status}{': ' + state.message if state.message else ''})")
-        output.echo(f"  registry:   https://{state.registry}  {checks.get('registry', '-')}")
-        output.echo(f"  packages:   {state.repo_url}  {checks.get('repository', '-')}  ({_dists(state)})")
-        output.echo(f"  state:      {state.state_dir} (logs in {state.logs})")
-    if not healthy:
-        raise typer.Exit(RegistryError("").exit_code)
-
-
-def _emit(out: Output, data: dict[str, Any], text: str) -> None:
-    if out is Output.json:
-        output.emit_json(data)
-    else:
-        output.echo(text)
+    text = "\n".join(
+        [
+            f"{'running' if alive else 'not running'} ({state.status}{': ' + state.message if state.message else ''})",
+            f"  registry:   https://{state.registry}  {checks.get('registry', '-')}",
+            f"  packages:   {state.repo_url}  {checks.get('repository', '-')}  ({_dists(state)})",
+            f"  state:      {state.state_dir} (logs in {state.logs})",
+        ]
+    )
+    return Result(data=data, text=text, exit_code=0 if healthy else RegistryError("").exit_code)

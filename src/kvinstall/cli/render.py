@@ -1,4 +1,4 @@
-"""`kvinstall render -f FILE -o DIR`: write the KubeOne manifest and every rendered object as files."""
+"""`kvinstall render -f FILE --out DIR`: write the KubeOne manifest and every rendered object as files."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 
-from kvinstall.cli import output
-from kvinstall.cli.options import ConfigFile, StateDir
-from kvinstall.cli.output import Output
+from kvinstall.cli.options import ConfigFile, OutputOrPath, StateDir, format_and_path
+from kvinstall.cli.output import Format, Result
 
 
 def register(app: typer.Typer) -> None:
@@ -18,34 +17,40 @@ def register(app: typer.Typer) -> None:
     )
     def render_cmd(
         file: ConfigFile,
-        out_dir: Annotated[Path, typer.Option("--out-dir", "-o", help="Directory to write into.")],
-        out: Annotated[Output, typer.Option("--output", help="text or json.")] = Output.text,
+        out_dir: Annotated[
+            Path | None,
+            typer.Option(
+                "--out",
+                "--out-dir",
+                help="Directory to write into (older spelling: -o DIR).",
+                show_default=False,
+            ),
+        ] = None,
+        output: OutputOrPath = None,
         state_dir: StateDir = None,
         include_secrets: Annotated[
             bool, typer.Option("--include-secrets", help="Write Secret data (files mode 0600).")
         ] = False,
-    ) -> None:
-        from kvinstall.catalog import load_catalog
-        from kvinstall.components import default_components
-        from kvinstall.components.artifacts import NoFetch
-        from kvinstall.config.loader import load_file
-        from kvinstall.plan.desired import desire
+    ) -> Result:
         from kvinstall.render.export import write_export
-        from kvinstall.state import state_dir as resolve_state
+        from kvinstall.session import open_session
 
-        output.set_mode(out)
-        loaded = load_file(file)
-        state = resolve_state(file, loaded.config.name, state_dir)
-        desired = desire(loaded.config, load_catalog(), NoFetch(), components=default_components(state))
-        written = write_export(desired, out_dir, include_secrets=include_secrets)
+        fmt, directory = format_and_path(output, out_dir, what="output directory")
+        assert directory is not None
+        session = open_session(file, state_override=state_dir)
+        desired = session.desire(session.source(fetch=False))
+        written = write_export(desired, directory, include_secrets=include_secrets)
         missing = [a.describe() for c in desired.components for a in c.unavailable]
-        if out is Output.json:
-            output.emit_json(
-                {"directory": str(out_dir), "files": [str(p) for p in written], "notCached": missing}
-            )
-            return
-        for w in loaded.warnings:
-            output.err(str(w))
-        output.echo(f"wrote {len(written)} files to {out_dir}")
-        for m in missing:
-            output.echo(f"  not rendered (not in the local cache; `kvinstall apply` fetches it): {m}")
+        # e.g. Dex's generated admin password: a placeholder here, made by apply
+        notes = [f"note: {c.title}: {n}" for c in desired.components for n in c.notes]
+        return Result(
+            data={"directory": str(directory), "files": [str(p) for p in written], "notCached": missing},
+            text="\n".join(
+                [f"wrote {len(written)} files to {directory}"]
+                + [
+                    f"  not rendered (not in the local cache; `kvinstall apply` fetches it): {m}"
+                    for m in missing
+                ]
+            ),
+            notes=(session.warnings + notes) if fmt is Format.text else [],
+        )

@@ -6,9 +6,8 @@ from typing import Annotated
 
 import typer
 
-from kvinstall.cli import output
 from kvinstall.cli.options import ConfigFile, KubeconfigOpt, OutputOpt, StateDir, Yes
-from kvinstall.cli.output import Output
+from kvinstall.cli.output import Format, Result
 
 
 def register(app: typer.Typer) -> None:
@@ -19,23 +18,22 @@ def register(app: typer.Typer) -> None:
         file: ConfigFile,
         yes: Yes = False,
         kubeone: Annotated[bool, typer.Option("--kubeone", help="Also `kubeone reset` the cluster.")] = False,
-        out: OutputOpt = Output.text,
+        out: OutputOpt = Format.text,
         kubeconfig: KubeconfigOpt = None,
         state_dir: StateDir = None,
-    ) -> None:
-        from kvinstall.run.apply import run_reset
-        from kvinstall.run.context import Options
-        from kvinstall.run.session import confirm, open_session, pick_display
+    ) -> Result:
+        from kvinstall.phases.apply import run_reset
+        from kvinstall.phases.context import Options
+        from kvinstall.session import confirm, open_session, pick_display
 
-        output.set_mode(out)
-        ctx = open_session(
-            file,
+        session = open_session(file, state_override=state_dir)
+        ctx = session.start_run(
             Options(kubeconfig=kubeconfig, prune_protected=True),
             command="reset",
-            display=pick_display(out is Output.json),
-            state_override=state_dir,
+            display=pick_display(out is Format.json),
         )
         try:
             run_reset(ctx, confirm=lambda q: confirm(q, yes=yes), kubeone_reset=kubeone)
         finally:
             ctx.events.close()
+        return Result()  # everything was said by the events

@@ -2,55 +2,47 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
-from kvinstall.cli import output
 from kvinstall.cli.options import ConfigFile, KubeconfigOpt, OutputOpt, StateDir
-from kvinstall.cli.output import Output
+from kvinstall.cli.output import Format, Result
 
 
 def register(app: typer.Typer) -> None:
     @app.command("status", help="Show nodes, components (version, ready), workspaces and drift.")
     def status_cmd(
         file: ConfigFile,
-        out: OutputOpt = Output.text,
+        out: OutputOpt = Format.text,
         kubeconfig: KubeconfigOpt = None,
         state_dir: StateDir = None,
-    ) -> None:
-        from kvinstall.components.artifacts import NoFetch
-        from kvinstall.run.context import Options
-        from kvinstall.run.session import open_session
-        from kvinstall.run.status import collect_status
+    ) -> Result:
+        from kvinstall.phases.context import Options
+        from kvinstall.plan.status import collect_status
+        from kvinstall.session import open_session
 
-        output.set_mode(out)
-        ctx = open_session(
-            file,
-            Options(kubeconfig=kubeconfig),
-            command="status",
-            display="none",
-            state_override=state_dir,
-            source=NoFetch(),
+        session = open_session(file, state_override=state_dir)
+        ctx = session.context(Options(kubeconfig=kubeconfig))
+        status = collect_status(ctx.kube(), ctx.desired, [w.name for w in session.config.workspaces])
+        return Result(data=status, text=status_text(status))
+
+
+def status_text(status: dict[str, Any]) -> str:
+    lines = [f"Cluster {status['cluster']}", "Nodes:"]
+    for n in status["nodes"]:
+        lines.append(
+            f"  {n['name']:<24} {'Ready' if n['ready'] else 'NotReady':<9} {n.get('version') or '-'}"
         )
-        try:
-            status = collect_status(ctx)
-        finally:
-            ctx.events.close()
-        if out is Output.json:
-            output.emit_json(status)
-            return
-        output.echo(f"Cluster {status['cluster']}")
-        output.echo("Nodes:")
-        for n in status["nodes"]:
-            output.echo(
-                f"  {n['name']:<24} {'Ready' if n['ready'] else 'NotReady':<9} {n.get('version') or '-'}"
-            )
-        output.echo("Components:")
-        for c in status["components"]:
-            state = "ready" if c["ready"] else f"not ready: {c['why']}"
-            drift = f", {c['drift']} drifted" if c["drift"] else ""
-            output.echo(f"  {c['title']:<24} {c['version']:<10} {state}{drift}")
-        output.echo("Workspaces: " + (", ".join(status["workspaces"]) or "none"))
-        output.echo(
-            f"Drift: {status['driftTotal']} object(s) differ from the file"
-            + (" (run `kvinstall apply` to repair)" if status["driftTotal"] else "")
-        )
+    lines.append("Components:")
+    for c in status["components"]:
+        state = "ready" if c["ready"] else f"not ready: {c['why']}"
+        drift = f", {c['drift']} drifted" if c["drift"] else ""
+        lines.append(f"  {c['title']:<24} {c['version']:<10} {state}{drift}")
+        lines += [f"    note: {n}" for n in c.get("notes", [])]
+    lines.append("Workspaces: " + (", ".join(status["workspaces"]) or "none"))
+    lines.append(
+        f"Drift: {status['driftTotal']} object(s) differ from the file"
+        + (" (run `kvinstall apply` to repair)" if status["driftTotal"] else "")
+    )
+    return "\n".join(lines)

@@ -1,19 +1,18 @@
 """Platform components, each a module exposing `COMPONENT` (see base.py for the protocol).
 
 `ALL_COMPONENTS` lists them in install order (removal runs in reverse). The modules are imported
-on first use, so importing kvinstall.components (as the catalog does, for base.Artifact) stays cheap
-and free of import cycles.
+on first use, so importing kvinstall.components stays cheap.
 """
 
 from __future__ import annotations
 
 import importlib
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kvinstall.components.base import Component
+    from kvinstall.components.dex import CredentialsProvider
 
 # Install order (removal runs in reverse), each step after what it needs:
 # - Kube-OVN first: without a CNI no node is Ready and no pod starts;
@@ -61,11 +60,9 @@ def __getattr__(attr: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
-def default_components(state_dir: Path) -> list[Component]:
-    """The components for one cluster: Dex keeps its generated admin credential in the state dir."""
-    from kvinstall.components.dex import DexComponent, state_dir_credentials
+def components_for(credentials: CredentialsProvider) -> list[Component]:
+    """The components for one cluster, Dex with its admin credential from `credentials`
+    (kvinstall.components.dex.AdminCredentialsFile: the state directory's, written only by apply)."""
+    from kvinstall.components.dex import DexComponent
 
-    return [
-        DexComponent(credentials=state_dir_credentials(state_dir)) if c.name == "dex" else c
-        for c in all_components()
-    ]
+    return [DexComponent(credentials) if c.name == "dex" else c for c in all_components()]

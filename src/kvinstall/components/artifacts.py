@@ -25,7 +25,6 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,36 +34,21 @@ from urllib.parse import urljoin
 
 import requests
 
-from kvinstall.components.base import Artifact
 from kvinstall.errors import ArtifactError, IntegrityError, LocalIOError
 from kvinstall.fsutil import write_atomic
+from kvinstall.mirror.model import artifact_repository, artifact_tag
+from kvinstall.model import Artifact
 
 if TYPE_CHECKING:
     from kvinstall.config.models import Config
 
 MAX_BYTES = 1 << 30  # no upstream artifact of ours is near 1 GiB; stops a runaway download
-ARTIFACT_REPOSITORY_PREFIX = "kvinstall/artifacts"
 _OCI_LAYER_TYPES_TO_SKIP = ("application/vnd.oci.empty.v1+json",)
 
 
 def default_cache_dir() -> Path:
     env = os.environ.get("KVINSTALL_CACHE_DIR")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "kvinstall" / "artifacts"
-
-
-def artifact_tag(artifact: Artifact) -> str:
-    """An OCI tag for the artifact's version (tags allow [A-Za-z0-9_.-], at most 128 characters)."""
-    tag = re.sub(r"[^A-Za-z0-9_.-]", "_", artifact.version)[:128]
-    return tag if tag and tag[0] not in ".-" else f"v{tag}"[:128]
-
-
-def artifact_repository(artifact: Artifact) -> str:
-    return f"{ARTIFACT_REPOSITORY_PREFIX}/{artifact.name}"
-
-
-def artifact_oci_ref(artifact: Artifact, site_registry: str) -> str:
-    """Where an artifact lives in the site registry (and a bundle): SITE/kvinstall/artifacts/NAME:VERSION."""
-    return f"{site_registry.rstrip('/')}/{artifact_repository(artifact)}:{artifact_tag(artifact)}"
 
 
 @dataclass(frozen=True)
@@ -210,7 +194,7 @@ class ArtifactCache:
         except (OSError, ValueError) as exc:
             raise LocalIOError(
                 f"cannot read the artifact lock file: {exc}", where=str(self.lock_path)
-            ) from None
+            ) from exc
         return data if isinstance(data, dict) else {}
 
     @contextlib.contextmanager
@@ -221,7 +205,7 @@ class ArtifactCache:
                 fcntl.flock(fh, fcntl.LOCK_EX)
                 yield
         except OSError as exc:
-            raise LocalIOError(f"cannot lock the artifact cache: {exc}", where=str(self.cache_dir)) from None
+            raise LocalIOError(f"cannot lock the artifact cache: {exc}", where=str(self.cache_dir)) from exc
 
     def _record_lock(self, artifact: Artifact, digest: str) -> None:
         with self._locked():
@@ -236,7 +220,7 @@ class ArtifactCache:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise LocalIOError(f"cannot read a cached artifact: {exc}", where=str(path)) from None
+            raise LocalIOError(f"cannot read a cached artifact: {exc}", where=str(path)) from exc
         if _sha256(data) != digest:
             # A corrupted (or edited) cache entry is never used: drop it and fetch again.
             with contextlib.suppress(OSError):
@@ -252,7 +236,7 @@ class ArtifactCache:
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise LocalIOError(f"cannot create the artifact cache: {exc}", where=str(path)) from None
+            raise LocalIOError(f"cannot create the artifact cache: {exc}", where=str(path)) from exc
 
     def _write_atomic(self, path: Path, data: bytes) -> None:
         self._mkdir(path.parent)
@@ -311,7 +295,7 @@ class ArtifactCache:
                         chunks.append(chunk)
                     return b"".join(chunks)
             except requests.exceptions.SSLError as exc:
-                raise ArtifactError(f"TLS verification failed: {exc}", where=where) from None
+                raise ArtifactError(f"TLS verification failed: {exc}", where=where) from exc
             except requests.RequestException as exc:
                 last = str(exc)
         raise ArtifactError(f"download failed after {self.retries} attempts: {last}", where=where)
@@ -325,7 +309,7 @@ class ArtifactCache:
         try:
             index = fastyaml.load(raw)
         except fastyaml.YAMLError as exc:
-            raise ArtifactError(f"the chart repository index is not valid YAML: {exc}", where=where) from None
+            raise ArtifactError(f"the chart repository index is not valid YAML: {exc}", where=where) from exc
         entries = (index or {}).get("entries", {}) if isinstance(index, dict) else {}
         for entry in entries.get(artifact.chart or artifact.name) or []:
             same = str(entry.get("version", "")).lstrip("v") == artifact.version.lstrip("v")
@@ -357,8 +341,8 @@ class ArtifactCache:
             data, _media, _digest = client.get_manifest(repository, ref)
             try:
                 manifest = json.loads(data)
-            except ValueError:
-                raise ArtifactError("the OCI manifest is not JSON", where=where) from None
+            except ValueError as exc:
+                raise ArtifactError("the OCI manifest is not JSON", where=where) from exc
             layers = [
                 layer
                 for layer in manifest.get("layers") or []

@@ -1,4 +1,5 @@
-"""The one small protocol every platform component implements, and the values it exchanges.
+"""The one small protocol every platform component implements (the values it exchanges are in
+kvinstall.model).
 
 A component answers, for a Config and the release catalog: which upstream artifacts it needs,
 which images, which objects to apply, how to tell it is ready, and how to remove it safely.
@@ -9,72 +10,13 @@ Everything except `remove` is pure: rendering gets upstream artifact bytes throu
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from kvinstall.model import Artifact, ArtifactSource, KubeObject, ReadinessRule, Rendered
 
 if TYPE_CHECKING:
     from kvinstall.catalog import Catalog, Release
     from kvinstall.config.models import Config
-
-KubeObject = dict[str, Any]
-
-# An operator's custom resource carrying this annotation (value "spec") is applied spec-only: the
-# apply engine never takes the status or the fields the operator adds (finalizers, defaults).
-OWN_ANNOTATION = "kvinstall.io/own"
-
-
-@dataclass(frozen=True)
-class Artifact:
-    """An upstream artifact: an HTTPS file with a pinned sha256, a Helm chart, or an OCI reference."""
-
-    name: str  # stable id, e.g. "kubevirt-operator"
-    kind: Literal["url", "chart", "oci", "binary"]
-    source: str  # URL; chart repository URL; or OCI reference
-    version: str
-    sha256: str | None = None  # of the file / chart archive; None where unknown upstream
-    chart: str | None = None  # chart name, for kind == "chart"
-    media_type: str | None = None  # OCI media type used in the bundle
-
-    def describe(self) -> str:
-        if self.kind == "chart":
-            return f"chart {self.chart} {self.version} from {self.source}"
-        return f"{self.kind} {self.source}"
-
-
-@dataclass(frozen=True)
-class ReadinessRule:
-    """How to tell one object is ready. Built-in kinds (Deployment, DaemonSet, StatefulSet, CRD, Job)
-    need only the identity; custom resources name a phase and/or conditions."""
-
-    api_version: str
-    kind: str
-    name: str
-    namespace: str | None = None
-    phase: str | None = None  # e.g. "Deployed"
-    conditions: tuple[tuple[str, str], ...] = ()  # e.g. (("Available", "True"), ("Degraded", "False"))
-    exists_only: bool = False  # ready as soon as it exists (e.g. Vpc ovn-cluster)
-    # Dotted paths that must hold a value, e.g. (("status.conditionStatus.ready", True),) for a
-    # Kyverno ValidatingPolicy, whose readiness is neither a phase nor a condition.
-    fields: tuple[tuple[str, object], ...] = ()
-
-
-class ArtifactSource(Protocol):
-    """Gives the bytes of an upstream artifact, verified against its pinned digest."""
-
-    def get(self, artifact: Artifact) -> bytes | None:
-        """The artifact's bytes, or None when not available here (e.g. plan offline, not cached)."""
-        ...
-
-
-@dataclass
-class Rendered:
-    """What a component renders for one config."""
-
-    objects: list[KubeObject] = field(default_factory=list)
-    # Artifacts whose content was not available: their objects are missing from `objects`,
-    # and the plan says so instead of pretending.
-    unavailable: list[Artifact] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
 
 
 class Cluster(Protocol):

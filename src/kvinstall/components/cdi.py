@@ -11,14 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kvinstall.components.base import (
-    ArtifactSource,
-    CatalogComponent,
-    Cluster,
-    KubeObject,
-    ReadinessRule,
-    Rendered,
-)
+from kvinstall.components.base import CatalogComponent, Cluster
 from kvinstall.components.kubevirt import (
     CRD_API,
     READY_CONDITIONS,
@@ -26,6 +19,7 @@ from kvinstall.components.kubevirt import (
     offline_rewrite,
     operator_objects,
 )
+from kvinstall.model import ArtifactSource, KubeObject, ReadinessRule, Rendered
 
 if TYPE_CHECKING:
     from kvinstall.catalog import Catalog, Release

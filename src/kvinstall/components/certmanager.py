@@ -25,11 +25,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kvinstall.components.base import ArtifactSource, CatalogComponent, Cluster, ReadinessRule, Rendered
+from kvinstall.components.base import CatalogComponent, Cluster
 from kvinstall.components.charts import chart_objects
 from kvinstall.components.kubevirt import offline_rewrite
 from kvinstall.config.problems import Problem
 from kvinstall.errors import ConfigError
+from kvinstall.model import ArtifactSource, ReadinessRule, Rendered
 
 if TYPE_CHECKING:
     from kvinstall.catalog import Catalog

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kvinstall.components.base import ArtifactSource, KubeObject, Rendered
+from kvinstall.model import ArtifactSource, KubeObject, Rendered
 from kvinstall.render.helm import helm_template
 
 if TYPE_CHECKING:

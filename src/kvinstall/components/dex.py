@@ -11,11 +11,11 @@ TLS (auth.tls certManager, the default when cert-manager is on): a Certificate `
 issuer's host from cert-manager's cluster issuer, and Dex serves HTTPS on 5554 with it; otherwise plain
 HTTP on 5556 behind the site's own TLS proxy.
 
-Mode basic needs an admin credential: configured (auth.basic.password) or generated once. Both the
-clear password and its bcrypt hash live in a 0600 credentials file in the local state directory, so
-re-runs reuse the same hash (bcrypt salts are random: hashing again would rewrite the Secret and
-show a change on every plan). Rendering stays pure: the component receives the credentials through
-an injected provider (`DexComponent(credentials=state_dir_credentials(state_dir))`).
+Mode basic needs an admin credential: configured (auth.basic.password) or generated once, by apply.
+Both the clear password and its bcrypt hash live in a 0600 credentials file in the local state
+directory, so re-runs reuse the same hash (bcrypt salts are random: hashing again would rewrite the
+Secret and show a change on every plan). Rendering stays pure: the component receives the credentials
+through an injected provider (`AdminCredentialsFile(state_dir)`, which writes only for apply).
 """
 
 from __future__ import annotations
@@ -36,26 +36,22 @@ from urllib.parse import urlsplit
 
 import bcrypt
 
-from kvinstall.components.base import (
-    Artifact,
-    ArtifactSource,
-    CatalogComponent,
-    Cluster,
-    ReadinessRule,
-    Rendered,
-)
+from kvinstall.components.base import CatalogComponent, Cluster
 from kvinstall.components.certmanager import API as CERT_API
 from kvinstall.components.certmanager import CLUSTER_ISSUER
 from kvinstall.components.kubevirt import offline_rewrite
 from kvinstall.config.problems import Problem
 from kvinstall.config.secrets import Secret
 from kvinstall.errors import ConfigError, LocalIOError
+from kvinstall.model import Artifact, ArtifactSource, ReadinessRule, Rendered
 
 if TYPE_CHECKING:
     from kvinstall.catalog import Catalog
     from kvinstall.config.models import Config
 
 CREDENTIALS_FILE = "dex-admin-credentials.json"
+# What a dry run renders for a credential that apply will generate (never a usable value).
+GENERATED = "<generated at apply>"
 HTTP_PORT = 5556
 HTTPS_PORT = 5554
 TLS_DIR = "/etc/dex-tls"  # where the Secret of Certificate dex-tls is mounted (auth.tls certManager)
@@ -75,6 +71,7 @@ class AdminCredentials:
     password: str = field(repr=False)
     bcrypt_hash: str = field(repr=False)
     path: Path | None = None  # the credentials file, when kept in one
+    generated_at_apply: bool = False  # not made yet (a dry run): password and hash are placeholders
 
     @property
     def user_id(self) -> str:
@@ -103,7 +100,7 @@ def _read_credentials(path: Path) -> dict[str, str] | None:
     except OSError as exc:
         raise LocalIOError(
             f"cannot read the admin credentials: {exc.strerror or exc}", where=str(path)
-        ) from None
+        ) from exc
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
@@ -136,47 +133,88 @@ def _write_credentials(path: Path, creds: AdminCredentials) -> None:
     except OSError as exc:
         raise LocalIOError(
             f"cannot write the admin credentials: {exc.strerror or exc}", where=str(path)
-        ) from None
+        ) from exc
+
+
+def credentials_path(state_dir: Path) -> Path:
+    return Path(state_dir) / CREDENTIALS_FILE
+
+
+class AdminCredentialsFile:
+    """Mode basic's admin credential, kept in STATE_DIR/dex-admin-credentials.json (mode 0600): a
+    CredentialsProvider for DexComponent.
+
+    The password is auth.basic.password when configured, else the stored one, else a new random one;
+    the stored bcrypt hash is reused while the password is unchanged. Only apply writes: with
+    `generate=False` (plan, render, mirror, status, reset) nothing is written and a credential that does
+    not exist yet is "generated at apply" (a placeholder in the rendered Secrets); with `generate=True`
+    a missing or changed credential is made in memory and `save()` writes it."""
+
+    def __init__(self, state_dir: Path, *, generate: bool = False) -> None:
+        self.path = credentials_path(state_dir)
+        self.generate = generate
+        self.current: AdminCredentials | None = None
+        self._stored: dict[str, str] | None = None
+
+    def __call__(self, config: Config) -> AdminCredentials:
+        basic = config.auth.basic
+        stored = self._stored = _read_credentials(self.path)
+        if basic.password is not None:
+            password = basic.password.require("auth.basic.password")
+            if not password:
+                raise ConfigError([Problem("the admin password is empty", loc=("auth", "basic", "password"))])
+        elif stored is not None:
+            password = stored["password"]
+        elif self.generate:
+            password = secrets.token_urlsafe(18)
+        else:
+            self.current = AdminCredentials(
+                email=basic.admin_email, password=GENERATED, bcrypt_hash=GENERATED, generated_at_apply=True
+            )
+            return self.current
+        if (
+            stored is not None
+            and stored["password"] == password
+            and _hash_matches(password, stored["bcryptHash"])
+        ):
+            hashed = stored["bcryptHash"]
+        else:
+            hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()
+        self.current = AdminCredentials(
+            email=basic.admin_email, password=password, bcrypt_hash=hashed, path=self.path
+        )
+        return self.current
+
+    def save(self) -> None:
+        """Write the credential in use (0600) unless the file already holds it; tighten a loose mode."""
+        creds = self.current
+        if creds is None or creds.generated_at_apply:
+            return
+        if not self.generate:
+            raise ValueError("a read-only credentials provider never writes")
+        unchanged = self._stored == {
+            "email": creds.email,
+            "password": creds.password,
+            "bcryptHash": creds.bcrypt_hash,
+        }
+        if not unchanged:
+            _write_credentials(self.path, creds)
+            self._stored = {"email": creds.email, "password": creds.password, "bcryptHash": creds.bcrypt_hash}
+        elif stat.S_IMODE(self.path.stat().st_mode) != 0o600:
+            try:
+                self.path.chmod(0o600)
+            except OSError as exc:
+                raise LocalIOError(
+                    f"cannot restrict the credentials file: {exc.strerror or exc}", where=str(self.path)
+                ) from exc
 
 
 def load_admin_credentials(state_dir: Path, config: Config) -> AdminCredentials:
-    """The admin credential of mode basic, created once and kept in STATE_DIR/dex-admin-credentials.json
-    (mode 0600). The password is auth.basic.password when configured, else the stored one, else a new
-    random one; the stored bcrypt hash is reused while the password is unchanged."""
-    basic = config.auth.basic
-    path = Path(state_dir) / CREDENTIALS_FILE
-    stored = _read_credentials(path)
-    if basic.password is not None:
-        password = basic.password.require("auth.basic.password")
-        if not password:
-            raise ConfigError([Problem("the admin password is empty", loc=("auth", "basic", "password"))])
-    elif stored is not None:
-        password = stored["password"]
-    else:
-        password = secrets.token_urlsafe(18)
-    if (
-        stored is not None
-        and stored["password"] == password
-        and _hash_matches(password, stored["bcryptHash"])
-    ):
-        hashed = stored["bcryptHash"]
-    else:
-        hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()
-    creds = AdminCredentials(email=basic.admin_email, password=password, bcrypt_hash=hashed, path=path)
-    unchanged = stored is not None and stored == {
-        "email": creds.email,
-        "password": creds.password,
-        "bcryptHash": creds.bcrypt_hash,
-    }
-    if not unchanged:
-        _write_credentials(path, creds)
-    elif stat.S_IMODE(path.stat().st_mode) != 0o600:
-        try:
-            path.chmod(0o600)
-        except OSError as exc:
-            raise LocalIOError(
-                f"cannot restrict the credentials file: {exc.strerror or exc}", where=str(path)
-            ) from None
+    """The admin credential of mode basic, read or created, and kept in the state directory (what
+    apply does; see AdminCredentialsFile)."""
+    provider = AdminCredentialsFile(state_dir, generate=True)
+    creds = provider(config)
+    provider.save()
     return creds
 
 
@@ -187,15 +225,6 @@ def ensure_admin_credentials(state_dir: Path, config: Config) -> tuple[Path, str
     creds = load_admin_credentials(state_dir, config)
     assert creds.path is not None
     return creds.path, creds.password
-
-
-def state_dir_credentials(state_dir: Path) -> CredentialsProvider:
-    """A provider for DexComponent that keeps the credential in `state_dir`."""
-
-    def provide(config: Config) -> AdminCredentials:
-        return load_admin_credentials(state_dir, config)
-
-    return provide
 
 
 # --- the Dex configuration ----------------------------------------------------------------------
@@ -209,7 +238,7 @@ def _resolve_refs(value: Any, loc: tuple[str | int, ...]) -> Any:
             try:
                 secret = Secret.model_validate(value)
             except ValueError as exc:
-                raise ConfigError([Problem(f"not a secret reference: {exc}", loc=loc)]) from None
+                raise ConfigError([Problem(f"not a secret reference: {exc}", loc=loc)]) from exc
             return secret.require(loc)
         return {k: _resolve_refs(v, (*loc, k)) for k, v in value.items()}
     if isinstance(value, list):
@@ -342,7 +371,13 @@ class DexComponent(CatalogComponent):
             dns_name=urlsplit(config.auth.issuer or "").hostname or "",
             cluster_issuer=CLUSTER_ISSUER,
         )
-        return Rendered(objects=offline_rewrite(objects, config))
+        notes = []
+        if admin is not None and admin.generated_at_apply:
+            notes.append(
+                f"admin password of {admin.email}: generated at apply and kept in the state directory "
+                f"({CREDENTIALS_FILE}, mode 0600); Secrets {CONFIG_SECRET} and {ADMIN_SECRET} show a placeholder here"
+            )
+        return Rendered(objects=offline_rewrite(objects, config), notes=notes)
 
     def readiness(self, config: Config, catalog: Catalog) -> list[ReadinessRule]:
         ns = config.auth.namespace
@@ -361,6 +396,6 @@ class DexComponent(CatalogComponent):
 COMPONENT = DexComponent()
 
 
-def for_state_dir(state_dir: Path) -> DexComponent:
-    """Dex with its admin credential kept in `state_dir` (what `plan` and `apply` use)."""
-    return DexComponent(state_dir_credentials(state_dir))
+def for_state_dir(state_dir: Path, *, generate: bool = False) -> DexComponent:
+    """Dex with its admin credential kept in `state_dir` (read-only unless `generate`: only apply writes)."""
+    return DexComponent(AdminCredentialsFile(state_dir, generate=generate))

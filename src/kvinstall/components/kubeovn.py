@@ -14,20 +14,14 @@ import ipaddress
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kvinstall.components.base import (
-    ArtifactSource,
-    CatalogComponent,
-    Cluster,
-    KubeObject,
-    ReadinessRule,
-    Rendered,
-)
+from kvinstall.components.base import CatalogComponent, Cluster
 from kvinstall.components.removal import (
     clear_finalizers,
     delete_and_wait,
     delete_every,
     remove_annotations,
 )
+from kvinstall.model import ArtifactSource, KubeObject, ReadinessRule, Rendered
 from kvinstall.render.helm import helm_template
 from kvinstall.render.images import rewrite_image, rewrite_objects
 

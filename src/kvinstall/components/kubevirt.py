@@ -15,19 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kvinstall.components.base import (
-    OWN_ANNOTATION,
-    Artifact,
-    ArtifactSource,
-    CatalogComponent,
-    Cluster,
-    KubeObject,
-    ReadinessRule,
-    Rendered,
-)
+from kvinstall.components.base import CatalogComponent, Cluster
 from kvinstall.config.checks import feature_gate_problems
 from kvinstall.config.problems import Problem
 from kvinstall.errors import ArtifactError, ConfigError
+from kvinstall.model import OWN_ANNOTATION, Artifact, ArtifactSource, KubeObject, ReadinessRule, Rendered
 
 if TYPE_CHECKING:
     from kvinstall.catalog import Catalog, Release
@@ -57,12 +49,12 @@ def parse_manifest(data: bytes, artifact: Artifact) -> list[KubeObject]:
 
     try:
         text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ArtifactError("the manifest is not UTF-8 text", where=artifact.describe()) from None
+    except UnicodeDecodeError as exc:
+        raise ArtifactError("the manifest is not UTF-8 text", where=artifact.describe()) from exc
     try:
         objects = parse_documents(text, where=artifact.name)
     except TemplateError as exc:
-        raise ArtifactError(f"the manifest is not valid YAML: {exc}", where=artifact.describe()) from None
+        raise ArtifactError(f"the manifest is not valid YAML: {exc}", where=artifact.describe()) from exc
     for i, obj in enumerate(objects):
         if not obj.get("apiVersion") or not obj.get("kind") or not (obj.get("metadata") or {}).get("name"):
             raise ArtifactError(

@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kvinstall.components.base import ArtifactSource, CatalogComponent, Cluster, ReadinessRule, Rendered
+from kvinstall.components.base import CatalogComponent, Cluster
 from kvinstall.components.removal import delete_and_wait, list_served
+from kvinstall.model import ArtifactSource, ReadinessRule, Rendered
 from kvinstall.render.helm import helm_template
 from kvinstall.render.images import rewrite_objects
 

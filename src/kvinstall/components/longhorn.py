@@ -28,12 +28,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kvinstall.components.base import ArtifactSource, CatalogComponent, Cluster, ReadinessRule, Rendered
+from kvinstall.components.base import CatalogComponent, Cluster
 from kvinstall.components.charts import chart_objects
 from kvinstall.components.kubevirt import offline_rewrite
 from kvinstall.components.removal import delete_and_wait, list_served
 from kvinstall.config.models import LONGHORN_CLASS, LONGHORN_RWX_CLASS
 from kvinstall.errors import ClusterError
+from kvinstall.model import ArtifactSource, ReadinessRule, Rendered
 
 if TYPE_CHECKING:
     from kvinstall.catalog import Catalog

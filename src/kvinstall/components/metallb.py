@@ -25,9 +25,10 @@ import base64
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kvinstall.components.base import ArtifactSource, CatalogComponent, Cluster, ReadinessRule, Rendered
+from kvinstall.components.base import CatalogComponent, Cluster
 from kvinstall.components.charts import chart_objects
 from kvinstall.components.kubevirt import offline_rewrite
+from kvinstall.model import ArtifactSource, ReadinessRule, Rendered
 
 if TYPE_CHECKING:
     from kvinstall.catalog import Catalog

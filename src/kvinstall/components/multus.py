@@ -22,17 +22,10 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from kvinstall.components.base import (
-    Artifact,
-    ArtifactSource,
-    CatalogComponent,
-    Cluster,
-    KubeObject,
-    ReadinessRule,
-    Rendered,
-)
+from kvinstall.components.base import CatalogComponent, Cluster
 from kvinstall.components.kubevirt import CRD_API, find_object, offline_rewrite, parse_manifest
 from kvinstall.errors import ArtifactError
+from kvinstall.model import Artifact, ArtifactSource, KubeObject, ReadinessRule, Rendered
 
 if TYPE_CHECKING:
     from kvinstall.catalog import Catalog

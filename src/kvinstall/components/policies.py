@@ -15,7 +15,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from kvinstall.components.base import Artifact, ArtifactSource, Cluster, KubeObject, ReadinessRule, Rendered
+from kvinstall.components.base import Cluster
+from kvinstall.model import Artifact, ArtifactSource, KubeObject, ReadinessRule, Rendered
 from kvinstall.render.env import load_manifest
 
 if TYPE_CHECKING:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from kvinstall.components.base import Cluster, KubeObject
+from kvinstall.components.base import Cluster
 from kvinstall.errors import ClusterError, ReadinessTimeout
+from kvinstall.model import KubeObject
 
 
 def _not_served(exc: ClusterError) -> bool:

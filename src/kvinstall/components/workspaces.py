@@ -15,7 +15,8 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kvinstall.components.base import Artifact, ArtifactSource, Cluster, KubeObject, ReadinessRule, Rendered
+from kvinstall.components.base import Cluster
+from kvinstall.model import Artifact, ArtifactSource, KubeObject, ReadinessRule, Rendered
 
 if TYPE_CHECKING:
     from kvinstall.catalog import Catalog

@@ -502,7 +502,7 @@ def check_metallb(cfg: Config, _: Catalog) -> Iterator[Problem]:
             "l2",
             hint="keep l2: true, or list the routers in bgpPeers",
         )
-    networks = [
+    networks: list[tuple[tuple[str | int, ...], str]] = [
         (("network", "podCIDR"), cfg.network.pod_cidr),
         (("network", "serviceCIDR"), cfg.network.service_cidr),
         (("network", "joinCIDR"), cfg.network.join_cidr),

@@ -49,7 +49,7 @@ def convert_file(path: Path, out: Path | None, *, drop_unsupported: bool = False
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise LocalIOError(f"cannot read: {getattr(exc, 'strerror', None) or exc}", where=str(path)) from None
+        raise LocalIOError(f"cannot read: {getattr(exc, 'strerror', None) or exc}", where=str(path)) from exc
     tree = parse_yaml(text, str(path))
     if not kubev.is_kubev(tree):
         raise ConfigError(
@@ -108,4 +108,4 @@ def _write_secret(path: Path, value: str) -> None:
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise LocalIOError(f"cannot write the secret: {exc.strerror or exc}", where=str(path)) from None
+        raise LocalIOError(f"cannot write the secret: {exc.strerror or exc}", where=str(path)) from exc

@@ -13,10 +13,10 @@ def docker_config_logins(text: str) -> dict[str, dict[str, str]]:
     KubeOne registry auth by registry host. ValueError names what is wrong (never the value)."""
     try:
         data = json.loads(text)
-    except ValueError:
+    except ValueError as exc:
         raise ValueError(
             'not JSON: expected Docker config JSON such as {"auths": {"quay.io": {"auth": ...}}}'
-        ) from None
+        ) from exc
     auths = data.get("auths") if isinstance(data, dict) else None
     if not isinstance(auths, dict) or not auths:
         raise ValueError('Docker config JSON without an "auths" mapping of registries')
@@ -29,8 +29,8 @@ def docker_config_logins(text: str) -> dict[str, dict[str, str]]:
         if isinstance(entry.get("auth"), str) and entry["auth"]:
             try:
                 user_pass = base64.b64decode(entry["auth"], validate=True).decode()
-            except (binascii.Error, UnicodeDecodeError):
-                raise ValueError(f"auths.{registry}.auth is not base64 of USERNAME:PASSWORD") from None
+            except (binascii.Error, UnicodeDecodeError) as exc:
+                raise ValueError(f"auths.{registry}.auth is not base64 of USERNAME:PASSWORD") from exc
             if ":" not in user_pass:
                 raise ValueError(f"auths.{registry}.auth is not base64 of USERNAME:PASSWORD")
             login["auth"] = entry["auth"]

@@ -28,7 +28,7 @@ def set_offline(path: Path, values: Mapping[str, Any]) -> None:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise LocalIOError(f"cannot read the configuration: {exc.strerror or exc}", where=str(path)) from None
+        raise LocalIOError(f"cannot read the configuration: {exc.strerror or exc}", where=str(path)) from exc
     tree = parse_yaml(text, str(path))
     if not isinstance(tree, dict):
         raise ConfigError([], message=f"{path}: expected a mapping at the top")

@@ -37,12 +37,12 @@ def load_file(path: str | Path, catalog: Catalog | None = None) -> Loaded:
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LocalIOError("configuration file not found", where=str(p)) from None
-    except IsADirectoryError:
-        raise LocalIOError("is a directory, not a configuration file", where=str(p)) from None
+    except FileNotFoundError as exc:
+        raise LocalIOError("configuration file not found", where=str(p)) from exc
+    except IsADirectoryError as exc:
+        raise LocalIOError("is a directory, not a configuration file", where=str(p)) from exc
     except (OSError, UnicodeDecodeError) as exc:
-        raise LocalIOError(f"cannot read the configuration: {exc}", where=str(p)) from None
+        raise LocalIOError(f"cannot read the configuration: {exc}", where=str(p)) from exc
     return load_text(text, source=str(p), catalog=catalog)
 
 
@@ -62,11 +62,11 @@ def parse_yaml(text: str, source: str) -> Any:
         msg = " ".join(str(x) for x in (exc.context, exc.problem) if x) or "malformed YAML"
         raise ConfigError(
             [Problem(f"malformed YAML: {msg}", file=source, line=line, column=col, code="yaml")]
-        ) from None
+        ) from exc
     except YAMLError as exc:
-        raise ConfigError([Problem(f"malformed YAML: {exc}", file=source, code="yaml")]) from None
+        raise ConfigError([Problem(f"malformed YAML: {exc}", file=source, code="yaml")]) from exc
     except (ValueError, TypeError, RecursionError) as exc:
-        raise ConfigError([Problem(f"malformed YAML: {exc}", file=source, code="yaml")]) from None
+        raise ConfigError([Problem(f"malformed YAML: {exc}", file=source, code="yaml")]) from exc
     if not docs:
         raise ConfigError([Problem("the file is empty", file=source, line=1, column=1, code="empty")])
     if len(docs) > 1:

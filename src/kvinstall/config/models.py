@@ -59,15 +59,15 @@ def _address(v: str) -> str:
 def _ip(v: str) -> str:
     try:
         return str(ipaddress.ip_address(v))
-    except ValueError:
-        raise ValueError(f"{v!r} is not an IP address") from None
+    except ValueError as exc:
+        raise ValueError(f"{v!r} is not an IP address") from exc
 
 
 def _cidr(v: str) -> str:
     try:
         net = ipaddress.ip_network(v, strict=True)
     except ValueError as exc:
-        raise ValueError(f"{v!r} is not a network in CIDR form (e.g. 10.16.0.0/16): {exc}") from None
+        raise ValueError(f"{v!r} is not a network in CIDR form (e.g. 10.16.0.0/16): {exc}") from exc
     return str(net)
 
 

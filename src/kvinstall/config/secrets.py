@@ -83,7 +83,7 @@ class Secret(BaseModel):
         try:
             return path.read_text().rstrip("\n")
         except OSError as exc:
-            raise LookupError(f"cannot read secret file {path}: {exc.strerror or exc}") from None
+            raise LookupError(f"cannot read secret file {path}: {exc.strerror or exc}") from exc
 
     def require(self, path: str | tuple[str | int, ...]) -> str:
         """The clear value, or a ConfigError naming the field (a dotted path or a loc tuple)."""
@@ -94,7 +94,7 @@ class Secret(BaseModel):
             from kvinstall.errors import ConfigError
 
             loc = path if isinstance(path, tuple) else parse_path(path)
-            raise ConfigError([Problem(f"secret not available: {exc}", loc=loc)]) from None
+            raise ConfigError([Problem(f"secret not available: {exc}", loc=loc)]) from exc
 
     def is_resolvable(self) -> str | None:
         """None when reveal() would succeed, else the reason it would not."""

@@ -11,11 +11,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import paramiko
 
@@ -106,7 +107,7 @@ class HostKeyPolicy:
                 try:
                     self._keys.load(str(path))
                 except (OSError, paramiko.SSHException) as exc:
-                    raise SSHError(f"cannot read known_hosts: {exc}", where=str(path)) from None
+                    raise SSHError(f"cannot read known_hosts: {exc}", where=str(path)) from exc
         # Hosts whose key was accepted in this run (host id -> fingerprint), for the plan/report.
         self.accepted: dict[str, str] = {}
         # Hosts whose key is not trusted (host id -> fingerprint): shown in the plan.
@@ -127,7 +128,7 @@ class HostKeyPolicy:
             try:
                 ptype, pblob = parse_public_key_line(pinned)
             except ValueError as exc:
-                raise SSHError(f"the pinned host key is not valid: {exc}", where=where) from None
+                raise SSHError(f"the pinned host key is not valid: {exc}", where=where) from exc
             dec = decide(key.get_name(), key.asbytes(), [KnownKey(ptype, pblob)], accept_new=False)
             if dec.verdict != "trusted":
                 raise SSHError(
@@ -173,4 +174,47 @@ class HostKeyPolicy:
                     with os.fdopen(fd, "a") as fh:
                         fh.write(f"{hid} {key.get_name()} {key.get_base64()}\n")
                 except OSError as exc:
-                    raise SSHError(f"cannot record the host key: {exc}", where=str(self.own_path)) from None
+                    raise SSHError(f"cannot record the host key: {exc}", where=str(self.own_path)) from exc
+
+
+@dataclass(frozen=True)
+class HostKey:
+    """The key a host presented, as a known_hosts/hostPublicKey line and its fingerprint."""
+
+    key_type: str
+    base64: str
+    fingerprint: str
+
+    @property
+    def line(self) -> str:
+        return f"{self.key_type} {self.base64}"
+
+
+def fetch_host_key(
+    address: str,
+    port: int,
+    timeout: float = 5.0,
+    *,
+    socket_factory: Callable[[str, int, float], Any] | None = None,
+) -> HostKey:
+    """Connect, run the SSH key exchange and return the server's host key. No authentication: the
+    caller shows the fingerprint and decides whether to pin it."""
+    where = f"{address}:{port}"
+    try:
+        sock = (socket_factory or _tcp)(address, port, timeout)
+    except OSError as exc:
+        raise SSHError(f"cannot connect: {exc.strerror or exc}", where=where) from exc
+    transport = paramiko.Transport(sock)
+    transport.banner_timeout = timeout
+    try:
+        transport.start_client(timeout=timeout)
+        key = transport.get_remote_server_key()
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        raise SSHError(f"SSH key exchange failed: {exc}", where=where) from exc
+    finally:
+        transport.close()
+    return HostKey(key.get_name(), key.get_base64(), fingerprint(key))
+
+
+def _tcp(address: str, port: int, timeout: float) -> socket.socket:
+    return socket.create_connection((address, port), timeout=timeout)

@@ -55,7 +55,7 @@ def source_files(config: Config) -> SourceFiles | None:
         try:
             return Path(path).expanduser().read_bytes()
         except OSError as exc:
-            raise LocalIOError(f"cannot read the {what}: {exc.strerror or exc}", where=path) from None
+            raise LocalIOError(f"cannot read the {what}: {exc.strerror or exc}", where=path) from exc
 
     return SourceFiles(
         url=repo.url,

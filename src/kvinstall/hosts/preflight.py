@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kvinstall.config.models import Config
-from kvinstall.errors import PreflightError, SSHError, UsageError
+from kvinstall.errors import KvError, PreflightError, SSHError, UsageError
 from kvinstall.hosts.checks import (
     CHECKS,
     CHECKS_BY_ID,
@@ -80,23 +80,29 @@ class PreflightReport:
             "untrustedHostKeys": dict(self.untrusted_host_keys),
         }
 
-    def raise_for_failures(self) -> None:
-        """SSHError when a host could not be checked, PreflightError when a check failed."""
+    def failure(self) -> KvError | None:
+        """SSHError when a host could not be checked, PreflightError when a check failed, else None."""
         if self.host_errors:
             first = next(iter(self.host_errors.values()))
             if len(self.host_errors) == 1:
-                raise first
-            raise SSHError(
+                return first
+            return SSHError(
                 f"{len(self.host_errors)} hosts could not be checked: "
                 + "; ".join(str(e).splitlines()[0] for e in self.host_errors.values()),
                 hint=first.hint,
             )
         if self.failures:
             lines = [f"{r.host}: {r.check}: {r.message}" for r in self.failures]
-            raise PreflightError(
+            return PreflightError(
                 f"{len(lines)} preflight check(s) failed:\n  " + "\n  ".join(lines),
-                hint="fix the hosts, or skip a check with --skip <id> if you know better",
+                hint="fix the hosts, or skip a check with --skip-check <id> if you know better",
             )
+        return None
+
+    def raise_for_failures(self) -> None:
+        failure = self.failure()
+        if failure is not None:
+            raise failure
 
 
 def gather_facts(

@@ -136,7 +136,7 @@ def load_ssh_config(path: str | Path | None = None) -> paramiko.SSHConfig | None
     try:
         return paramiko.SSHConfig.from_path(str(p))
     except (OSError, paramiko.SSHException) as exc:
-        raise SSHError(f"cannot read the SSH client config: {exc}", where=str(p)) from None
+        raise SSHError(f"cannot read the SSH client config: {exc}", where=str(p)) from exc
 
 
 def _lookup(ssh_config: paramiko.SSHConfig | None, address: str) -> dict[str, Any]:
@@ -226,16 +226,16 @@ def load_private_key(path: str, *, where: str) -> paramiko.PKey:
             return _key_cache[path]
     try:
         key = paramiko.PKey.from_path(path)
-    except paramiko.PasswordRequiredException:
+    except paramiko.PasswordRequiredException as exc:
         raise SSHError(
             f"the private key {path} is protected by a passphrase",
             where=where,
             hint="load it into ssh-agent (ssh-add) and leave privateKeyFile empty",
-        ) from None
-    except FileNotFoundError:
-        raise SSHError(f"the private key file {path} does not exist", where=where) from None
+        ) from exc
+    except FileNotFoundError as exc:
+        raise SSHError(f"the private key file {path} does not exist", where=where) from exc
     except (OSError, paramiko.SSHException, ValueError) as exc:
-        raise SSHError(f"cannot load the private key {path}: {exc}", where=where) from None
+        raise SSHError(f"cannot load the private key {path}: {exc}", where=where) from exc
     with _key_lock:
         _key_cache[path] = key
     return key
@@ -363,7 +363,7 @@ class Connection:
         try:
             chan = self.transport.open_session(timeout=t.connect_timeout)
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise SSHError(f"cannot open a session: {exc or type(exc).__name__}", where=t.name) from None
+            raise SSHError(f"cannot open a session: {exc or type(exc).__name__}", where=t.name) from exc
         out: list[bytes] = []
         err: list[bytes] = []
         try:
@@ -408,7 +408,7 @@ class Connection:
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise SSHError(
                 f"the connection failed while running a command: {exc or type(exc).__name__}", where=t.name
-            ) from None
+            ) from exc
         finally:
             chan.close()
         stderr = b"".join(err).decode(errors="replace")
@@ -476,14 +476,14 @@ class SSHPool:
     def _socket(self, address: str, port: int, timeout: float, where: str) -> socket.socket:
         try:
             return self.socket_factory(address, port, timeout)
-        except TimeoutError:
+        except TimeoutError as exc:
             raise SSHError(
                 f"no answer from {address}:{port} within {timeout:g}s (host down or filtered?)", where=where
-            ) from None
+            ) from exc
         except OSError as exc:
             raise SSHError(
                 f"cannot connect to {address}:{port}: {exc.strerror or exc}", where=where
-            ) from None
+            ) from exc
 
     def connect(self, target: HostTarget) -> Connection:
         """The connection to `target`, opened on first use and reused afterwards."""
@@ -507,7 +507,7 @@ class SSHPool:
                             f"{target.address}:{target.port}: "
                             f"{exc.text}",
                             where=target.name,
-                        ) from None
+                        ) from exc
                 else:
                     sock = self._socket(target.address, target.port, timeout, target.name)
                 tr = _open_transport(
@@ -527,7 +527,7 @@ class SSHPool:
             except (paramiko.SSHException, OSError, EOFError) as exc:
                 raise SSHError(
                     f"SSH handshake failed: {exc or type(exc).__name__}", where=target.name
-                ) from None
+                ) from exc
             conn = Connection(target, tr)
             slot.value = conn
             return conn

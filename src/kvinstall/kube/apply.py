@@ -16,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from kvinstall.components.base import OWN_ANNOTATION, ReadinessRule
 from kvinstall.errors import ClusterError, KvError
 from kvinstall.kube import drift
 from kvinstall.kube.client import (
@@ -38,8 +37,8 @@ from kvinstall.kube.inventory import (
     resolve_group_kind,
 )
 from kvinstall.kube.wait import wait_ready
+from kvinstall.model import OWN_ANNOTATION, KubeObject, ReadinessRule
 
-KubeObject = dict[str, Any]
 Action = Literal["create", "update", "unchanged"]
 Phase = Literal["crd", "namespace", "object", "custom"]
 PHASES: tuple[Phase, ...] = ("crd", "namespace", "object", "custom")
@@ -248,10 +247,10 @@ def plan_apply(
     for obj in objects:
         try:
             api_version, kind, name = obj["apiVersion"], obj["kind"], obj["metadata"]["name"]
-        except (KeyError, TypeError):
+        except (KeyError, TypeError) as exc:
             raise ClusterError(
                 "object without apiVersion, kind or metadata.name", where=str(obj)[:120]
-            ) from None
+            ) from exc
         gk = group_kind(obj)
         res = kube.try_resource(api_version, kind)
         if res is None and gk not in crds:

@@ -28,8 +28,7 @@ from requests.adapters import HTTPAdapter
 
 from kvinstall.errors import ClusterError, LocalIOError
 from kvinstall.kube.retry import Backoff, is_transient_status, parse_retry_after
-
-KubeObject = dict[str, Any]
+from kvinstall.model import KubeObject
 
 FIELD_MANAGER = "kvinstall"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

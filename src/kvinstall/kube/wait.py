@@ -10,11 +10,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from kvinstall.components.base import ReadinessRule
 from kvinstall.errors import Interrupted, ReadinessTimeout
 from kvinstall.kube.client import Kube, describe
-
-KubeObject = dict[str, Any]
+from kvinstall.model import KubeObject, ReadinessRule
 
 
 def rule_name(rule: ReadinessRule) -> str:

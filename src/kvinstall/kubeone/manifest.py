@@ -168,7 +168,7 @@ def registries_auth(config: Config) -> dict[str, Any] | None:
             from kvinstall.config.problems import Problem
             from kvinstall.errors import ConfigError
 
-            raise ConfigError([Problem(str(exc), loc=("imagePullSecret",))]) from None
+            raise ConfigError([Problem(str(exc), loc=("imagePullSecret",))]) from exc
         registries.update({host: {"auth": auth} for host, auth in logins.items()})
     off = config.offline
     if off.enabled and off.registry and off.credentials:

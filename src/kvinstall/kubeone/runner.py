@@ -79,7 +79,7 @@ def write_private(path: Path, text: str) -> Path:
         os.replace(tmp, path)
         os.chmod(path, 0o600)
     except OSError as exc:
-        raise LocalIOError(f"cannot write: {exc.strerror or exc}", where=str(path)) from None
+        raise LocalIOError(f"cannot write: {exc.strerror or exc}", where=str(path)) from exc
     return path
 
 
@@ -98,14 +98,14 @@ def _spawn(
             bufsize=1,
             errors="replace",
         )
-    except FileNotFoundError:
+    except FileNotFoundError as exc:
         raise KubeOneError(
             f"the kubeone executable {argv[0]!r} was not found",
             where="kubeone",
             hint="install KubeOne (or use the one in the offline bundle) and set kubeone.binary",
-        ) from None
-    except PermissionError:
-        raise KubeOneError(f"{argv[0]!r} is not executable", where="kubeone") from None
+        ) from exc
+    except PermissionError as exc:
+        raise KubeOneError(f"{argv[0]!r} is not executable", where="kubeone") from exc
 
 
 def _stream(
@@ -202,12 +202,12 @@ def fetch_kubeconfig(
     proc = _spawn(argv, cwd=Path(cwd) if cwd else None, env=env, capture=True)
     try:
         out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as exc:
         proc.kill()
         proc.communicate()
         raise KubeOneError(
             f"kubeone kubeconfig did not finish within {timeout:g}s", where="kubeone"
-        ) from None
+        ) from exc
     if proc.returncode != 0:
         raise error_for(proc.returncode, (err or out).splitlines(), action="kubeconfig")
     if "clusters:" not in out or "apiVersion" not in out:

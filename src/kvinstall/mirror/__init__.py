@@ -15,6 +15,7 @@ values in and out):
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from kvinstall.imageref import Reference, parse_reference, rewrite_image
     from kvinstall.mirror.bundle import create_bundle, inspect_bundle, push_bundle
     from kvinstall.mirror.gate import check_complete
     from kvinstall.mirror.model import (
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
         PushResult,
         RegistryOptions,
     )
-    from kvinstall.mirror.refs import Reference, parse_reference, rewrite_image
     from kvinstall.mirror.registry import RegistryClient
     from kvinstall.mirror.verify import verify_bundle
 
@@ -55,15 +55,15 @@ _FROM = {
     "LockEntry": "kvinstall.mirror.model",
     "MirrorItem": "kvinstall.mirror.model",
     "PushResult": "kvinstall.mirror.model",
-    "Reference": "kvinstall.mirror.refs",
+    "Reference": "kvinstall.imageref",
     "RegistryClient": "kvinstall.mirror.registry",
     "RegistryOptions": "kvinstall.mirror.model",
     "check_complete": "kvinstall.mirror.gate",
     "create_bundle": "kvinstall.mirror.bundle",
     "inspect_bundle": "kvinstall.mirror.bundle",
-    "parse_reference": "kvinstall.mirror.refs",
+    "parse_reference": "kvinstall.imageref",
     "push_bundle": "kvinstall.mirror.bundle",
-    "rewrite_image": "kvinstall.mirror.refs",
+    "rewrite_image": "kvinstall.imageref",
     "verify_bundle": "kvinstall.mirror.verify",
 }
 

@@ -148,7 +148,7 @@ def deb_control(path: Path) -> dict[str, str]:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise LocalIOError(f"cannot read: {exc.strerror or exc}", where=str(path)) from None
+        raise LocalIOError(f"cannot read: {exc.strerror or exc}", where=str(path)) from exc
     try:
         for name, body in _ar_members(data):
             if not name.startswith("control.tar"):
@@ -163,7 +163,7 @@ def deb_control(path: Path) -> dict[str, str]:
                         if fh is not None:
                             return next(parse_stanzas(fh.read().decode("utf-8", "replace")), {})
     except (ValueError, OSError, tarfile.TarError, lzma.LZMAError, EOFError) as exc:
-        raise IntegrityError(f"not a Debian package: {exc}", where=str(path)) from None
+        raise IntegrityError(f"not a Debian package: {exc}", where=str(path)) from exc
     raise IntegrityError("not a Debian package: no control file", where=str(path))
 
 
@@ -279,7 +279,7 @@ class Fetcher:
             except (requests.RequestException, OSError) as exc:
                 last = exc
                 if isinstance(exc, OSError) and not isinstance(exc, requests.RequestException):
-                    raise LocalIOError(f"cannot write the cache: {exc.strerror or exc}", where=str(self.cache)) from None
+                    raise LocalIOError(f"cannot write the cache: {exc.strerror or exc}", where=str(self.cache)) from exc
                 continue
             finally:
                 Path(tmp).unlink(missing_ok=True)
@@ -299,7 +299,7 @@ class Fetcher:
                     f"cannot read the repository key: {exc.strerror or exc}",
                     where=str(path),
                     hint=f"install the keyring, or give --package-repo with [signed-by=FILE] for {repo.url}",
-                ) from None
+                ) from exc
         assert key.url
         data = self.get_small(key.url, what) or b""
         have = gpg.fingerprints(data)
@@ -365,7 +365,7 @@ def _decompress(path: Path, suffix: str, what: str) -> bytes:
                 data = fh.read(MAX_INDEX_BYTES + 1)
                 complete = True
     except (OSError, lzma.LZMAError, EOFError) as exc:
-        raise IntegrityError(f"unreadable Packages index: {exc}", where=what) from None
+        raise IntegrityError(f"unreadable Packages index: {exc}", where=what) from exc
     if not complete or len(data) > MAX_INDEX_BYTES:
         raise IntegrityError(f"the Packages index is larger than {MAX_INDEX_BYTES >> 20} MiB", where=what)
     return data
@@ -539,7 +539,7 @@ def site_packages(url: str, distribution: str, *, ca_file: str | None, signing_k
     try:
         key = Path(signing_key).expanduser().read_bytes()
     except OSError as exc:
-        raise LocalIOError(f"cannot read the signing key: {exc.strerror or exc}", where=signing_key) from None
+        raise LocalIOError(f"cannot read the signing key: {exc.strerror or exc}", where=signing_key) from exc
     with requests.Session() as s:
         s.trust_env = False
         s.verify = ca_file if ca_file else True
@@ -548,7 +548,7 @@ def site_packages(url: str, distribution: str, *, ca_file: str | None, signing_k
             try:
                 resp = s.get(base + rel, timeout=timeout)
             except requests.RequestException as exc:
-                raise ArtifactError(f"cannot reach {base + rel}: {exc}", where=what) from None
+                raise ArtifactError(f"cannot reach {base + rel}: {exc}", where=what) from exc
             if resp.status_code == 404:
                 return None
             if resp.status_code != 200:

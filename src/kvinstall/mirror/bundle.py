@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from kvinstall.errors import IntegrityError, LocalIOError
+from kvinstall.imageref import Reference, parse_reference
 from kvinstall.mirror.artifacts import build_artifact, fetch_file, source_size
 from kvinstall.mirror.copy import (
     Clients,
@@ -45,7 +46,6 @@ from kvinstall.mirror.model import (
     PushResult,
     RegistryOptions,
 )
-from kvinstall.mirror.refs import Reference, parse_reference
 from kvinstall.mirror.registry import CHUNK, MT_OCI_MANIFEST, RegistryClient
 
 LOCK_VERSION = 1

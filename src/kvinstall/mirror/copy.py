@@ -18,9 +18,9 @@ from functools import partial
 from typing import IO, Any, TypeVar, cast
 
 from kvinstall.errors import ArtifactError, IntegrityError
+from kvinstall.imageref import Reference, parse_reference
 from kvinstall.mirror.layout import REF_NAME, Layout, io_guard
 from kvinstall.mirror.model import LockEntry, ProgressTracker, RegistryOptions
-from kvinstall.mirror.refs import Reference, parse_reference
 from kvinstall.mirror.registry import INDEX_TYPES, MT_OCI_MANIFEST, RegistryClient, sha256_digest
 
 T = TypeVar("T")

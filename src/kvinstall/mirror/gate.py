@@ -8,10 +8,10 @@ from pathlib import Path
 from kvinstall.catalog.packages import PackageCatalog
 from kvinstall.config.models import Config
 from kvinstall.errors import KvError
+from kvinstall.imageref import ReferenceError_, parse_reference, rewrite_image
 from kvinstall.mirror.copy import manifest_children
 from kvinstall.mirror.debian import Package, Spec
 from kvinstall.mirror.packages import missing_packages
-from kvinstall.mirror.refs import ReferenceError_, parse_reference, rewrite_image
 from kvinstall.mirror.registry import RegistryClient
 
 __all__ = ["bundle_package_gaps", "check_complete", "check_host_packages", "missing_host_packages", "rewrite_image"]

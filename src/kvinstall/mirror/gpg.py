@@ -48,7 +48,7 @@ def dearmor(data: bytes) -> bytes:
     try:
         return base64.b64decode("".join(body), validate=True)
     except ValueError as exc:
-        raise IntegrityError(f"not an OpenPGP key: bad armor ({exc})") from None
+        raise IntegrityError(f"not an OpenPGP key: bad armor ({exc})") from exc
 
 
 def _packets(data: bytes) -> Iterable[tuple[int, bytes]]:

@@ -1,7 +1,7 @@
 """What an offline site needs, from the desired state: every image (catalog and rendered objects,
 KubeOne's own for the Kubernetes version), every chart, manifest and binary.
 
-The list is always made from the upstream view of the config (offline switched off): an offline
+The list is always made from the upstream view of the config (plan.desired.desire_upstream): an offline
 config renders its images at the site registry, but a bundle is made from, and its lock names, the
 upstream references (docker.io/..., quay.io/...) that the offline render maps to the site.
 """
@@ -10,13 +10,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
-from kvinstall.catalog import Catalog
-from kvinstall.components.artifacts import ArtifactCache
-from kvinstall.components.base import Artifact, ArtifactSource, Component
 from kvinstall.config.models import Config
-from kvinstall.mirror.model import HELM_CHART_LAYER, KV_BINARY_LAYER, KV_MANIFEST_LAYER, FileItem, MirrorItem
-from kvinstall.plan.desired import DesiredState
+from kvinstall.mirror.model import (
+    HELM_CHART_LAYER,
+    KV_BINARY_LAYER,
+    KV_MANIFEST_LAYER,
+    FileItem,
+    MirrorItem,
+    artifact_repository,
+    artifact_tag,
+)
+from kvinstall.model import Artifact, DesiredState
 
 _LAYER = {
     "chart": HELM_CHART_LAYER,
@@ -32,22 +38,6 @@ class Needed:
     reference: str  # image reference, or the artifact's upstream source
     digest: str | None
     component: str
-
-
-def upstream_config(config: Config) -> Config:
-    """The config with offline mode off: what renders the upstream image references."""
-    if not config.offline.enabled:
-        return config
-    return config.model_copy(update={"offline": config.offline.model_copy(update={"enabled": False})})
-
-
-def desire_upstream(
-    config: Config, catalog: Catalog, source: ArtifactSource, components: list[Component] | None = None
-) -> DesiredState:
-    """The desired state of the upstream view of `config` (see the module doc)."""
-    from kvinstall.plan.desired import desire
-
-    return desire(upstream_config(config), catalog, source, components=components)
 
 
 def needed(desired: DesiredState) -> list[Needed]:
@@ -83,7 +73,6 @@ def _digest_of(ref: str) -> str | None:
 def mirror_items(desired: DesiredState, fetch: ArtifactFetch) -> list[MirrorItem]:
     """Images by reference; artifacts fetched (and digest-verified) into the cache first, then
     stored as OCI artifacts at kvinstall/artifacts/NAME:VERSION."""
-    from kvinstall.components.artifacts import artifact_repository, artifact_tag
 
     items: list[MirrorItem] = [n.reference for n in needed(desired) if n.kind == "image"]
     for art in dict.fromkeys(desired.all_artifacts()):
@@ -101,10 +90,18 @@ def mirror_items(desired: DesiredState, fetch: ArtifactFetch) -> list[MirrorItem
     return items
 
 
+class CachedSource(Protocol):
+    """An artifact source that keeps what it fetched as files (kvinstall.components.artifacts)."""
+
+    def get(self, artifact: Artifact) -> bytes | None: ...
+
+    def path_for(self, digest: str) -> Path: ...
+
+
 class ArtifactFetch:
     """Fetches an artifact through the verified cache and gives its cached file and digest."""
 
-    def __init__(self, cache: ArtifactCache) -> None:
+    def __init__(self, cache: CachedSource) -> None:
         self.cache = cache
 
     def __call__(self, art: Artifact) -> tuple[Path, str]:

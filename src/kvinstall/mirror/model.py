@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from kvinstall.model import Artifact
 
 # Media types of the artifacts kvinstall itself defines (charts use Helm's own).
 HELM_CHART_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
@@ -16,9 +19,25 @@ KV_ARTIFACT_TYPE = "application/vnd.kvinstall.artifact.v1"
 OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 
 LOCK_NAME = "kvinstall-lock.json"
+ARTIFACT_REPOSITORY_PREFIX = "kvinstall/artifacts"
 DEFAULT_PLATFORMS: tuple[str, ...] = ("linux/amd64",)
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total); done never decreases
+
+
+def artifact_tag(artifact: Artifact) -> str:
+    """An OCI tag for the artifact's version (tags allow [A-Za-z0-9_.-], at most 128 characters)."""
+    tag = re.sub(r"[^A-Za-z0-9_.-]", "_", artifact.version)[:128]
+    return tag if tag and tag[0] not in ".-" else f"v{tag}"[:128]
+
+
+def artifact_repository(artifact: Artifact) -> str:
+    return f"{ARTIFACT_REPOSITORY_PREFIX}/{artifact.name}"
+
+
+def artifact_oci_ref(artifact: Artifact, site_registry: str) -> str:
+    """Where an artifact lives in the site registry (and a bundle): SITE/kvinstall/artifacts/NAME:VERSION."""
+    return f"{site_registry.rstrip('/')}/{artifact_repository(artifact)}:{artifact_tag(artifact)}"
 
 
 @dataclass(frozen=True)

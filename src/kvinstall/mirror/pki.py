@@ -47,21 +47,21 @@ def _read(path: Path, what: str) -> bytes:
     try:
         return path.expanduser().read_bytes()
     except OSError as exc:
-        raise LocalIOError(f"cannot read the {what}: {exc.strerror or exc}", where=str(path)) from None
+        raise LocalIOError(f"cannot read the {what}: {exc.strerror or exc}", where=str(path)) from exc
 
 
 def load_cert(path: Path) -> x509.Certificate:
     try:
         return x509.load_pem_x509_certificate(_read(path, "certificate"))
     except ValueError as exc:
-        raise UsageError(f"{path}: not a PEM certificate ({exc})") from None
+        raise UsageError(f"{path}: not a PEM certificate ({exc})") from exc
 
 
 def load_key(path: Path) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
     try:
         key = serialization.load_pem_private_key(_read(path, "private key"), password=None)
     except (ValueError, TypeError) as exc:
-        raise UsageError(f"{path}: not an unencrypted PEM private key ({exc})") from None
+        raise UsageError(f"{path}: not an unencrypted PEM private key ({exc})") from exc
     if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
         raise UsageError(f"{path}: an EC or RSA key is needed, not {type(key).__name__}")
     return key
@@ -160,8 +160,8 @@ def check_pair(cert_path: Path, key_path: Path, ca_path: Path) -> None:
         raise UsageError(f"--cert {cert_path} and --key {key_path} do not belong together")
     try:
         cert.verify_directly_issued_by(ca)
-    except (ValueError, TypeError, InvalidSignature):
-        raise UsageError(f"--cert {cert_path} is not signed by --ca {ca_path}") from None
+    except (ValueError, TypeError, InvalidSignature) as exc:
+        raise UsageError(f"--cert {cert_path} is not signed by --ca {ca_path}") from exc
 
 
 def tls_files(

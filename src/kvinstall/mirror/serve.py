@@ -103,11 +103,11 @@ class ServeState:
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            raise LocalIOError(f"unreadable serve state: {exc}", where=str(path)) from None
+            raise LocalIOError(f"unreadable serve state: {exc}", where=str(path)) from exc
         try:
             return ServeState(**data)
         except TypeError as exc:
-            raise LocalIOError(f"unreadable serve state: {exc}", where=str(path)) from None
+            raise LocalIOError(f"unreadable serve state: {exc}", where=str(path)) from exc
 
     def settings(self) -> dict[str, Any]:
         """The config's offline settings that point at this service."""
@@ -344,12 +344,12 @@ class Supervisor:
         fh = open(Path(self.state.state_dir) / LOCK_FILE, "a")  # noqa: SIM115 - held for the lifetime
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        except BlockingIOError as exc:
             fh.close()
             raise UsageError(
                 f"another mirror serve already runs from {self.state.state_dir}",
                 hint="kvinstall mirror serve --status / --stop (with the same --state-dir)",
-            ) from None
+            ) from exc
         self._lock = fh
 
     def _spawn(self, name: str) -> None:

@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from kvinstall.errors import UsageError
+from kvinstall.imageref import DOCKER_HUB, DOCKER_HUB_ENDPOINT
 from kvinstall.mirror.model import RegistryOptions
-from kvinstall.mirror.refs import DOCKER_HUB, DOCKER_HUB_ENDPOINT
 
 _HUB_ALIASES = (DOCKER_HUB_ENDPOINT, "index.docker.io")
 

@@ -8,65 +8,11 @@ through an ArtifactSource chosen by the caller (cache only for `plan`, network f
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
 
 from kvinstall.catalog import Catalog
-from kvinstall.components.base import Artifact, ArtifactSource, Component, KubeObject, ReadinessRule
+from kvinstall.components.base import Component
 from kvinstall.config.models import Config, Host
-
-
-@dataclass(frozen=True)
-class DesiredHost:
-    name: str
-    address: str
-    role: str
-    user: str
-    checks: tuple[str, ...]
-
-
-@dataclass
-class DesiredComponent:
-    name: str
-    title: str
-    version: str
-    namespace: str | None
-    objects: list[KubeObject]
-    images: list[str]
-    artifacts: list[Artifact]
-    unavailable: list[Artifact]
-    readiness: list[ReadinessRule]
-    notes: list[str] = field(default_factory=list)
-    component: Component | None = None  # the module, for removal hooks
-
-
-@dataclass
-class DesiredState:
-    cluster: str
-    hosts: list[DesiredHost]
-    kubeone_manifest: dict[str, Any]
-    kubeone_manifest_sha256: str
-    kubernetes_images: list[str]
-    components: list[DesiredComponent]
-    binaries: list[Artifact]
-    offline_registry: str | None = None  # offline mode: the site registry everything comes from
-    upstream_dns: str | None = None  # the resolver the cluster DNS forwards outside names to
-    package_repository: str | None = None  # offline mode: the site package repository the hosts use
-
-    def all_images(self) -> list[str]:
-        seen: dict[str, None] = {}
-        for img in self.kubernetes_images:
-            seen.setdefault(img, None)
-        for comp in self.components:
-            for img in comp.images:
-                seen.setdefault(img, None)
-        return list(seen)
-
-    def all_artifacts(self) -> list[Artifact]:
-        return [*(a for c in self.components for a in c.artifacts), *self.binaries]
-
-    def component(self, name: str) -> DesiredComponent | None:
-        return next((c for c in self.components if c.name == name), None)
+from kvinstall.model import ArtifactSource, DesiredComponent, DesiredHost, DesiredState
 
 
 def host_name(host: Host) -> str:
@@ -122,7 +68,6 @@ def desire(
                 unavailable=rendered.unavailable,
                 readiness=comp.readiness(config, catalog),
                 notes=rendered.notes,
-                component=comp,
             )
         )
     k8s = catalog.kubernetes.get(config.kubernetes.version)
@@ -145,3 +90,18 @@ def desire(
             else None
         ),
     )
+
+
+def upstream_config(config: Config) -> Config:
+    """The config with offline mode off: what renders the upstream image references (a bundle is
+    made from, and its lock names, the upstream references that the offline render maps to the site)."""
+    if not config.offline.enabled:
+        return config
+    return config.model_copy(update={"offline": config.offline.model_copy(update={"enabled": False})})
+
+
+def desire_upstream(
+    config: Config, catalog: Catalog, source: ArtifactSource, components: list[Component] | None = None
+) -> DesiredState:
+    """The desired state of the upstream view of `config`: what `mirror list/create` work from."""
+    return desire(upstream_config(config), catalog, source, components=components)

@@ -9,14 +9,17 @@ PLAN_API_VERSION = "kvinstall.io/plan/v1"
 
 ActionKind = Literal["create", "update", "delete", "unchanged", "run", "skip"]
 CHANGE_KINDS = ("create", "update", "delete", "run")
-# Phases whose "run" only checks (hosts, the site registry): they run on every apply and change nothing.
-CHECK_PHASES = frozenset({"preflight", "gate"})
+# Phases whose "run" only checks (hosts, the site registry, the cluster after apply): they run on
+# every apply and change nothing.
+CHECK_PHASES = frozenset({"gate", "preflight", "verify"})
 
 
 @dataclass(frozen=True)
 class Action:
     action: ActionKind
     target: str  # human name: "Deployment kubevirt/virt-operator", "host cp-1 (192.0.2.10)"
+    # An object's identity as apply's events name it ("Deployment.apps/kubevirt/virt-operator").
+    object: str | None = None
     api_version: str | None = None
     kind: str | None = None
     name: str | None = None
@@ -33,14 +36,21 @@ class Action:
 
 
 @dataclass
-class Phase:
-    name: str  # "preflight", "kubeone", "component/kubevirt", "workspaces", "prune"
+class PhasePlan:
+    """What one phase of apply would do (its dry run)."""
+
+    name: str  # "gate", "preflight", "kubeone", "bootstrap", "component/kubevirt", "workspaces", "prune", "verify"
     title: str
     actions: list[Action] = field(default_factory=list)
     version: str | None = None
     images: list[str] = field(default_factory=list)
     artifacts: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> bool:
+        """The phase will not run (its one action is a skip)."""
+        return bool(self.actions) and all(a.action == "skip" for a in self.actions)
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -75,7 +85,7 @@ class Observed:
 @dataclass
 class Plan:
     cluster: str
-    phases: list[Phase]
+    phases: list[PhasePlan]
     observed: Observed
     warnings: list[str] = field(default_factory=list)
 
@@ -96,7 +106,7 @@ class Plan:
             for a in ph.actions
         )
 
-    def phase(self, name: str) -> Phase | None:
+    def phase(self, name: str) -> PhasePlan | None:
         return next((p for p in self.phases if p.name == name), None)
 
     def to_dict(self) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typing import Any
 
 import jinja2
 
-from kvinstall.components.base import KubeObject
+from kvinstall.model import KubeObject
 
 
 class TemplateError(ValueError):
@@ -61,7 +61,7 @@ def to_flow(value: Any) -> str:
         try:
             str(value)  # StrictUndefined raises, naming what is missing
         except jinja2.UndefinedError as exc:
-            raise TemplateError(f"undefined value: {exc}") from None
+            raise TemplateError(f"undefined value: {exc}") from exc
         raise TemplateError("undefined value")
     if value is None:
         return "null"
@@ -146,7 +146,7 @@ def parse_documents(text: str, *, where: str) -> list[KubeObject]:
     try:
         docs = fastyaml.load_all(text)
     except fastyaml.YAMLError as exc:
-        raise TemplateError(f"{where}: the output is not valid YAML: {exc}") from None
+        raise TemplateError(f"{where}: the output is not valid YAML: {exc}") from exc
     for i, doc in enumerate(docs):
         if doc is None:
             continue
@@ -160,7 +160,7 @@ def _render(template: jinja2.Template, name: str, values: dict[str, Any]) -> lis
     try:
         text = template.render(**values)
     except jinja2.UndefinedError as exc:
-        raise TemplateError(f"template {name}: {exc}") from None
+        raise TemplateError(f"template {name}: {exc}") from exc
     return parse_documents(text, where=f"template {name}")
 
 
@@ -168,8 +168,8 @@ def render_template(name: str, **values: Any) -> list[KubeObject]:
     """Render templates/NAME with `values` and parse every document (empty ones dropped)."""
     try:
         template = environment().get_template(name)
-    except jinja2.TemplateNotFound:
-        raise TemplateError(f"template {name} is not in kvinstall.templates") from None
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateError(f"template {name} is not in kvinstall.templates") from exc
     return _render(template, name, values)
 
 

@@ -11,8 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from kvinstall.components.base import KubeObject
-from kvinstall.plan.desired import DesiredState
+from kvinstall.model import DesiredState, KubeObject
 
 REDACTED = "<redacted: kvinstall render --include-secrets>"
 

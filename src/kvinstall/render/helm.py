@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from kvinstall import fastyaml
-from kvinstall.components.base import KubeObject
 from kvinstall.errors import ArtifactError
+from kvinstall.model import KubeObject
 from kvinstall.render.env import TemplateError, parse_documents
 
 _TEST_BIN = Path.home() / ".cache" / "kvinstall-test" / "v1.34.4" / "bin" / "helm"
@@ -61,7 +61,7 @@ def helm_version(binary: str) -> str:
             env=_helm_env(tempfile.gettempdir()),
         )
     except OSError as exc:
-        raise ArtifactError(f"cannot run helm: {exc}", where=binary) from None
+        raise ArtifactError(f"cannot run helm: {exc}", where=binary) from exc
     text = proc.stdout.strip()
     if proc.returncode != 0 or not text:
         raise ArtifactError(f"`helm version` failed: {proc.stderr.strip()}", where=binary)
@@ -96,7 +96,7 @@ def chart_metadata(chart: bytes, *, where: str) -> dict[str, Any]:
                         if isinstance(data, dict):
                             return data
     except (tarfile.TarError, OSError, EOFError, fastyaml.YAMLError) as exc:
-        raise ArtifactError(f"not a Helm chart archive: {exc}", where=where) from None
+        raise ArtifactError(f"not a Helm chart archive: {exc}", where=where) from exc
     raise ArtifactError("not a Helm chart archive: no Chart.yaml", where=where)
 
 
@@ -136,7 +136,7 @@ def helm_template(
     try:
         objects = parse_documents(text, where=where)
     except TemplateError as exc:
-        raise ArtifactError(str(exc), where=where) from None
+        raise ArtifactError(str(exc), where=where) from exc
     # Belt and braces: a hook that slipped through would be applied as a plain object.
     return [
         o if o.get("kind") == "CustomResourceDefinition" else without_nulls(o)
@@ -201,10 +201,10 @@ def helm_template_text(
                 env=_helm_env(tmp),
                 cwd=tmp,
             )
-        except subprocess.TimeoutExpired:
-            raise ArtifactError(f"helm template did not finish in {HELM_TIMEOUT:.0f}s", where=where) from None
+        except subprocess.TimeoutExpired as exc:
+            raise ArtifactError(f"helm template did not finish in {HELM_TIMEOUT:.0f}s", where=where) from exc
         except OSError as exc:
-            raise ArtifactError(f"cannot run helm: {exc}", where=where) from None
+            raise ArtifactError(f"cannot run helm: {exc}", where=where) from exc
     if proc.returncode != 0:
         raise ArtifactError(f"helm template failed: {proc.stderr.strip()}", where=where)
     return proc.stdout

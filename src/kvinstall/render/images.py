@@ -19,8 +19,8 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from kvinstall.components.base import KubeObject
-from kvinstall.mirror.refs import ReferenceError_, parse_reference, rewrite_image
+from kvinstall.imageref import ReferenceError_, parse_reference, rewrite_image
+from kvinstall.model import KubeObject
 
 __all__ = ["ImageRefError", "images_in", "normalize_image", "rewrite_image", "rewrite_objects"]
 

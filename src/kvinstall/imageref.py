@@ -1,4 +1,4 @@
-"""Image reference parsing (pure).
+"""Image reference parsing (pure), shared by the renderers (offline rewrite) and the mirror (copy, push).
 
 Docker's normalisation rules: a first path component is a registry host only when it contains a
 '.' or a ':' or is 'localhost'; otherwise the host is docker.io, and a single-component name on

@@ -1,4 +1,4 @@
-"""`apply`: plan first (shown, confirmed), then the phases; `reset`: the reverse."""
+"""`apply`: the dry run first (shown, confirmed), then the phases; `reset`: the reverse."""
 
 from __future__ import annotations
 
@@ -6,12 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kvinstall.errors import KvError
-from kvinstall.plan.build import KubeOneDecision, build_plan
-from kvinstall.plan.model import Observed, Plan
-from kvinstall.plan.observe import observe_cluster
-from kvinstall.run.context import Context
-from kvinstall.run.manager import run_phases
-from kvinstall.run.phases import KubeOnePhase, apply_phases, nodes_ready_at_version, remove_component
+from kvinstall.phases.context import Context
+from kvinstall.phases.manager import apply_phases, dry_run, run_phases
+from kvinstall.phases.prune import install_order, remove_component
+from kvinstall.plan.model import Plan
 
 
 @dataclass
@@ -19,42 +17,39 @@ class Outcome:
     phases: list[tuple[str, str]]
     summaries: dict[str, str]
     credentials_file: str | None = None
+    plan: Plan | None = None
+
+
+@dataclass
+class ApplySteps:
+    """What apply does around the phases, given by the caller: show the plan and ask, then write what
+    must exist before anything is applied (e.g. Dex's generated admin credential)."""
+
+    confirm: Callable[[Plan], None]
+    before_run: Callable[[], None] = lambda: None
 
 
 def preview(ctx: Context) -> Plan:
-    """The plan shown before confirmation, from the live cluster when one is reachable."""
-    observed = Observed()
-    kube = ctx.try_kube()
-    cluster = None
-    decision = None
-    if kube is not None:
-        try:
-            cluster = observe_cluster(kube, ctx.desired, prune_protected=ctx.options.prune_protected)
-            observed.cluster = True
-            run, reason = KubeOnePhase().should_run(ctx)
-            decision = KubeOneDecision(skip=not run, reason=reason)
-        except KvError as exc:
-            observed.notes.append(f"cluster: not observed ({exc.message})")
-    else:
-        observed.notes.append("cluster: not created yet (no kubeconfig in the state directory)")
-    observed.notes.append("hosts: checked by the preflight phase")
-    return build_plan(ctx.desired, observed=observed, cluster=cluster, kubeone=decision)
+    """The plan apply shows before it asks: the dry run of its own phases. A cluster that cannot be
+    observed is a note here; the phases that need it report it again."""
+    ctx.unobservable_ok = True
+    return dry_run(ctx, apply_phases(ctx))
 
 
-def run_apply(ctx: Context, *, confirm: Callable[[Plan], None]) -> Outcome:
+def run_apply(ctx: Context, steps: ApplySteps) -> Outcome:
     plan = preview(ctx)
-    confirm(plan)
+    steps.confirm(plan)
     try:
+        steps.before_run()
         phases = run_phases(ctx, apply_phases(ctx), command="apply")
     except KvError as exc:
         ctx.events.emit("run.end", status="failed", message=str(exc).splitlines()[0], exitCode=exc.exit_code)
         raise
     creds = None
     if ctx.config.auth.mode == "basic" and ctx.config.auth.basic.password is None:
-        from kvinstall.components.dex import ensure_admin_credentials
+        from kvinstall.components.dex import credentials_path
 
-        path, _ = ensure_admin_credentials(ctx.state, ctx.config)
-        creds = str(path)
+        creds = str(credentials_path(ctx.state))
         ctx.events.emit("log", message=f"Dex admin credentials (mode 0600): {creds}")
     ctx.events.emit(
         "run.end",
@@ -63,13 +58,11 @@ def run_apply(ctx: Context, *, confirm: Callable[[Plan], None]) -> Outcome:
         exitCode=0,
         phases=dict(phases),
     )
-    return Outcome(phases=phases, summaries=dict(ctx.summaries), credentials_file=creds)
+    return Outcome(phases=phases, summaries=dict(ctx.summaries), credentials_file=creds, plan=plan)
 
 
 def run_reset(ctx: Context, *, confirm: Callable[[str], None], kubeone_reset: bool) -> list[str]:
     """Remove workspaces and components in reverse install order (each in its safe order)."""
-    from kvinstall.plan.observe import KNOWN_COMPONENTS
-
     confirm(
         f"Remove every component and workspace of cluster {ctx.config.name}"
         + (" and reset the Kubernetes cluster with KubeOne" if kubeone_reset else "")
@@ -77,7 +70,7 @@ def run_reset(ctx: Context, *, confirm: Callable[[str], None], kubeone_reset: bo
     )
     removed = []
     ctx.events.emit("phase.start", phase="reset", title="Remove components")
-    for name in reversed(KNOWN_COMPONENTS):
+    for name in reversed(install_order()):
         if ctx.stop.is_set():
             break
         if remove_component(ctx, name, phase="reset"):
@@ -93,21 +86,14 @@ def run_reset(ctx: Context, *, confirm: Callable[[str], None], kubeone_reset: bo
     )
     if kubeone_reset:
         from kvinstall.kubeone.manifest import to_yaml
-        from kvinstall.kubeone.runner import reset as kubeone_reset_run
 
-        kubeone_reset_run(
+        ctx.edges.kubeone_reset(
             to_yaml(ctx.desired.kubeone_manifest),
             ctx.state,
             binary=ctx.config.kubeone.binary,
             on_line=lambda line: ctx.events.emit("log", phase="kubeone", message=line),
-            env=ctx.options.kubeone_env,
         )
         ctx.journal.kubeone_manifest = None
         ctx.journal.start_over()
     ctx.events.emit("run.end", status="ok", message=f"removed: {', '.join(removed) or 'nothing'}", exitCode=0)
     return removed
-
-
-def node_health(ctx: Context) -> tuple[bool, str]:
-    kube = ctx.try_kube()
-    return nodes_ready_at_version(kube, ctx.config) if kube else (False, "no kubeconfig")

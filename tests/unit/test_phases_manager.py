@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from kvinstall.errors import Interrupted, KvError
-from kvinstall.run.context import Options
-from kvinstall.run.events import Events
-from kvinstall.run.journal import Journal
-from kvinstall.run.manager import run_phases
+from kvinstall.phases.context import Options
+from kvinstall.phases.events import Events
+from kvinstall.phases.journal import Journal
+from kvinstall.phases.manager import run_phases
 
 
 class Step:

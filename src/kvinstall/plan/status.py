@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from kvinstall.run.context import Context
+from kvinstall.model import DesiredState
+from kvinstall.plan.observe import observe
+
+if TYPE_CHECKING:
+    from kvinstall.kube.client import Kube
 
 
-def collect_status(ctx: Context) -> dict[str, Any]:
-    from kvinstall.kube.apply import ApplyFailed, plan_apply
-    from kvinstall.kube.inventory import ApplySetRef
+def collect_status(
+    kube: Kube, desired: DesiredState, workspaces: Sequence[str], *, prune_protected: bool = False
+) -> dict[str, Any]:
     from kvinstall.kube.wait import is_ready, rule_name
 
-    kube = ctx.kube()
+    live = observe(kube, desired, prune_protected=prune_protected)
     nodes = []
-    for node in kube.list("v1", "Node"):
+    for node in live.nodes:
         st = node.get("status") or {}
         ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in st.get("conditions", []))
         nodes.append(
@@ -26,21 +31,23 @@ def collect_status(ctx: Context) -> dict[str, Any]:
         )
     components = []
     total = 0
-    for comp in ctx.desired.components:
-        drift: list[dict[str, Any]]
-        try:
-            plan = plan_apply(kube, ApplySetRef(comp.name), comp.objects)
-        except ApplyFailed as exc:
+    for comp in desired.components:
+        drift: list[dict[str, Any]] = []
+        notes: list[str] = []
+        if comp.name in live.unserved:
             # Kinds the cluster does not serve (e.g. their CRDs were removed): those objects are missing.
             drift = [
                 {"object": ref, "action": "create", "changes": [], "reason": msg}
-                for ref, msg in sorted(exc.failures.items())
+                for ref, msg in live.unserved[comp.name].items()
             ]
-        else:
+        elif comp.name in live.sets:
+            plan = live.sets[comp.name]
             drift = [
                 {"object": i.ref, "action": i.action, "changes": [c.to_dict() for c in i.changes]}
                 for i in plan.changed
             ] + [{"object": p.ref, "action": "delete"} for p in plan.prune]
+        else:
+            notes.append(live.unobserved[comp.name])
         total += len(drift)
         why = []
         for rule in comp.readiness:
@@ -51,22 +58,23 @@ def collect_status(ctx: Context) -> dict[str, Any]:
             )
             if not ok:
                 why.append(f"{rule_name(rule)}: {reason}")
-        components.append(
-            {
-                "name": comp.name,
-                "title": comp.title,
-                "version": comp.version,
-                "ready": not why,
-                "why": "; ".join(why),
-                "drift": len(drift),
-                "drifted": drift,
-            }
-        )
+        entry: dict[str, Any] = {
+            "name": comp.name,
+            "title": comp.title,
+            "version": comp.version,
+            "ready": not why,
+            "why": "; ".join(why),
+            "drift": len(drift),
+            "drifted": drift,
+        }
+        if notes:
+            entry["notes"] = notes
+        components.append(entry)
     return {
         "apiVersion": "kvinstall.io/status/v1",
-        "cluster": ctx.config.name,
+        "cluster": desired.cluster,
         "nodes": nodes,
         "components": components,
-        "workspaces": [w.name for w in ctx.config.workspaces],
+        "workspaces": list(workspaces),
         "driftTotal": total,
     }

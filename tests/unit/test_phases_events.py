@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from kvinstall.run.events import Events, JsonLines, LiveView, LogFile, PlainLines, Redactor
+from kvinstall.phases.events import Events, JsonLines, LiveView, LogFile, PlainLines, Redactor
 
 SECRET = "hunter2-very-secret"
 
