@@ -136,11 +136,11 @@ SET_BY_FLAG_OR_ENV = {
 }
 
 
-def services_config(tmp_path: Path, *, frr_k8s: bool, plugin: str, offline_site: bool) -> Path:
+def services_config(tmp_path: Path, *, frr_k8s: bool, plugin: str, site: str = SITE) -> Path:
     """The air-gapped example with the four on (Longhorn's class replaces the example's RWX class)."""
     tree = yaml.safe_load((ROOT / "examples" / "airgapped.yaml").read_text())
     tree.pop("storage")
-    tree["offline"] = {"enabled": offline_site, "registry": SITE}
+    tree["offline"] = {"enabled": True, "registry": site, "insecure": True}
     tree["components"].update({
         "certManager": {"enabled": True},
         "multus": {"enabled": True, "plugin": plugin},
@@ -161,7 +161,7 @@ def test_platform_services_images_are_listed_rewritten_and_gated(
     """Each of the four lists exactly the images its rendered objects use (container images, flags and
     env alike), `mirror list` holds them all, offline every one points at the site, and the gate
     requires exactly the site copies of what `mirror list` bundles: a bundle without one is refused."""
-    path = services_config(tmp_path, frr_k8s=frr_k8s, plugin=plugin, offline_site=True)
+    path = services_config(tmp_path, frr_k8s=frr_k8s, plugin=plugin)
     session = open_session(path, state_override=tmp_path / "state")
     upstream = session.desire(SOURCE, upstream=True)
     listed_images = {normalize_image(n.reference) for n in needed(upstream) if n.kind == "image"}
