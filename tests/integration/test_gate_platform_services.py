@@ -42,7 +42,7 @@ def test_gate_refuses_a_site_registry_missing_images_of_the_platform_services(
                            state_override=tmp_path / "state")  # fmt: skip
     source = PackSource()
     listed = {normalize_image(n.reference) for n in needed(session.desire(source, upstream=True)) if n.kind == "image"}
-    assert MISSING <= listed
+    assert listed >= MISSING
     image = build_image({"kvinstall-test": b"one small image for every listed reference\n"})
     for ref in sorted(listed - MISSING):
         at_site = parse_reference(rewrite_image(ref, site))
