@@ -100,7 +100,8 @@ KUBEONE_V1BETA2 = obj(
                 "nodePortRange": STR,
                 "ipFamily": STR,
                 "cni": ONE_OF_CNI,
-                "kubeProxy": {"type": "object"},
+                # KubeOne v1.13.7 pkg/apis/kubeone/v1beta2 KubeProxyConfig (the fields kvinstall sets).
+                "kubeProxy": obj({"ipvs": obj({"strictARP": {"type": "boolean"}}), "iptables": obj({})}),
             }
         ),
         "proxy": obj({"http": STR, "https": STR, "noProxy": STR}),
@@ -246,3 +247,18 @@ def test_schema_rejects_a_misspelt_field() -> None:
     m["controlPlane"]["hosts"][0]["sshUser"] = "root"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(m, KUBEONE_V1BETA2)
+
+
+@pytest.mark.parametrize(("mode", "metallb", "expected"), [
+    ("iptables", True, None),  # KubeOne's default: the manifest says nothing
+    ("ipvs", False, {"ipvs": {"strictARP": False}}),
+    ("ipvs", True, {"ipvs": {"strictARP": True}}),  # MetalLB's layer 2 needs kube-proxy not to answer ARP
+])  # fmt: skip
+def test_kube_proxy_mode_and_strict_arp_for_metallb(mode: str, metallb: bool, expected: Any) -> None:
+    tree = YAML(typ="safe").load((EXAMPLES / "minimal.yaml").read_text())
+    tree["network"] = {"kubeProxyMode": mode}
+    tree["components"] = {"metallb": {"enabled": metallb, **({"pools": [
+        {"name": "lb", "addresses": ["192.0.2.200-192.0.2.220"]}]} if metallb else {})}}  # fmt: skip
+    m = render_manifest(Config.model_validate(tree))
+    jsonschema.validate(m, KUBEONE_V1BETA2)
+    assert m["clusterNetwork"].get("kubeProxy") == expected
