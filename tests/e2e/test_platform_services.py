@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,18 @@ class Platform:
         resp = self.world.api.request("GET", path)
         assert resp.status_code in (200, 404), resp.text[:300]
         return resp.json() if resp.status_code == 200 else None
+
+
+def ran_as_planned(result: Any) -> None:
+    """The plan apply showed before it asked (the dry run of its own phases) is what it then did:
+    per phase, the same objects created, updated and deleted."""
+    planned = {p["name"]: Counter((a["action"], a["object"]) for a in p["actions"]
+                                  if a["action"] in ("create", "update", "delete"))
+               for p in result.outcome.plan.to_dict()["phases"]}  # fmt: skip
+    done: dict[str, Counter[tuple[str, str]]] = {}
+    for e in result.events.of("object"):
+        done.setdefault(e["phase"], Counter())[(e["action"], e["object"])] += 1
+    assert {name: objs for name, objs in planned.items() if objs} == done
 
 
 def lab_network(lab: Any) -> ipaddress.IPv4Network:
@@ -101,6 +114,7 @@ def test_installs_from_nothing(platform: Platform) -> None:
                       "component/longhorn", "component/kubevirt", "component/cdi", "component/dex",
                       "component/kyverno", "component/policies"], phases  # fmt: skip
     assert all(first.events.phases()[p] == "ok" for p in phases)
+    ran_as_planned(first)
 
     # Preflight checked what Longhorn and MetalLB need on every host (iSCSI skipped: see SKIPS).
     results = [r for e in first.events.of("host") for r in e.get("results") or []]
@@ -192,6 +206,7 @@ def test_one_run_repairs_a_drift_in_each(platform: Platform) -> None:
 
     repair = platform.apply()
     assert repair.code == 0, repair.error
+    ran_as_planned(repair)
     assert set(repair.events.objects()) == {
         ("update", "IPAddressPool.metallb.io/metallb-system/lab"),
         ("create", "ClusterIssuer.cert-manager.io/kvinstall"),
@@ -267,6 +282,7 @@ def test_switched_off_each_is_pruned_cleanly(platform: Platform) -> None:
 
     off = platform.apply()
     assert off.code == 0, off.error
+    ran_as_planned(off)
     deleted = [e for e in off.events.of("object") if e["action"] == "delete"]
     by_phase = {e["phase"] for e in deleted}
     assert by_phase == {"prune", "component/dex", "workspaces"}, by_phase
