@@ -37,7 +37,7 @@ def kv(*args: str, state: Path, env: dict[str, str] | None = None) -> subprocess
     return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=environ, timeout=120)
 
 
-@pytest.mark.parametrize("example", ["minimal", "ha-gpu", "airgapped", "kubev"])
+@pytest.mark.parametrize("example", ["minimal", "ha-gpu", "airgapped", "kubev", "platform-services"])
 def test_plan_json_validates_against_its_schema(example: str, tmp_path: Path) -> None:
     env = {"CORP_SSO_CLIENT_SECRET": "x"}
     (tmp_path / "pw").write_text("pw")
