@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian machine for the test suite: the system packages the substrate fixtures start
 # (sshd, docker-registry, skopeo, ip, sudo, ...) and the Go-built binaries (kube-apiserver, etcd, kubectl,
-# helm, crane), built once and cached. Prints the binary cache directory last.
+# helm, crane), built once and cached; a partial Debian mirror for the host-package tests (fetched once,
+# served on 127.0.0.1 by the tests, which never reach deb.debian.org). Prints the binary cache directory last.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -21,6 +22,10 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 mkdir -p /run/sshd
+
+# bookworm's signed InRelease, its Packages index and the .debs the host-package tests collect, under
+# ~/.cache/kvinstall-test/debian-bookworm (stamped: a warm run downloads nothing).
+timeout 900 python3 "$here/debian-mirror.py" >/dev/null
 
 if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
   export PATH=$PATH:/usr/local/go/bin

@@ -90,7 +90,7 @@ def paper_lab(directory: Path) -> Any:
     return SimpleNamespace(hosts=hosts, client_keys=SimpleNamespace(ed25519=key))
 
 
-# The hosts' packages in this bundle: Debian 12's ethtool, from .deb files `apt-get download` fetched
+# The hosts' packages in this bundle: Debian 12's ethtool, from the local .deb files hack/ci-setup.sh cached
 # (tests/substrate/debs.py); the Kubernetes repositories are out of this machine's reach.
 E2E_PACKAGES = """\
 families: {deb: {packages: [ethtool]}, rpm: {packages: []}}

@@ -1,8 +1,10 @@
 """Host packages for air-gapped sites: bundle, `mirror serve`, a host's own apt, the gate, preflight, the
 host package-source phase.
 
-Real: the Debian mirror this machine uses (deb.debian.org, bookworm; signatures checked against the
-machine's debian-archive-keyring with gpgv), `apt-get download`, gpg, docker-registry, the HTTPS package
+Real: Debian's own bookworm files (the signed InRelease, the Packages index, the .debs), cached once by
+hack/ci-setup.sh and served on 127.0.0.1 (tests/substrate/debs.py: no test reaches deb.debian.org, and
+test_collection_needs_nothing_but_loopback proves it in an empty network namespace; signatures checked
+against the machine's debian-archive-keyring with gpgv), gpg, docker-registry, the HTTPS package
 server, apt and dpkg-deb inside sshd hosts in network namespaces (tests/substrate/host_lab.py: each host
 has a route to the lab's jump address 10.77.X.1 and nothing else). The lab hosts share this machine's
 filesystem: apt runs with private state, cache and source folders (or private mounts of /etc/apt,
@@ -33,10 +35,11 @@ from kvinstall.errors import ArtifactError, IntegrityError
 from kvinstall.hosts.preflight import run_preflight
 from substrate.debs import (
     KEYRING,
-    MIRROR,
+    DebianMirror,
     PackageBundle,
     config_text,
     environ,
+    is_loopback,
     kvinstall,
     make_bundle,
     stop_serve,
@@ -86,7 +89,7 @@ def rewrite_lock(src: Path, dst: Path, change: Callable[[dict[str, Any]], None])
 
 
 def test_bundle_pins_every_package_and_verify_checks_them(package_bundle: PackageBundle, local_debs: Path,
-                                                          tmp_path: Path) -> None:
+                                                          debian_mirror: DebianMirror, tmp_path: Path) -> None:
     section = package_bundle.lock["packages"]["debian-12"]
     assert section["needed"] == ["containerd", "conntrack", "socat", "ethtool"]
     pkgs = locked(package_bundle)
@@ -96,10 +99,10 @@ def test_bundle_pins_every_package_and_verify_checks_them(package_bundle: Packag
     assert "dpkg" not in pkgs and "bash" not in pkgs  # essential: every host has them
     for p in pkgs.values():
         assert len(p["sha256"]) == 64 and p["size"] > 0 and p["version"], p
-    # ethtool came from the `apt-get download` folder: pinned to that very file.
+    # ethtool came from the folder of local .debs: pinned to that very file.
     local = next(local_debs.glob("ethtool_*.deb"))
     assert pkgs["ethtool"]["sha256"] == sha256(local) and pkgs["ethtool"]["source"] == str(local)
-    assert pkgs["socat"]["source"].startswith(MIRROR + "/pool/main/s/socat/")
+    assert pkgs["socat"]["source"].startswith(debian_mirror.url + "/pool/main/s/socat/")
 
     ok(kvinstall(["mirror", "verify", str(package_bundle.path)], package_bundle.env))
     info = json.loads(ok(kvinstall(["mirror", "inspect", str(package_bundle.path), "-o", "json"],
@@ -124,7 +127,8 @@ def test_bundle_pins_every_package_and_verify_checks_them(package_bundle: Packag
     assert "package conntrack " in res.stderr and "is not in the bundle" in res.stderr
 
 
-def test_collection_refuses_what_it_cannot_prove(package_env: dict[str, str], tmp_path: Path) -> None:
+def test_collection_refuses_what_it_cannot_prove(package_env: dict[str, str], debian_mirror: DebianMirror,
+                                                 tmp_path: Path) -> None:
     # A package no source has: named, with the hint where to add one.
     with pytest.raises(ArtifactError) as missing:
         make_bundle(tmp_path / "m.tar", package_env, extra=["kvtest-no-such-package"])
@@ -142,8 +146,49 @@ def test_collection_refuses_what_it_cannot_prove(package_env: dict[str, str], tm
         from kvinstall.mirror.aptfetch import Fetcher
 
         with environ(package_env):
-            Fetcher().release(Repository(MIRROR + "/", "bookworm", ("main",), RepoKey(str(tmp_path / "other.gpg"))))
+            Fetcher().release(Repository(debian_mirror.url + "/", "bookworm", ("main",), RepoKey(str(tmp_path / "other.gpg"))))
     assert "no valid signature" in unsigned.value.message
+
+
+# Runs inside `unshare -n`: a new network namespace with nothing but loopback (no route, no DNS).
+NO_NETWORK = """
+import json, socket, subprocess, sys
+from pathlib import Path
+from substrate.debs import MirrorServer, make_bundle, package_env_for
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True, timeout=30)
+try:
+    socket.create_connection(("deb.debian.org", 80), timeout=10).close()
+    reached = "deb.debian.org"
+except OSError as exc:
+    reached = None
+root, work, local = map(Path, sys.argv[1:4])
+with MirrorServer(root) as server:
+    bundle = make_bundle(work / "bundle.tar", package_env_for(server.url, work), extra=["ethtool"], dirs=[local],
+                         mirror=server.url)
+print(json.dumps({"reached": reached, "url": server.url, "hits": server.hits, "lock": bundle.lock["packages"]}))
+"""
+
+
+def test_collection_needs_nothing_but_loopback(debian_mirror: DebianMirror, local_debs: Path,
+                                               tmp_path: Path) -> None:
+    """The proof that the host-package tests never contact deb.debian.org: in a network namespace with only
+    loopback up, kvinstall collects and verifies the whole closure from the cached mirror served there."""
+    tests = Path(__file__).parents[1]
+    res = subprocess.run(["unshare", "-n", sys.executable, "-c", NO_NETWORK, str(debian_mirror.root), str(tmp_path),
+                          str(local_debs)], env={**os.environ, "PYTHONPATH": str(tests)}, capture_output=True,
+                         text=True, timeout=600)  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    got = json.loads(res.stdout.splitlines()[-1])
+    assert got["reached"] is None  # the public mirror is out of reach in there ...
+    assert is_loopback(got["url"]), got["url"]
+    pkgs = {p["name"]: p for p in got["lock"]["debian-12"]["packages"]}
+    # ... and yet the closure is complete: the needed packages and their dependencies, from the served pool.
+    assert {"containerd", "conntrack", "socat", "ethtool", "runc", "libnetfilter-conntrack3", "libc6"} <= set(pkgs)
+    for p in pkgs.values():
+        assert p["source"].startswith((got["url"] + "/pool/main/", str(local_debs))), p
+    hits = {(code, path) for code, path in got["hits"]}
+    assert (200, "/dists/bookworm/InRelease") in hits and (200, "/dists/bookworm/main/binary-amd64/Packages.gz") in hits
+    assert not [h for h in hits if h[0] != 200], hits
 
 
 # -- mirror serve in the host lab -------------------------------------------------------------------

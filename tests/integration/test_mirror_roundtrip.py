@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import time
 import uuid
@@ -285,7 +286,7 @@ def test_killed_push_process_resumes(registries: Registries, registry_factory, t
         "def p(d, t):\n    print(d, t, flush=True)\n"
         f"push_bundle({str(out)!r}, {target.host!r}, insecure=True, progress=p, workers=1)\n"
     )
-    proc = subprocess.Popen(["python", "-c", script], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     for line in proc.stdout:
         if int(line.split()[0]) > total // 2:
@@ -399,7 +400,7 @@ def test_disk_full_is_clear_and_leaves_no_bundle(registries: Registries, tmp_pat
     )
     proc = subprocess.run(
         ["unshare", "-Urm", "sh", "-c",
-         f'mount -t tmpfs -o size=4m tmpfs "{small}" && exec "$0" -c "$1"', "python", script],
+         f'mount -t tmpfs -o size=4m tmpfs "{small}" && exec "$0" -c "$1"', sys.executable, script],
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr

@@ -1,49 +1,64 @@
 """Real Debian packages for the host-package tests, and bundles and `mirror serve` services made of them.
 
-This machine's Debian mirror (deb.debian.org, bookworm) is the one "internet" the tests may reach. The
-Kubernetes and Docker repositories (kubelet, kubeadm, containerd.io) are out of reach, so a test package
-catalog stands in for the shipped one: its Debian family needs containerd, conntrack and socat, which
-bookworm main has. Downloads are bounded (timeouts, retries, one fetch per changed upstream file): the
-package cache is ~/.cache/kvinstall-test/packages, kept between runs, so the mirror is asked again only for
-its small InRelease file.
+No test reaches deb.debian.org. hack/ci-setup.sh fetches, once, a partial bookworm mirror into
+~/.cache/kvinstall-test/debian-bookworm (hack/debian-mirror.py: the signed InRelease as published, the
+main/binary-amd64 Packages.gz it pins, the .debs of the closure the tests collect, and copies of two of
+them as local .deb files). The ``debian_mirror`` fixture serves that folder over HTTP on 127.0.0.1 and the
+test catalog names that URL; kvinstall then checks the real Debian signature (the machine's
+debian-archive-keyring, gpgv) and the real digests, as with the public mirror. Nothing is faked: the
+files are Debian's, only the address is local. The Kubernetes and Docker repositories (kubelet, kubeadm,
+containerd.io) are out of reach, so a test package catalog stands in for the shipped one: its Debian
+family needs containerd, conntrack and socat, which bookworm main has.
 
 Fixtures
-- ``package_env`` (session): environment for kvinstall (``KVINSTALL_PACKAGES`` = the test catalog,
-  ``KVINSTALL_CACHE_DIR`` = the persistent cache).
-- ``local_debs`` (session): a folder of .deb files fetched with the machine's own ``apt-get download``
-  (ethtool and its library), for ``--package-dir``.
+- ``debian_mirror`` (session): :class:`DebianMirror`, the cached mirror served on 127.0.0.1 (``.url``,
+  ``.root``, ``.local_debs``, ``.server.hits``). Fails (never skips) naming hack/ci-setup.sh when the
+  cache is missing or lacks a package these tests need.
+- ``package_env`` (session): environment for kvinstall (``KVINSTALL_PACKAGES`` = the test catalog, whose
+  every repository URL is checked to be a loopback one; ``KVINSTALL_CACHE_DIR`` = a fresh cache for the
+  session, so every run downloads from the served mirror and checks the digests again).
+- ``local_debs`` (session): a folder of .deb files (ethtool and its library) for ``--package-dir``.
 - ``package_bundle`` (session): :class:`PackageBundle` made by kvinstall's own collection from the mirror
   (verified signatures and digests) plus ``local_debs``: ``.path``, ``.lock``, ``.config`` (a config file
   naming debian-12), ``.versions`` (name -> version in the bundle).
 
-Helpers: ``serve(argv_prefix, bundle, state_dir, address, ...)`` runs ``kvinstall mirror serve`` and
-registers nothing; ``stop_serve(state_dir)`` stops it and kills anything its serve.json still names.
+Helpers: ``MirrorServer(root)`` serves a folder on 127.0.0.1 (a context manager; the unshare -n test
+runs it inside an empty network namespace); ``serve(argv_prefix, bundle, state_dir, address, ...)`` runs
+``kvinstall mirror serve`` and registers nothing; ``stop_serve(state_dir)`` stops it and kills anything
+its serve.json still names.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import http.server
+import ipaddress
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import yaml
 
-CACHE = Path.home() / ".cache" / "kvinstall-test" / "packages"
+MIRROR_CACHE = Path.home() / ".cache" / "kvinstall-test" / "debian-bookworm"  # see hack/debian-mirror.py
+SETUP = "hack/ci-setup.sh"
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
-MIRROR = "http://deb.debian.org/debian"
 NEEDED = ("containerd", "conntrack", "socat")
-LOCAL = ("ethtool", "libmnl0")  # from `apt-get download`, served next to the mirror's
-CATALOG = f"""\
+LOCAL = ("ethtool", "libmnl0")  # given as local .deb files, next to the mirror's
+CATALOG = """\
 families:
   deb:
-    packages: [{", ".join(NEEDED)}]
+    packages: [{needed}]
   rpm:
     packages: []
 distributions:
@@ -51,11 +66,103 @@ distributions:
     family: deb
     architecture: amd64
     repositories:
-      - url: {MIRROR}
+      - url: {url}
         suite: bookworm
         components: [main]
-        keyring: {KEYRING}
+        keyring: {keyring}
 """
+
+
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    timeout = 60  # a stuck client cannot hold a server thread for longer
+    hits: list[tuple[int, str]]
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        self.hits.append((int(code) if str(code).isdigit() else 0, self.path))
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # requests are recorded in hits; nothing goes to the test's stderr
+
+
+@dataclass
+class MirrorServer:
+    """A folder over plain HTTP on 127.0.0.1 (an ephemeral port), answered by threads of this process."""
+
+    root: Path
+    hits: list[tuple[int, str]] = field(default_factory=list)  # (HTTP status, path) of every request
+    _server: http.server.ThreadingHTTPServer | None = None
+    _thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "not started"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> MirrorServer:
+        handler = type("Handler", (_Handler,), {"hits": self.hits})
+        self._server = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(handler, directory=str(self.root)))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="debian-mirror", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, typ: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        assert self._server is not None and self._thread is not None
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=60)
+
+
+@dataclass(frozen=True)
+class DebianMirror:
+    url: str  # http://127.0.0.1:PORT, the mirror's base (dists/, pool/)
+    root: Path
+    local_debs: Path
+    server: MirrorServer
+
+
+def cached_mirror(cache: Path = MIRROR_CACHE) -> Path:
+    """The folder hack/debian-mirror.py filled; a clear failure naming the setup step if it did not."""
+    try:
+        recipe = json.loads((cache / "stamp.json").read_text())["recipe"]
+    except (OSError, ValueError, KeyError):
+        recipe = None
+    if not isinstance(recipe, dict):
+        pytest.fail(f"no cached Debian mirror in {cache}: run {SETUP} once (it fetches the packages these tests "
+                    "serve on 127.0.0.1; the tests never reach deb.debian.org)", pytrace=False)
+    lacking = [p for p in (*NEEDED, *LOCAL) if p not in [*recipe["packages"], *recipe["local"]]]
+    if lacking:
+        pytest.fail(f"the cached Debian mirror in {cache} lacks {', '.join(lacking)}: add them to "
+                    f"hack/debian-mirror.py and run {SETUP} again", pytrace=False)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def debian_mirror() -> Iterator[DebianMirror]:
+    root = cached_mirror()
+    with MirrorServer(root / "mirror") as server:
+        yield DebianMirror(server.url, root / "mirror", root / "local-debs", server)
+
+
+def package_env_for(url: str, directory: Path) -> dict[str, str]:
+    """The test catalog naming the mirror at url, and a kvinstall cache, both in directory."""
+    catalog = directory / "packages.yaml"
+    catalog.write_text(CATALOG.format(needed=", ".join(NEEDED), url=url, keyring=KEYRING))
+    # The rule the whole file exists for: the tests' package traffic goes to loopback only.
+    urls = [r["url"] for d in yaml.safe_load(catalog.read_text())["distributions"].values()
+            for r in d["repositories"]]
+    assert urls and all(is_loopback(u) for u in urls), f"the test catalog names non-loopback repositories: {urls}"
+    return {"KVINSTALL_PACKAGES": str(catalog), "KVINSTALL_CACHE_DIR": str(directory / "cache")}
 
 
 def config_text(*, registry: str = "192.0.2.1:5000", hosts: Sequence[str] = ("192.0.2.11",),
@@ -72,11 +179,8 @@ def config_text(*, registry: str = "192.0.2.1:5000", hosts: Sequence[str] = ("19
 
 
 @pytest.fixture(scope="session")
-def package_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    catalog = tmp_path_factory.mktemp("package-catalog") / "packages.yaml"
-    catalog.write_text(CATALOG)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    return {"KVINSTALL_PACKAGES": str(catalog), "KVINSTALL_CACHE_DIR": str(CACHE)}
+def package_env(tmp_path_factory: pytest.TempPathFactory, debian_mirror: DebianMirror) -> dict[str, str]:
+    return package_env_for(debian_mirror.url, tmp_path_factory.mktemp("package-env"))
 
 
 @contextlib.contextmanager
@@ -94,15 +198,8 @@ def environ(values: Mapping[str, str]) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def local_debs() -> Path:
-    folder = CACHE / "apt-get-download"
-    folder.mkdir(parents=True, exist_ok=True)
-    missing = [n for n in LOCAL if not list(folder.glob(f"{n}_*.deb"))]
-    if missing:
-        res = subprocess.run(["apt-get", "download", *missing], cwd=folder, capture_output=True, text=True,
-                             timeout=300)
-        assert res.returncode == 0, f"apt-get download {missing}: {res.stderr}"
-    return folder
+def local_debs(debian_mirror: DebianMirror) -> Path:
+    return debian_mirror.local_debs
 
 
 @dataclass(frozen=True)
@@ -117,9 +214,10 @@ class PackageBundle:
         return {p["name"]: p["version"] for p in self.lock["packages"]["debian-12"]["packages"]}
 
 
-def make_bundle(out: Path, env: Mapping[str, str], *, extra: Sequence[str] = (),
-                dirs: Sequence[Path] = ()) -> PackageBundle:
-    """A bundle holding only host packages, made the way `mirror create` makes its package part."""
+def make_bundle(out: Path, env: Mapping[str, str], *, extra: Sequence[str] = (), dirs: Sequence[Path] = (),
+                mirror: str = "") -> PackageBundle:
+    """A bundle holding only host packages, made the way `mirror create` makes its package part (with
+    dirs, the mirror at the URL mirror is named as a --package-repo beside them)."""
     from kvinstall.catalog.packages import load_package_catalog
     from kvinstall.config.loader import load_file
     from kvinstall.mirror.aptfetch import PackageSources, collect_packages
@@ -130,7 +228,7 @@ def make_bundle(out: Path, env: Mapping[str, str], *, extra: Sequence[str] = (),
     with environ(env):
         cfg = load_file(config).config
         sources = PackageSources.from_options(
-            [f"debian-12=deb [signed-by={KEYRING}] {MIRROR} bookworm main"] if dirs else [],
+            [f"debian-12=deb [signed-by={KEYRING}] {mirror} bookworm main"] if dirs else [],
             [f"debian-12={d}" for d in dirs],
         )
         got = collect_packages(cfg, load_package_catalog(), sources, workers=4)
@@ -141,9 +239,18 @@ def make_bundle(out: Path, env: Mapping[str, str], *, extra: Sequence[str] = (),
 
 @pytest.fixture(scope="session")
 def package_bundle(tmp_path_factory: pytest.TempPathFactory, package_env: dict[str, str],
-                   local_debs: Path) -> PackageBundle:
-    return make_bundle(tmp_path_factory.mktemp("package-bundle") / "bundle.tar", package_env,
-                       extra=["ethtool"], dirs=[local_debs])
+                   debian_mirror: DebianMirror, local_debs: Path) -> PackageBundle:
+    from kvinstall.errors import ArtifactError
+
+    try:
+        return make_bundle(tmp_path_factory.mktemp("package-bundle") / "bundle.tar", package_env,
+                           extra=["ethtool"], dirs=[local_debs], mirror=debian_mirror.url)
+    except ArtifactError:
+        gone = [path for code, path in debian_mirror.server.hits if code == 404]
+        if gone:  # a mirror cached for another package list: say how to refresh it
+            pytest.fail(f"the cached Debian mirror ({debian_mirror.root}) lacks {gone}: run {SETUP} again",
+                        pytrace=False)
+        raise
 
 
 def kvinstall(argv: Sequence[str], env: Mapping[str, str], *, prefix: Sequence[str] = (), cwd: Path | None = None,

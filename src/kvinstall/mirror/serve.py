@@ -435,15 +435,21 @@ class Supervisor:
         try:
             try:
                 self.start()
-                if on_ready is not None:
-                    on_ready()
             except KeyboardInterrupt:
                 self.finish("stopped", "interrupted while starting")
                 raise
             except BaseException as exc:
                 self.finish("failed", str(exc))
                 raise
+            # Running from here: a stop asked for while on_ready tells the user so (who may answer with
+            # Ctrl-C at once) is a normal stop, not an interrupted start.
             looping = True
+            if on_ready is not None:
+                try:
+                    on_ready()
+                except BaseException as exc:
+                    self.finish("failed", str(exc))
+                    raise
             if self._stop:
                 self.finish("stopped")
                 return 0
