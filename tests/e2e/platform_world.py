@@ -12,7 +12,9 @@ boundaries that cannot exist here, each said so where it is defined:
   the workloads and images their source creates for the gates on), report status (KubeVirt through
   its status subresource; CDI, whose CRD has none, through the object itself, as cdi-operator does)
   and on deletion remove their operands, then their finalizer; Kube-OVN's controller creates its
-  default Vpc and Subnets; Kyverno reports each ValidatingPolicy ready. It only writes when
+  default Vpc and Subnets; Kyverno reports each ValidatingPolicy ready; cert-manager, MetalLB and
+  Longhorn act as platform_controllers.py describes, and the webhooks their charts register are
+  answered (substrate/webhooks.py) through the apiserver's cluster network. It only writes when
   something is not as the controller wants it, so a converged cluster sees no writes from it.
 """
 
@@ -30,8 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from platform_controllers import PlatformControllers
 
 from substrate.operators import OPERAND_LABEL, cdi_operator_operands, kubevirt_version, virt_operator_operands
+from substrate.webhooks import WebhookServer
 from upstream_pack import pinned_catalog_data, site_files
 
 MERGE = {"Content-Type": "application/merge-patch+json"}
@@ -153,8 +157,11 @@ class ClusterSim:
     _stop: threading.Event = field(default_factory=threading.Event)
     _ticked: threading.Condition = field(default_factory=threading.Condition)
     _thread: threading.Thread | None = None
+    controllers: PlatformControllers | None = None
 
     def start(self) -> ClusterSim:
+        self.controllers = PlatformControllers(self, WebhookServer())
+        self.api.cluster_net.route = self.controllers.route
         self._thread = threading.Thread(target=self._loop, name="cluster-sim", daemon=True)
         self._thread.start()
         return self
@@ -163,6 +170,9 @@ class ClusterSim:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
+        if self.controllers is not None:
+            self.api.cluster_net.route = None
+            self.controllers.webhooks.close()
 
     def _loop(self) -> None:
         end = time.monotonic() + self.max_seconds
@@ -201,6 +211,8 @@ class ClusterSim:
         self._cdi()
         self._kube_ovn()
         self._policies()
+        if self.controllers is not None:
+            self.controllers.tick()
 
     def _policies(self) -> None:
         """Kyverno compiles each ValidatingPolicy and reports it ready."""
