@@ -1,7 +1,8 @@
 """The real upstream release artifacts the tests run on, and how the tests serve them.
 
-The pack lives next to the repository (`../shared/upstream`, see its PROVENANCE.md: Kube-OVN and Kyverno
-charts, KubeVirt and CDI operator manifests and CRs, each from its upstream tag); `KVTEST_UPSTREAM`
+The pack lives next to the repository (`../shared/upstream`, see its PROVENANCE.md: Kube-OVN, Kyverno,
+cert-manager, MetalLB and Longhorn charts, KubeVirt and CDI operator manifests and CRs, Multus daemonset
+manifests, each from its upstream tag); `KVTEST_UPSTREAM`
 names another place. Nothing here is hand-written: a test that needs what the real world cannot
 give (a broken chart, a digest mismatch) makes it itself and says so.
 
@@ -46,15 +47,25 @@ def pack_dir() -> Path:
 
 
 # Catalog component -> its folder in the pack.
-_FOLDER = {"kubeovn": "kube-ovn", "kubevirt": "kubevirt", "cdi": "cdi", "kyverno": "kyverno"}
+_FOLDER = {
+    "kubeovn": "kube-ovn",
+    "kubevirt": "kubevirt",
+    "cdi": "cdi",
+    "kyverno": "kyverno",
+    "certmanager": "cert-manager",
+    "multus": "multus",
+    "metallb": "metallb",
+    "longhorn": "longhorn",
+}
 
 
 def pack_path(component: str, release: Release, artifact: Artifact) -> Path:
-    """The pack file of one catalog artifact: charts under their chart version, manifests under the
-    release version, by the upstream file name."""
+    """The pack file of one catalog artifact: charts under their chart version (Kyverno) or the release
+    version (the others), manifests under the release version, by the upstream file name."""
     folder = pack_dir() / _FOLDER[component]
     if artifact.kind == "chart":
-        return folder / artifact.version / f"{artifact.chart}-{artifact.version}.tgz"
+        by_chart = folder / artifact.version
+        return (by_chart if by_chart.is_dir() else folder / release.version) / f"{artifact.chart}-{artifact.version}.tgz"
     return folder / release.version / artifact.source.rsplit("/", 1)[-1]
 
 

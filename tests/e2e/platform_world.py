@@ -14,8 +14,10 @@ boundaries that cannot exist here, each said so where it is defined:
   with their version as the real ones report it (a new operator version is named as the target at
   once, Progressing; the observed version follows once the operands run the new images, which are
   replaced as the operators roll them out), virt-operator also installs the VirtualMachineInstance
-  CRD, and on deletion they remove their operands, then their finalizer; Kube-OVN's controller creates its
-  default Vpc and Subnets; Kyverno reports each ValidatingPolicy ready. It only writes when
+  CRD, and on deletion they remove their operands, then their finalizer; Kube-OVN's controller creates
+  its default Vpc and Subnets; Kyverno reports each ValidatingPolicy ready; cert-manager, MetalLB and
+  Longhorn act as platform_controllers.py describes, and the webhooks their charts register are
+  answered (substrate/webhooks.py) through the apiserver's cluster network. It only writes when
   something is not as the controller wants it, so a converged cluster sees no writes from it.
 """
 
@@ -33,9 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from platform_controllers import PlatformControllers
 
 from substrate.crds import crd
 from substrate.operators import OPERAND_LABEL, cdi_operator_operands, kubevirt_version, virt_operator_operands
+from substrate.webhooks import WebhookServer
 from upstream_pack import pinned_catalog_data, site_files
 
 MERGE = {"Content-Type": "application/merge-patch+json"}
@@ -158,8 +162,11 @@ class ClusterSim:
     _stop: threading.Event = field(default_factory=threading.Event)
     _ticked: threading.Condition = field(default_factory=threading.Condition)
     _thread: threading.Thread | None = None
+    controllers: PlatformControllers | None = None
 
     def start(self) -> ClusterSim:
+        self.controllers = PlatformControllers(self, WebhookServer())
+        self.api.cluster_net.route = self.controllers.route
         self._thread = threading.Thread(target=self._loop, name="cluster-sim", daemon=True)
         self._thread.start()
         return self
@@ -168,6 +175,9 @@ class ClusterSim:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
+        if self.controllers is not None:
+            self.api.cluster_net.route = None
+            self.controllers.webhooks.close()
 
     def _loop(self) -> None:
         end = time.monotonic() + self.max_seconds
@@ -206,6 +216,8 @@ class ClusterSim:
         self._cdi()
         self._kube_ovn()
         self._policies()
+        if self.controllers is not None:
+            self.controllers.tick()
 
     def _policies(self) -> None:
         """Kyverno compiles each ValidatingPolicy and reports it ready."""

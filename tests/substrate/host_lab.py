@@ -1,9 +1,9 @@
 """Bare-metal stand-ins: real sshd hosts, each in its own network namespace, on a private lab network.
 
 Fixtures
-- ``host_lab`` (function): a factory ``host_lab(hosts) -> Lab``; ``hosts`` is a count (hosts ``h1..hN``) or
-  a list of :class:`HostSpec`. Everything it started (sshd processes, namespaces, routes) is removed after the
-  test. ``open_lab(stack, root, client_keys, hosts)`` makes one for a fixture of a wider scope.
+- ``host_lab`` (function; ``module_host_lab`` the same per test module): a factory
+  ``host_lab(hosts) -> Lab``; ``hosts`` is a count (hosts ``h1..hN``) or a list of :class:`HostSpec`.
+  Everything it started (sshd processes, namespaces, routes) is removed after the test. ``open_lab(stack, root, client_keys, hosts)`` makes one for a fixture of a wider scope.
 - ``ssh_client_keys`` (session): :class:`ClientKeys`, client key files ``.ed25519`` / ``.rsa`` / ``.ecdsa``
   (OpenSSH private key files without passphrase; ``.pub(path)`` gives the public line). Every lab host
   authorises the ed25519 key for root and for its sudo user; ``HostSpec.authorized_key_types`` adds others.
@@ -506,11 +506,26 @@ def open_lab(stack: ExitStack, root: Path, client_keys: ClientKeys, hosts: int |
     return lab
 
 
+@contextlib.contextmanager
+def _labs(tmp_path_factory: pytest.TempPathFactory, keys: ClientKeys
+          ) -> Iterator[Callable[[int | Sequence[HostSpec]], Lab]]:
+    with ExitStack() as stack:
+        def make(hosts: int | Sequence[HostSpec]) -> Lab:
+            return open_lab(stack, tmp_path_factory.mktemp("host-lab"), keys, hosts)
+
+        yield make
+
+
 @pytest.fixture
 def host_lab(tmp_path_factory: pytest.TempPathFactory, ssh_client_keys: ClientKeys
              ) -> Iterator[Callable[[int | Sequence[HostSpec]], Lab]]:
-    with ExitStack() as stack:
-        def make(hosts: int | Sequence[HostSpec]) -> Lab:
-            return open_lab(stack, tmp_path_factory.mktemp("host-lab"), ssh_client_keys, hosts)
+    with _labs(tmp_path_factory, ssh_client_keys) as make:
+        yield make
 
+
+@pytest.fixture(scope="module")
+def module_host_lab(tmp_path_factory: pytest.TempPathFactory, ssh_client_keys: ClientKeys
+                    ) -> Iterator[Callable[[int | Sequence[HostSpec]], Lab]]:
+    """host_lab for a whole test module (e.g. one converged platform its tests share)."""
+    with _labs(tmp_path_factory, ssh_client_keys) as make:
         yield make

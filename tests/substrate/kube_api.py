@@ -5,6 +5,8 @@ Fixtures
   ``.kubeconfig`` (admin kubeconfig path; client certificate in group system:masters), ``.ca`` (cluster CA
   path), ``.client_cert`` / ``.client_key`` (admin cert), ``.token`` (a second admin identity via a static
   token file, user ``kvtest-token-admin``), ``.bin_dir`` (the binary cache: kubectl, helm, crane live there).
+  ``.cluster_net`` (:class:`~substrate.cluster_net.ConnectProxy`: the apiserver's calls into the
+  cluster, i.e. to webhooks behind Services, go through it; set its ``route`` to answer them).
   Methods: ``.restart()`` (stop and start kube-apiserver on the same port and etcd, wait for /readyz),
   ``.stop_apiserver()`` / ``.start_apiserver()`` (for outage tests), ``.request(method, path, **kw)`` (an
   admin ``requests`` call), ``.audit_mark()`` and ``.writes_since(mark, ...)`` (write requests seen by the
@@ -36,6 +38,7 @@ from typing import Any
 import pytest
 import requests
 
+from .cluster_net import ConnectProxy
 from .pki import CA, rsa_key_files
 from .procs import Proc, free_port, wait_until
 
@@ -105,6 +108,9 @@ class KubeApi:
         token_file = pki / "tokens.csv"
         token_file.write_text(f'{self.token},{TOKEN_USER},{TOKEN_USER},"system:masters"\n')
         token_file.chmod(0o600)
+        # What the apiserver sends into the cluster (webhook calls) goes through this proxy.
+        self.cluster_net = ConnectProxy(root / "cluster-net.sock")
+        egress = self.cluster_net.write_config(root / "egress-selector.yaml")
         self.audit_log = root / "audit.log"
         policy = root / "audit-policy.yaml"
         policy.write_text(AUDIT_POLICY)
@@ -134,6 +140,7 @@ class KubeApi:
             f"--audit-policy-file={policy}", f"--audit-log-path={self.audit_log}",
             "--audit-log-format=json", "--audit-log-mode=blocking", "--audit-log-maxbackup=0",
             f"--cert-dir={root / 'cert-dir'}",
+            f"--egress-selector-config-file={egress}",
             "--v=1",
         ], root / "kube-apiserver.log")
         self.kubeconfig = root / "admin.kubeconfig"
@@ -183,6 +190,7 @@ class KubeApi:
     def stop(self) -> None:
         self.apiserver.stop()
         self.etcd.stop()
+        self.cluster_net.close()
 
     # ------------------------------------------------------------------ client helpers
     def session(self) -> requests.Session:

@@ -1,4 +1,5 @@
-"""What the real KubeVirt and CDI operators deploy, as data: the workloads (with their images) that
+"""What the real KubeVirt, CDI and Longhorn operators deploy (and the images cert-manager's controller
+starts pods with), as data: the workloads (with their images) that
 virt-operator and cdi-operator create for a CR, taken from their source at the release tags. The
 suite's fake controller loop (tests/e2e/platform_world.ClusterSim) creates exactly these, and the
 air-gap tests check every image in them is mirrored. No operator runs here (no kubelet, no
@@ -24,6 +25,7 @@ from IMPORTER_IMAGE, CLONER_IMAGE, UPLOAD_SERVER_IMAGE (OVIRT_POPULATOR_IMAGE to
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -139,3 +141,68 @@ def cdi_operator_operands(operator_deployment: KubeObject) -> list[KubeObject]:
         _workload("Deployment", "cdi-apiserver", ns, "cdi", [("cdi-apiserver", env["APISERVER_IMAGE"])]),
         _workload("Deployment", "cdi-uploadproxy", ns, "cdi", [("cdi-uploadproxy", env["UPLOAD_PROXY_IMAGE"])]),
     ]  # fmt: skip
+
+
+# --- Longhorn -------------------------------------------------------------------------------------
+# longhorn-manager v1.9 (the chart's longhorn-manager DaemonSet) is told the images it deploys as
+# flags: the engine image (a DaemonSet engine-image-ei-<checksum>), instance managers, share managers,
+# backing image managers and support bundles (pods per node / volume). The driver deployer
+# (Deployment longhorn-driver-deployer, `longhorn-manager deploy-driver`) creates the CSI driver
+# object driver.longhorn.io, Deployments csi-attacher, csi-provisioner, csi-resizer, csi-snapshotter
+# and DaemonSet longhorn-csi-plugin from the *_IMAGE env it is given (datastore/deploy-driver at the tag).
+LONGHORN_MANAGER_IMAGE_FLAGS = ("--engine-image", "--instance-manager-image", "--share-manager-image",
+                                "--backing-image-manager-image", "--support-bundle-manager-image")  # fmt: skip
+LONGHORN_CSI_DEPLOYMENTS = {"csi-attacher": "CSI_ATTACHER_IMAGE", "csi-provisioner": "CSI_PROVISIONER_IMAGE",
+                            "csi-resizer": "CSI_RESIZER_IMAGE", "csi-snapshotter": "CSI_SNAPSHOTTER_IMAGE"}  # fmt: skip
+
+
+def flag_values(container: KubeObject, flags: Iterable[str]) -> dict[str, str]:
+    """`--flag VALUE` and `--flag=VALUE` of a container's command and args."""
+    words = [*(container.get("command") or []), *(container.get("args") or [])]
+    wanted, out = set(flags), {}
+    for i, word in enumerate(words):
+        flag, eq, value = str(word).partition("=")
+        if eq and flag in wanted:
+            out[flag] = value
+        elif word in wanted and i + 1 < len(words):
+            out[str(word)] = str(words[i + 1])
+    return out
+
+
+def longhorn_manager_operands(manager: KubeObject) -> list[KubeObject]:
+    """What longhorn-manager deploys from its flags: the engine image DaemonSet (its other images run in
+    pods per node and volume: listed in pulled_longhorn_images)."""
+    flags = flag_values(manager["spec"]["template"]["spec"]["containers"][0], LONGHORN_MANAGER_IMAGE_FLAGS)
+    engine = flags["--engine-image"]
+    name = "engine-image-ei-" + hashlib.sha256(engine.encode()).hexdigest()[:8]
+    ns = manager["metadata"]["namespace"]
+    return [_workload("DaemonSet", name, ns, "longhorn", [("engine-image", engine)])]
+
+
+def pulled_longhorn_images(manager: KubeObject) -> set[str]:
+    """Every image longhorn-manager starts pods with (instance managers, share managers, ...)."""
+    return set(flag_values(manager["spec"]["template"]["spec"]["containers"][0], LONGHORN_MANAGER_IMAGE_FLAGS).values())
+
+
+def longhorn_driver_operands(deployer: KubeObject) -> list[KubeObject]:
+    """The CSI workloads the driver deployer creates, with the images its env names."""
+    env = _env(deployer)
+    manager_image = deployer["spec"]["template"]["spec"]["containers"][0]["image"]
+    ns = deployer["metadata"]["namespace"]
+    out = [_workload("Deployment", name, ns, "longhorn", [(name, env[var])])
+           for name, var in LONGHORN_CSI_DEPLOYMENTS.items()]  # fmt: skip
+    out.append(_workload("DaemonSet", "longhorn-csi-plugin", ns, "longhorn", [
+        ("node-driver-registrar", env["CSI_NODE_DRIVER_REGISTRAR_IMAGE"]),
+        ("longhorn-liveness-probe", env["CSI_LIVENESS_PROBE_IMAGE"]),
+        ("longhorn-csi-plugin", manager_image)]))  # fmt: skip
+    return out
+
+
+# --- cert-manager ---------------------------------------------------------------------------------
+# The controller starts HTTP-01 solver pods (ACME issuers) with the image of its
+# --acme-http01-solver-image flag (cmd/controller/app/options at the tag).
+
+
+def cert_manager_solver_image(controller: KubeObject) -> str:
+    container = controller["spec"]["template"]["spec"]["containers"][0]
+    return flag_values(container, ("--acme-http01-solver-image",))["--acme-http01-solver-image"]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from kvinstall.catalog import load_catalog
 from kvinstall.components import component, components_for
@@ -20,8 +21,11 @@ from kvinstall.components.dex import AdminCredentialsFile
 from kvinstall.config.loader import load_file
 from kvinstall.config.models import Config
 from kvinstall.mirror.items import needed
+from kvinstall.phases.context import Options
+from kvinstall.phases.gate import required_refs_split
 from kvinstall.plan.desired import desire, desire_upstream
 from kvinstall.render.images import images_in, images_outside, normalize_image, rewrite_image
+from kvinstall.session import open_session
 from substrate.operators import cdi_operator_operands, pulled_images, virt_operator_operands
 from upstream_pack import PackSource
 
@@ -116,3 +120,68 @@ def test_every_gate_combination_of_the_catalog(path: Path, version: str) -> None
         site_objects = desire(site_config, CATALOG, SOURCE, components=kubevirt).components[0].objects
         at_site = operator_images(site_objects, gates) | images_in(site_objects)
         assert at_site - {rewrite_image(i, site) for i in images} == set(), combo
+
+
+# --- MetalLB, Longhorn, cert-manager and Multus -----------------------------------------------------
+
+PLATFORM_SERVICES = ("multus", "certmanager", "metallb", "longhorn")
+# Images that appear in no `image:` field: longhorn-manager deploys the instance manager from its
+# --instance-manager-image flag, the driver deployer the CSI sidecars from *_IMAGE env, and
+# cert-manager's controller starts ACME solver pods from --acme-http01-solver-image.
+SET_BY_FLAG_OR_ENV = {
+    "docker.io/longhornio/longhorn-instance-manager:v1.9.1",
+    "docker.io/longhornio/longhorn-share-manager:v1.9.1",
+    "docker.io/longhornio/csi-provisioner:v5.3.0-20250709",
+    "quay.io/jetstack/cert-manager-acmesolver:v1.18.5",
+}
+
+
+def services_config(tmp_path: Path, *, frr_k8s: bool, plugin: str, site: str = SITE) -> Path:
+    """The air-gapped example with the four on (Longhorn's class replaces the example's RWX class)."""
+    tree = yaml.safe_load((ROOT / "examples" / "airgapped.yaml").read_text())
+    tree.pop("storage")
+    tree["offline"] = {"enabled": True, "registry": site, "insecure": True}
+    tree["components"].update({
+        "certManager": {"enabled": True},
+        "multus": {"enabled": True, "plugin": plugin},
+        "metallb": {"enabled": True, "frrK8s": frr_k8s, "bgpPeers": [{"address": "192.0.2.1", "asn": 64512,
+                                                                      "myASN": 64513}],
+                    "pools": [{"name": "lb", "addresses": ["192.0.2.200-192.0.2.220"]}]},
+        "longhorn": {"enabled": True},
+    })  # fmt: skip
+    path = tmp_path / "services.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    return path
+
+
+@pytest.mark.parametrize(("frr_k8s", "plugin"), [(False, "thick"), (True, "thin")])
+def test_platform_services_images_are_listed_rewritten_and_gated(
+    frr_k8s: bool, plugin: str, tmp_path: Path
+) -> None:
+    """Each of the four lists exactly the images its rendered objects use (container images, flags and
+    env alike), `mirror list` holds them all, offline every one points at the site, and the gate
+    requires exactly the site copies of what `mirror list` bundles: a bundle without one is refused."""
+    path = services_config(tmp_path, frr_k8s=frr_k8s, plugin=plugin)
+    session = open_session(path, state_override=tmp_path / "state")
+    upstream = session.desire(SOURCE, upstream=True)
+    listed_images = {normalize_image(n.reference) for n in needed(upstream) if n.kind == "image"}
+    for name in PLATFORM_SERVICES:
+        comp = upstream.component(name)
+        assert comp is not None and comp.objects, name
+        used = {normalize_image(i) for i in images_in(comp.objects)}
+        assert used == {normalize_image(i) for i in comp.images}, name
+        assert used <= listed_images, name
+    assert listed_images >= SET_BY_FLAG_OR_ENV
+    # FRR runs in the speaker, or (frrK8s) in the frr-k8s daemon, whose own image is listed only then.
+    assert "quay.io/frrouting/frr:10.4.1" in listed_images
+    assert ("quay.io/metallb/frr-k8s:v0.0.21" in listed_images) == frr_k8s
+    multus = "ghcr.io/k8snetworkplumbingwg/multus-cni:v4.2.3" + ("-thick" if plugin == "thick" else "")
+    assert multus in listed_images
+
+    ctx = session.context(Options(), source=SOURCE)
+    pushed = {rewrite_image(i, SITE) for i in listed_images}
+    for comp in ctx.desired.components:
+        assert images_outside(comp.objects, SITE) == set(), comp.name
+        assert {i for i in images_in(comp.objects)} <= pushed, comp.name
+    gated, _ = required_refs_split(ctx)
+    assert set(gated) == pushed

@@ -247,3 +247,54 @@ def test_check_table_is_well_formed() -> None:
     for c in CHECKS:
         assert c.id and c.what and c.remedy
         assert c.severity in ("error", "warning")
+
+
+def test_longhorn_and_metallb_checks_with_remedies() -> None:
+    """Longhorn's checks run on the hosts that hold replicas (the workers here), MetalLB's layer 2 check
+    on every host: a pool on no host's network is an error, on another host's only a warning."""
+    import ipaddress
+
+    cfg = config(
+        [
+            {"address": "10.0.0.1", "role": "controlPlane"},
+            {"address": "10.0.0.2", "role": "worker"},
+            {"address": "10.0.1.3", "role": "worker"},
+        ],
+        components={
+            "longhorn": {"enabled": True},
+            "metallb": {"enabled": True, "pools": [{"name": "a", "addresses": ["10.0.0.200-10.0.0.220"]},
+                                                   {"name": "b", "addresses": ["10.9.0.0/28"]}]},
+        },
+    )  # fmt: skip
+
+    def on(address: str, **kw: Any) -> HostFacts:
+        return replace(GOOD, hostname=address, interfaces=(("eth0", ipaddress.ip_interface(address + "/24")),), **kw)
+
+    ready = {"storage_tools": frozenset({"iscsiadm", "initiatorname", "nfs"}), "data_path_free_bytes": 100 * GiB,
+             "data_path_dir": "/var/lib"}  # fmt: skip
+    bare = {"storage_tools": frozenset({"multipathd"}), "data_path_free_bytes": 10 * GiB, "data_path_dir": "/"}
+    res = run(cfg, [on("10.0.0.1"), on("10.0.0.2", **ready), on("10.0.1.3", **bare)])
+    longhorn = ("longhorn.iscsi", "longhorn.nfs", "longhorn.data-path", "longhorn.multipath")
+    assert not any(("10.0.0.1", c) in res for c in longhorn)  # the control plane holds no replica
+    assert {c: res[("10.0.0.2", c)].status for c in longhorn} == dict.fromkeys(longhorn, "pass")
+    got = {c: res[("10.0.1.3", c)] for c in longhorn}
+    assert {c: r.status for c, r in got.items()} == {
+        "longhorn.iscsi": "fail", "longhorn.nfs": "warn", "longhorn.data-path": "warn", "longhorn.multipath": "fail",
+    }  # fmt: skip
+    assert "open-iscsi" in got["longhorn.iscsi"].remedy and "iscsiadm not found" in got["longhorn.iscsi"].message
+    assert "nfs-common" in got["longhorn.nfs"].remedy
+    assert "10.0 GiB free for /var/lib/longhorn/ (on the filesystem of /)" in got["longhorn.data-path"].message
+    assert "blacklist" in got["longhorn.multipath"].remedy
+    # With multipath.conf blacklisting sd devices, a running multipathd is fine.
+    fixed = replace(on("10.0.1.3", **bare), storage_tools=frozenset({"multipathd", "blacklist-sd"}))
+    assert run(cfg, [on("10.0.0.1"), on("10.0.0.2", **ready), fixed])[("10.0.1.3", "longhorn.multipath")].status == "pass"
+
+    l2 = {h: res[(h, "metallb.l2-network")] for h in ("10.0.0.1", "10.0.0.2", "10.0.1.3")}
+    assert all(r.status == "fail" and "10.9.0.0/28 (b)" in r.message for r in l2.values())
+    assert "bgpPeers" in l2["10.0.0.1"].remedy
+    only_a = cfg.model_copy(deep=True)
+    only_a.components.metallb.pools.pop()
+    res = run(only_a, [on("10.0.0.1"), on("10.0.0.2", **ready), on("10.0.1.3", **ready)])
+    assert res[("10.0.0.1", "metallb.l2-network")].status == "pass"
+    assert "10.0.0.200-10.0.0.220 (a) on eth0 (10.0.0.0/24)" in res[("10.0.0.1", "metallb.l2-network")].message
+    assert res[("10.0.1.3", "metallb.l2-network")].status == "warn"  # only the other hosts are on that network

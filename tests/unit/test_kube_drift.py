@@ -51,6 +51,37 @@ def test_unchanged_despite_server_defaults() -> None:
     assert compare(DESIRED, live()).verdict == "unchanged"
 
 
+def test_webhook_rules_unchanged_despite_their_defaulted_scope_and_an_injected_ca() -> None:
+    """A webhook's rules are an atomic list whose items the server gives `scope: "*"`; the caBundle a
+    controller injects is its field, not kvinstall's. Neither is drift; a changed rule still is."""
+    rule = {"apiGroups": ["metallb.io"], "apiVersions": ["v1beta1"], "operations": ["CREATE"],
+            "resources": ["ipaddresspools"]}  # fmt: skip
+    desired = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+               "metadata": {"name": "hooks"},
+               "webhooks": [{"name": "pool.example.com", "rules": [rule], "failurePolicy": "Fail",
+                             "clientConfig": {"service": {"name": "svc", "namespace": "ns"}}}]}  # fmt: skip
+    fields = {"f:webhooks": {'k:{"name":"pool.example.com"}': {
+        ".": {}, "f:name": {}, "f:rules": {}, "f:failurePolicy": {},
+        "f:clientConfig": {"f:service": {"f:name": {}, "f:namespace": {}}}}}}  # fmt: skip
+    live = copy.deepcopy(desired)
+    hook = live["webhooks"][0]
+    hook["rules"][0]["scope"] = "*"
+    hook["clientConfig"]["caBundle"] = "LS0tLS1CRUdJTg=="
+    hook["clientConfig"]["service"]["port"] = 443
+    hook.update(matchPolicy="Equivalent", timeoutSeconds=10, namespaceSelector={}, objectSelector={})
+    live["metadata"]["managedFields"] = [{"manager": "kvinstall", "operation": "Apply", "fieldsV1": fields}]
+    assert compare(desired, live).verdict == "unchanged"
+    hook["rules"][0]["operations"] = ["CREATE", "UPDATE"]
+    assert compare(desired, live).verdict == "uncertain"
+    # Elsewhere a `rules` list gets no such default (an RBAC role's rules have no scope).
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "r"},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}  # fmt: skip
+    role_live = copy.deepcopy(role)
+    role_live["metadata"]["managedFields"] = [
+        {"manager": "kvinstall", "operation": "Apply", "fieldsV1": {"f:rules": {}}}]
+    assert compare(role, role_live).verdict == "unchanged"
+
+
 def test_empty_values_the_server_omits_are_unchanged() -> None:
     # Charts render `args: []` or `env: {}`; the apiserver stores them as absent.
     desired = copy.deepcopy(DESIRED)

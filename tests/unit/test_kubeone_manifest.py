@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 from ruamel.yaml import YAML
 
 from kvinstall.config.models import OIDC_CA_PATH, Config
@@ -169,3 +170,17 @@ def test_host_keys_are_base64_bodies_and_not_part_of_the_hash() -> None:
     assert manifest_hash(m) == manifest_hash(plain)
     renamed = Config.model_validate({**config.model_dump(by_alias=True), "metadata": {"name": "u"}})
     assert manifest_hash(plain) != manifest_hash(render_manifest(renamed))
+
+
+@pytest.mark.parametrize(("mode", "metallb", "expected"), [
+    ("iptables", True, None),  # KubeOne's default: the manifest says nothing
+    ("ipvs", False, {"ipvs": {"strictARP": False}}),
+    ("ipvs", True, {"ipvs": {"strictARP": True}}),  # MetalLB's layer 2 needs kube-proxy not to answer ARP
+])  # fmt: skip
+def test_kube_proxy_mode_and_strict_arp_for_metallb(mode: str, metallb: bool, expected: Any) -> None:
+    tree = YAML(typ="safe").load((EXAMPLES / "minimal.yaml").read_text())
+    tree["network"] = {"kubeProxyMode": mode}
+    tree["components"] = {"metallb": {"enabled": metallb, **({"pools": [
+        {"name": "lb", "addresses": ["192.0.2.200-192.0.2.220"]}]} if metallb else {})}}  # fmt: skip
+    m = render_manifest(Config.model_validate(tree))
+    assert m["clusterNetwork"].get("kubeProxy") == expected

@@ -360,15 +360,41 @@ def test_convert_needs_an_output_for_secrets_and_never_writes_placeholders(tmp_p
 
 def test_convert_refuses_like_load_unless_told_to_drop(tmp_path: Path) -> None:
     src = tmp_path / "kubev.yaml"
-    src.write_text(HEAD + CP + "loadBalancer:\n  metallb:\n    ipRange: 192.168.1.100-192.168.1.150\n")
+    src.write_text(HEAD + CP + "dashboard:\n  enabled: true\n")
+    why = "kvinstall does not deploy the KubeV API server and web dashboard"
     with pytest.raises(ConfigError) as info:
         convert_file(src, None)
-    assert "loadBalancer.metallb: refused: kvinstall does not install MetalLB yet" in str(
-        info.value.problems[0]
-    )
+    assert f"dashboard.enabled: refused: {why}" in str(info.value.problems[0])
     result = convert_file(src, None, drop_unsupported=True)
-    assert "# loadBalancer.metallb: dropped: kvinstall does not install MetalLB yet" in result.text
-    assert [w.message for w in result.warnings] == ["dropped: kvinstall does not install MetalLB yet"]
+    assert f"# dashboard.enabled: dropped: {why}" in result.text
+    assert [w.message for w in result.warnings] == [f"dropped: {why}"]
+
+
+def test_metallb_and_longhorn_become_components() -> None:
+    """KubeV's load balancer and storage options: MetalLB with the ipRange as its one pool, announced
+    on the hosts' network; Longhorn with its classes (the default, and the ReadWriteMany one)."""
+    cfg = load(
+        CP + "loadBalancer:\n  metallb:\n    ipRange: 192.168.1.100-192.168.1.150\n"
+        "storage:\n  longhorn: {}\n"
+    ).config
+    lb = cfg.components.metallb
+    assert lb.enabled and lb.l2 and not lb.bgp_peers
+    assert [(p.name, p.addresses) for p in lb.pools] == [("default", ["192.168.1.100-192.168.1.150"])]
+    assert cfg.components.longhorn.enabled
+    assert (cfg.default_storage_class(), cfg.rwx_storage_class()) == ("longhorn", "longhorn-rwx")
+    none = load(CP + "loadBalancer:\n  none: {}\nstorage:\n  none: {}\n").config
+    assert not none.components.metallb.enabled and not none.components.longhorn.enabled
+    assert none.rwx_storage_class() is None
+
+
+def test_a_metallb_range_on_a_host_or_the_pod_network_is_reported_on_the_kubev_line() -> None:
+    found = problems(CP + "loadBalancer:\n  metallb:\n    ipRange: 192.168.1.0/28\n")
+    assert found == [
+        "kubev.yaml:8:14: loadBalancer.metallb.ipRange: 192.168.1.0/28 contains 192.168.1.10 "
+        "(controlPlane.hosts[0].address) (a LoadBalancer address must not be a machine's own)"
+    ]
+    found = problems(CP + "loadBalancer:\n  metallb:\n    ipRange: 10.244.3.1-10.244.3.9\n")
+    assert len(found) == 1 and "10.244.3.1-10.244.3.9 overlaps 10.244.0.0/16 (networkConfiguration.networkCIDR)" in found[0]
 
 
 def test_convert_cli_reports_what_it_wrote(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from ruamel.yaml import YAML
 from kvinstall.catalog import load_catalog
 from kvinstall.components import kubeovn
 from kvinstall.components.cdi import cdi_config
+from kvinstall.config.checks import run_checks
 from kvinstall.config.convert import convert_file
 from kvinstall.config.kubev import UNSUPPORTED
 from kvinstall.config.loader import load_file
@@ -128,3 +129,47 @@ def test_accepted_and_plans_like_its_conversion(path: Path, tmp_path: Path) -> N
     converted_view = _plan_view(out, state)
     assert kubev_view == converted_view
     assert kubev_view["plan"]["observed"]["cluster"] is False
+
+
+def _kubev_options(path: Path) -> tuple[Any, bool]:
+    tree = YAML(typ="safe").load(path.read_text())
+    metallb = (tree.get("loadBalancer") or {}).get("metallb")
+    return metallb, "longhorn" in (tree.get("storage") or {})
+
+
+LB_OR_STORAGE = [p for p in CORPUS if header(p)[1] == "accepted" and any(_kubev_options(p))]
+
+
+def test_the_corpus_has_metallb_and_longhorn_examples() -> None:
+    assert sum(1 for p in LB_OR_STORAGE if _kubev_options(p)[0]) >= 4
+    assert sum(1 for p in LB_OR_STORAGE if _kubev_options(p)[1]) >= 4
+
+
+@pytest.mark.parametrize("path", LB_OR_STORAGE, ids=lambda p: p.stem)
+def test_metallb_and_longhorn_examples_plan_those_components(path: Path, tmp_path: Path) -> None:
+    """KubeV's `loadBalancer.metallb {ipRange}` plans MetalLB with that range as its one pool announced
+    on the hosts' network, and `storage.longhorn {}` plans Longhorn, whose ReadWriteMany class makes
+    the live-migration warning go away."""
+    metallb, longhorn = _kubev_options(path)
+    session = open_session(path, state_override=tmp_path / "state")
+    ctx, plan = session.plan(Options())
+    config = session.config
+    phases = {p["name"]: p for p in plan.to_dict()["phases"]}
+    planned = {c.name for c in ctx.desired.components}
+    lb = config.components.metallb
+    if metallb:
+        assert "metallb" in planned and "component/metallb" in phases
+        assert [(p.name, list(p.addresses)) for p in lb.pools] == [("default", [metallb["ipRange"].strip()])]
+        assert lb.l2 and not lb.bgp_peers
+    else:
+        assert "metallb" not in planned
+    if longhorn:
+        assert "longhorn" in planned and "component/longhorn" in phases
+        assert config.rwx_storage_class() == "longhorn-rwx"
+        assert "migration-rwx" not in {p.code for p in run_checks(config, load_catalog())}
+        # Each host is checked for what Longhorn needs.
+        checks = {c for a in phases["preflight"]["actions"] for c in a["details"]["checks"]}
+        assert {"longhorn.iscsi", "longhorn.nfs", "longhorn.data-path", "longhorn.multipath"} <= checks
+    else:
+        assert "longhorn" not in planned
+        assert "migration-rwx" in {p.code for p in run_checks(config, load_catalog())}

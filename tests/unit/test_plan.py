@@ -37,7 +37,7 @@ def kv(*args: str, state: Path, env: dict[str, str] | None = None) -> subprocess
     return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=environ, timeout=120)
 
 
-@pytest.mark.parametrize("example", ["minimal", "ha-gpu", "airgapped", "kubev"])
+@pytest.mark.parametrize("example", ["minimal", "ha-gpu", "airgapped", "kubev", "platform-services"])
 def test_plan_json_validates_against_its_schema(example: str, tmp_path: Path) -> None:
     env = {"CORP_SSO_CLIENT_SECRET": "x"}
     (tmp_path / "pw").write_text("pw")
@@ -192,3 +192,44 @@ def test_plan_takes_applys_phase_selection(tmp_path: Path) -> None:
     assert {a["action"] for a in phases["workspaces"]} == {"create"}  # not a component phase
     res = kv("plan", "-f", "examples/minimal.yaml", "--only", "nonsense", state=tmp_path)
     assert res.returncode == 64 and "unknown phase(s): nonsense" in res.stderr
+
+
+def test_plan_shows_the_platform_services_as_phases_that_select_like_apply(tmp_path: Path) -> None:
+    """MetalLB, Longhorn, cert-manager and Multus are phases of their own, in install order, with the
+    names --only/--skip take (`metallb` or `component/metallb`)."""
+    import yaml
+
+    tree = yaml.safe_load((ROOT / "examples" / "minimal.yaml").read_text())
+    tree.pop("storage")
+    tree["components"] = {
+        "certManager": {"enabled": True},
+        "multus": {"enabled": True},
+        "metallb": {"enabled": True, "pools": [{"name": "lb", "addresses": ["192.0.2.200-192.0.2.220"]}]},
+        "longhorn": {"enabled": True},
+    }
+    config = tmp_path / "services.yaml"
+    config.write_text(yaml.safe_dump(tree))
+    res = kv("plan", "-f", str(config), "-o", "json", "--only", "metallb", "--only", "component/longhorn",
+             state=tmp_path / "state")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    jsonschema.validate(data, PLAN_SCHEMA)
+    phases = {p["name"]: p["actions"] for p in data["phases"]}
+    assert [n for n in phases if n.startswith("component/")] == [
+        "component/kubeovn", "component/multus", "component/certmanager", "component/metallb",
+        "component/longhorn", "component/kubevirt", "component/cdi", "component/kyverno", "component/policies",
+    ]  # fmt: skip
+    selected = {"component/metallb", "component/longhorn"}
+    for name, actions in phases.items():
+        if name in selected:
+            assert actions and all(a["action"] != "skip" for a in actions), name
+        else:  # the gate keeps its own reason (not in offline mode)
+            assert [a["action"] for a in actions] == ["skip"], name
+            assert name == "gate" or actions[0]["reason"] == "not selected by --only", name
+    # Longhorn's ReadWriteMany class stands in for storage.rwxClass: no live-migration warning.
+    assert not any("rwxClass" in w for w in data["warnings"])
+    res = kv("plan", "-f", str(config), "-o", "json", state=tmp_path / "state")
+    assert res.returncode == 0, res.stderr
+    preflight = next(p for p in json.loads(res.stdout)["phases"] if p["name"] == "preflight")
+    checks = {c for a in preflight["actions"] for c in a["details"]["checks"]}
+    assert {"longhorn.iscsi", "metallb.l2-network"} <= checks

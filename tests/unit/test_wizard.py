@@ -109,6 +109,7 @@ STORAGE_DEFAULT = ENTER * 2
 KUBEVIRT_DEFAULT = ENTER * 4  # live migration yes, snapshots no, no GPUs, no emulation
 AUTH_NONE = ENTER
 KYVERNO_DEFAULT = ENTER * 2
+SERVICES_NONE = ENTER * 4  # no MetalLB, Longhorn, cert-manager or Multus
 WORKSPACES_NONE = ENTER
 OFFLINE_NO = ENTER
 WRITE = ENTER
@@ -131,6 +132,7 @@ MINIMAL = (
     + KUBEVIRT_DEFAULT
     + AUTH_NONE
     + KYVERNO_DEFAULT
+    + SERVICES_NONE
     + WORKSPACES_NONE
     + OFFLINE_NO
 )
@@ -209,6 +211,7 @@ def test_ha_with_gpus(tmp_path: Path) -> None:
         + "y"
         + S("Enforce")
         + T("ml, research")
+        + SERVICES_NONE
         + S("Add")
         + T("ml")
         + "y"
@@ -299,6 +302,7 @@ def test_offline_with_basic_auth(tmp_path: Path) -> None:
         + S("a file")
         + T("/etc/kvinstall/admin-password")
         + KYVERNO_DEFAULT
+        + SERVICES_NONE
         + WORKSPACES_NONE
         + "y"
         + T("registry.example.com:5000")
@@ -442,6 +446,7 @@ def test_invalid_answers_are_asked_again(tmp_path: Path) -> None:
         + T("1BAD")
         + T("DEX_ADMIN_PASSWORD")
         + KYVERNO_DEFAULT
+        + SERVICES_NONE
         + WORKSPACES_NONE
         + "y"
         + T("https://registry.example.com")
@@ -523,6 +528,7 @@ def test_from_existing_config_keeps_values_and_unasked_fields(tmp_path: Path) ->
         + ENTER
         + T("DEX_ADMIN")  # the clear-text password asked again as a reference: env
         + KYVERNO_DEFAULT
+        + SERVICES_NONE
         + S("Done")
         + OFFLINE_NO
         + WRITE
@@ -620,6 +626,7 @@ def test_vgpu_and_ldap_connector(tmp_path: Path) -> None:
         + T("ldap.example.com:636") + T("cn=admin,dc=example,dc=com") + S("a file") + T("/etc/kvinstall/ldap-bind")
         + T("ou=people,dc=example,dc=com") + ENTER + S("Done")
         + ENTER + ENTER + T("gpu-vms")  # Kyverno, Audit, namespaces allowed to use the vGPUs
+        + SERVICES_NONE
         + WORKSPACES_NONE + OFFLINE_NO + WRITE
     )  # fmt: skip
     config, ui = drive(keys)
@@ -648,5 +655,36 @@ def test_vgpu_and_ldap_connector(tmp_path: Path) -> None:
             }]},
         },
     )  # fmt: skip
+    assert config == expected
+    assert write_and_load(config, tmp_path) == expected
+
+
+def test_platform_services(tmp_path: Path) -> None:
+    """MetalLB with a pool (an address range inside the service network is refused as it is typed),
+    Longhorn and cert-manager on, Multus off; the review lists them; asked again from the review,
+    MetalLB's addresses are the default and answering no drops its section."""
+    keys = (
+        MINIMAL[: -len(SERVICES_NONE + WORKSPACES_NONE + OFFLINE_NO)]
+        + "y" + T("10.96.0.10-10.96.0.20")  # MetalLB; a range in the service network: refused
+        + T("192.0.2.200-192.0.2.220, 192.0.2.240/28")
+        + "y" + "y" + "n"  # Longhorn, cert-manager, no Multus
+        + WORKSPACES_NONE + OFFLINE_NO
+        + S("Edit Platform services") + ENTER + ENTER + ENTER + ENTER + ENTER  # all as they are
+        + S("Edit Platform services") + "n" + ENTER + ENTER + ENTER  # MetalLB off
+        + WRITE
+    )  # fmt: skip
+    config, ui = drive(keys)
+    assert [(m, a) for m, a, _ in ui.refused] == [
+        ("LoadBalancer addresses (ranges or CIDRs, comma-separated)", "10.96.0.10-10.96.0.20")
+    ]
+    assert "overlaps 10.96.0.0/12" in ui.refused[0][2]
+    review = "\n".join(ui.transcript)
+    assert "Platform services: MetalLB 192.0.2.200-192.0.2.220, 192.0.2.240/28, Longhorn, cert-manager" in review
+    assert "Platform services: Longhorn, cert-manager" in review
+    expected = cfg(
+        metadata={"name": "lab"},
+        hosts=[{"address": "192.0.2.10", "role": "controlPlane"}],
+        components={"longhorn": {"enabled": True}, "certManager": {"enabled": True}},
+    )
     assert config == expected
     assert write_and_load(config, tmp_path) == expected

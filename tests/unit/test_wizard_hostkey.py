@@ -25,6 +25,7 @@ from .test_wizard import (
     KYVERNO_DEFAULT,
     NETWORK_DEFAULT,
     OFFLINE_NO,
+    SERVICES_NONE,
     STORAGE_DEFAULT,
     WORKSPACES_NONE,
     WRITE,
@@ -104,7 +105,7 @@ def _keys_for(port: int, check: str, pin: str) -> str:
         + ENTER + T("127.0.0.1") + ENTER + ENTER + ENTER + T(str(port)) + "n" + check + pin
         + ENTER  # Done
         + ENDPOINT_DEFAULT + NETWORK_DEFAULT + STORAGE_DEFAULT + KUBEVIRT_DEFAULT + AUTH_NONE + KYVERNO_DEFAULT
-        + WORKSPACES_NONE + OFFLINE_NO + WRITE
+        + SERVICES_NONE + WORKSPACES_NONE + OFFLINE_NO + WRITE
     )  # fmt: skip
 
 

@@ -14,11 +14,24 @@ if TYPE_CHECKING:
     from kvinstall.components.base import Component
     from kvinstall.components.dex import ChecksumKey, CredentialsProvider
 
-# Install order: the CNI first (nodes stay NotReady without it); KubeVirt, then CDI; Dex; Kyverno
-# last among the controllers (its failurePolicy=Fail webhooks can block other installs); then our
-# policies, which need Kyverno's CRDs; workspaces last (they use Kube-OVN and KubeVirt kinds).
+# Install order (removal runs in reverse), each step after what it needs:
+# - Kube-OVN first: without a CNI no node is Ready and no pod starts;
+# - Multus right after it: it takes Kube-OVN's configuration as each pod's default network, and must
+#   be in place before any pod asks for a secondary network;
+# - cert-manager early: every later component that needs a certificate (Dex's TLS) gets it from its
+#   cluster issuer, and its webhook must answer before such requests arrive;
+# - MetalLB and Longhorn before the workloads that use them: LoadBalancer Services get addresses from
+#   the start, and KubeVirt/CDI find the StorageClasses (CDI makes a StorageProfile per class, VM disks
+#   are imported onto them);
+# - KubeVirt, then CDI; Dex; Kyverno last among the controllers (its failurePolicy=Fail webhooks can
+#   block other installs); then our policies, which need Kyverno's CRDs; workspaces last (they use
+#   Kube-OVN, KubeVirt and Multus kinds).
 COMPONENT_MODULES: tuple[str, ...] = (
     "kubeovn",
+    "multus",
+    "certmanager",
+    "metallb",
+    "longhorn",
     "kubevirt",
     "cdi",
     "dex",

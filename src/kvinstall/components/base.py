@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 class Cluster(Protocol):
     """The slice of the apply engine a component's removal hook uses (see kvinstall.kube)."""
 
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> KubeObject | None: ...
+
+    def apply(self, obj: KubeObject, *, force: bool, dry_run: bool = False) -> KubeObject: ...
+
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> None: ...
 
     def wait_deleted(

@@ -7,6 +7,10 @@ configuration (issuer, Kubernetes storage, connectors, static clients, the passw
 here as a plain dict and goes into the Secret `dex-config`, never a ConfigMap,
 because it holds client secrets and the admin's bcrypt hash.
 
+TLS (auth.tls certManager, the default when cert-manager is on): a Certificate `dex-tls` for the
+issuer's host from cert-manager's cluster issuer, and Dex serves HTTPS on 5554 with it; otherwise plain
+HTTP on 5556 behind the site's own TLS proxy.
+
 Mode basic needs an admin credential: configured (auth.basic.password) or generated once, by apply.
 Both the clear password and its bcrypt hash live in a 0600 credentials file in the local state
 directory, so re-runs reuse the same hash (bcrypt salts are random: hashing again would rewrite the
@@ -42,10 +46,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import bcrypt
 
 from kvinstall.components.base import CatalogComponent, Cluster
+from kvinstall.components.certmanager import API as CERT_API
+from kvinstall.components.certmanager import CLUSTER_ISSUER
 from kvinstall.components.kubevirt import offline_rewrite
 from kvinstall.config.placeholders import UNKNOWN_PREFIX
 from kvinstall.config.problems import Problem
@@ -62,6 +69,8 @@ CHECKSUM_KEY_FILE = "dex-checksum.key"
 # What a dry run renders for a credential that apply will generate (never a usable value).
 GENERATED = "<generated at apply>"
 HTTP_PORT = 5556
+HTTPS_PORT = 5554
+TLS_DIR = "/etc/dex-tls"  # where the Secret of Certificate dex-tls is mounted (auth.tls certManager)
 TELEMETRY_PORT = 5558
 # Redirect URIs of kubectl oidc-login (kubelogin), the usual client of the kube-apiserver's OIDC.
 KUBECTL_REDIRECT_URIS = ("http://localhost:8000", "http://localhost:18000")
@@ -370,7 +379,11 @@ def _dex_config(config: Config, admin: AdminCredentials | None, revealed: list[s
     out: dict[str, Any] = {
         "issuer": auth.issuer,
         "storage": {"type": "kubernetes", "config": {"inCluster": True}},
-        "web": {"http": f"0.0.0.0:{HTTP_PORT}"},
+        "web": (
+            {"https": f"0.0.0.0:{HTTPS_PORT}", "tlsCert": f"{TLS_DIR}/tls.crt", "tlsKey": f"{TLS_DIR}/tls.key"}
+            if config.dex_tls()
+            else {"http": f"0.0.0.0:{HTTP_PORT}"}
+        ),
         "telemetry": {"http": f"0.0.0.0:{TELEMETRY_PORT}"},
         "oauth2": {"skipApprovalScreen": True},
         "staticClients": clients,
@@ -465,7 +478,11 @@ class DexComponent(CatalogComponent):
                 {"email": _b64(admin.email), "password": _b64(admin.password)} if admin is not None else None
             ),
             http_port=HTTP_PORT,
+            https_port=HTTPS_PORT,
             telemetry_port=TELEMETRY_PORT,
+            tls=config.dex_tls(),
+            dns_name=urlsplit(config.auth.issuer or "").hostname or "",
+            cluster_issuer=CLUSTER_ISSUER,
         )
         notes = []
         if at_apply and key is None:
@@ -481,7 +498,11 @@ class DexComponent(CatalogComponent):
         return Rendered(objects=offline_rewrite(objects, config), notes=notes)
 
     def readiness(self, config: Config, catalog: Catalog) -> list[ReadinessRule]:
-        return [ReadinessRule("apps/v1", "Deployment", "dex", namespace=config.auth.namespace)]
+        ns = config.auth.namespace
+        rules = [ReadinessRule("apps/v1", "Deployment", "dex", namespace=ns)]
+        if config.dex_tls():
+            rules.insert(0, ReadinessRule(CERT_API, "Certificate", "dex-tls", ns, conditions=(("Ready", "True"),)))
+        return rules
 
     def remove(
         self, config: Config, catalog: Catalog, cluster: Cluster, delete_all: Callable[[], None]

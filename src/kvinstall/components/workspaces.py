@@ -1,5 +1,7 @@
-"""Tenant workspaces: per workspace a namespace, member RoleBindings, a quota, network isolation and
-optionally its own Kube-OVN VPC.
+"""Tenant workspaces: per workspace a namespace, member RoleBindings, a quota, network isolation,
+optionally its own Kube-OVN VPC, and a Multus NetworkAttachmentDefinition per secondary network
+(bridge and macvlan attachments carry no IPAM: VMs on them use the network's own addressing, e.g.
+DHCP; a kube-ovn attachment gets a Kube-OVN Subnet of its own, which hands out the addresses).
 
 Rendering is all this module does: adding, changing and removing a workspace is applied and pruned
 by the engine through the component's inventory, like every other object. The component is always
@@ -9,6 +11,7 @@ enabled, so that removing the last workspace from the config prunes its objects 
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -17,11 +20,12 @@ from kvinstall.model import Artifact, ArtifactSource, KubeObject, ReadinessRule,
 
 if TYPE_CHECKING:
     from kvinstall.catalog import Catalog
-    from kvinstall.config.models import Config, Quota, Workspace
+    from kvinstall.config.models import Config, Quota, SecondaryNetwork, Workspace
 
 WORKSPACE_LABEL = "kvinstall.io/workspace"
 ROLES = ("view", "edit", "admin")  # bound to the ClusterRoles kubevirt.io:<role> (shipped by KubeVirt)
 RBAC_GROUP = "rbac.authorization.k8s.io"
+KUBE_OVN_SOCKET = "/run/openvswitch/kube-ovn-daemon.sock"
 
 
 def vpc_name(workspace: str) -> str:
@@ -86,6 +90,38 @@ def vpc_values(workspace: Workspace) -> dict[str, str] | None:
     }
 
 
+def ovn_provider(workspace: str, network: str) -> str:
+    """How Kube-OVN ties a Subnet to an attachment: NAME.NAMESPACE.ovn."""
+    return f"{network}.{workspace}.ovn"
+
+
+def network_values(workspace: Workspace, net: SecondaryNetwork) -> dict[str, Any]:
+    """The CNI configuration of one secondary network (as compact, sorted JSON: an unchanged config
+    gives byte-identical attachments), and its Kube-OVN subnet for type kube-ovn."""
+    cni: dict[str, Any] = {"cniVersion": "0.3.1", "name": net.name}
+    subnet: dict[str, str] | None = None
+    if net.type == "bridge":
+        cni |= {"type": "bridge", "bridge": net.bridge, "ipam": {}}
+        if net.vlan is not None:
+            cni["vlan"] = net.vlan
+    elif net.type == "macvlan":
+        cni |= {"type": "macvlan", "master": net.master, "mode": "bridge", "ipam": {}}
+    else:
+        provider = ovn_provider(workspace.name, net.name)
+        cni |= {"type": "kube-ovn", "server_socket": KUBE_OVN_SOCKET, "provider": provider}
+        cidr = ipaddress.ip_network(str(net.cidr))
+        subnet = {
+            "name": f"{vpc_name(workspace.name)}-{net.name}",
+            "cidr": str(cidr),
+            "gateway": str(next(cidr.hosts())),
+            "protocol": "IPv4" if cidr.version == 4 else "IPv6",
+            "provider": provider,
+        }
+    if net.mtu is not None:
+        cni["mtu"] = net.mtu
+    return {"name": net.name, "config": json.dumps(cni, sort_keys=True, separators=(",", ":")), "subnet": subnet}
+
+
 def render_workspace(workspace: Workspace, prefixes: dict[str, str] | None = None) -> list[KubeObject]:
     from kvinstall.render.env import render_template
 
@@ -97,6 +133,7 @@ def render_workspace(workspace: Workspace, prefixes: dict[str, str] | None = Non
         bindings=bindings(workspace, prefixes),
         quota=quota_hard(workspace.quota),
         vpc=vpc_values(workspace),
+        networks=[network_values(workspace, net) for net in workspace.secondary_networks],
     )
 
 

@@ -6,11 +6,12 @@ import ipaddress
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 from kvinstall.catalog import Catalog
-from kvinstall.config.models import Config
-from kvinstall.config.problems import Problem
+from kvinstall.config.models import Config, address_range
+from kvinstall.config.problems import Problem, format_path
 
 Check = Callable[[Config, Catalog], Iterator[Problem]]
 
@@ -53,6 +54,12 @@ def check_cidrs(cfg: Config, _: Catalog) -> Iterator[Problem]:
     ]
     nets += [
         (("workspaces", i, "vpcCIDR"), ws.vpc_cidr) for i, ws in enumerate(cfg.workspaces) if ws.vpc_cidr
+    ]
+    nets += [
+        (("workspaces", i, "secondaryNetworks", j, "cidr"), net.cidr)
+        for i, ws in enumerate(cfg.workspaces)
+        for j, net in enumerate(ws.secondary_networks)
+        if net.cidr
     ]
     parsed = [(loc, ipaddress.ip_network(c)) for loc, c in nets]
     for i, (loc_a, a) in enumerate(parsed):
@@ -168,6 +175,10 @@ def check_versions(cfg: Config, cat: Catalog) -> Iterator[Problem]:
         (("components", "cdi", "version"), "cdi", cfg.components.cdi.version),
         (("components", "dex", "version"), "dex", cfg.components.dex.version),
         (("components", "kyverno", "version"), "kyverno", cfg.components.kyverno.version),
+        (("components", "certManager", "version"), "certmanager", cfg.components.cert_manager.version),
+        (("components", "multus", "version"), "multus", cfg.components.multus.version),
+        (("components", "metallb", "version"), "metallb", cfg.components.metallb.version),
+        (("components", "longhorn", "version"), "longhorn", cfg.components.longhorn.version),
     ]
     for loc, name, version in pairs:
         known = cat.versions(name)
@@ -273,12 +284,13 @@ def check_kubevirt(cfg: Config, cat: Catalog) -> Iterator[Problem]:
             yield _err(
                 f"resourceName {name} is declared {n} times", "components", "kubevirt", "permittedHostDevices"
             )
-    if kv.live_migration and not cfg.storage.rwx_class:
+    if kv.live_migration and not cfg.rwx_storage_class():
         yield _warn(
             "live migration is on but storage.rwxClass is not set: VMs on ReadWriteOnce volumes cannot migrate",
             "storage",
             "rwxClass",
-            hint="name a ReadWriteMany StorageClass, or set components.kubevirt.liveMigration: false",
+            hint="name a ReadWriteMany StorageClass, turn on components.longhorn (it brings one), "
+            "or set components.kubevirt.liveMigration: false",
             code="migration-rwx",
         )
 
@@ -415,6 +427,9 @@ def check_workspaces(cfg: Config, _: Catalog) -> Iterator[Problem]:
         "kyverno",
         cfg.auth.namespace,
         "kvinstall-system",
+        "cert-manager",
+        "metallb-system",
+        "longhorn-system",
     }
     seen: dict[str, int] = {}
     for i, ws in enumerate(cfg.workspaces):
@@ -432,6 +447,28 @@ def check_workspaces(cfg: Config, _: Catalog) -> Iterator[Problem]:
         for j, member in enumerate(ws.members):
             if (member.user is None) == (member.group is None):
                 yield _err("give exactly one of user or group", "workspaces", i, "members", j)
+        nets: dict[str, int] = {}
+        for j, net in enumerate(ws.secondary_networks):
+            if net.name in nets:
+                yield _err(
+                    f"duplicate secondary network {net.name!r} (also secondaryNetworks[{nets[net.name]}])",
+                    "workspaces",
+                    i,
+                    "secondaryNetworks",
+                    j,
+                    "name",
+                    code="duplicate",
+                )
+            nets.setdefault(net.name, j)
+        if ws.secondary_networks and not cfg.components.multus.enabled:
+            yield _err(
+                "secondary networks need Multus",
+                "workspaces",
+                i,
+                "secondaryNetworks",
+                hint="set components.multus.enabled: true",
+                code="needs-multus",
+            )
 
 
 def check_storage(cfg: Config, _: Catalog) -> Iterator[Problem]:
@@ -567,6 +604,127 @@ def check_workspace_members(cfg: Config, _: Catalog) -> Iterator[Problem]:
                 )
 
 
+def _host_addresses(cfg: Config) -> list[tuple[str, tuple[str | int, ...]]]:
+    """Every IP address of the config's machines (hosts, their private addresses, the API endpoint)."""
+    out: list[tuple[str, tuple[str | int, ...]]] = []
+    for i, host in enumerate(cfg.hosts):
+        out.append((host.address, ("hosts", i, "address")))
+        if host.private_address:
+            out.append((host.private_address, ("hosts", i, "privateAddress")))
+    if cfg.api_endpoint is not None:
+        out.append((cfg.api_endpoint.host, ("apiEndpoint", "host")))
+    return out
+
+
+def check_metallb(cfg: Config, _: Catalog) -> Iterator[Problem]:
+    """Address pools: given when MetalLB is on, disjoint from each other, from every cluster network
+    and from the machines' own addresses (whether they lie on the hosts' network is a preflight check:
+    only the hosts know their network)."""
+    lb = cfg.components.metallb
+    loc = ("components", "metallb")
+    if not lb.enabled:
+        if lb.pools or lb.bgp_peers:
+            yield _warn("MetalLB is not enabled: its pools and peers are not used", *loc, "enabled")
+        return
+    if not lb.pools:
+        yield _err(
+            "MetalLB needs at least one address pool",
+            *loc,
+            "pools",
+            hint="e.g. pools: [{name: default, addresses: [192.168.10.200-192.168.10.250]}]",
+            code="metallb-pools",
+        )
+    if not lb.l2 and not lb.bgp_peers:
+        yield _err(
+            "nothing announces the pools: l2 is off and there are no bgpPeers",
+            *loc,
+            "l2",
+            hint="keep l2: true, or list the routers in bgpPeers",
+        )
+    networks: list[tuple[tuple[str | int, ...], str]] = [
+        (("network", "podCIDR"), cfg.network.pod_cidr),
+        (("network", "serviceCIDR"), cfg.network.service_cidr),
+        (("network", "joinCIDR"), cfg.network.join_cidr),
+    ]
+    networks += [(("workspaces", i, "vpcCIDR"), ws.vpc_cidr) for i, ws in enumerate(cfg.workspaces) if ws.vpc_cidr]
+    names: dict[str, int] = {}
+    ranges: list[tuple[tuple[str | int, ...], Any, Any]] = []
+    for i, pool in enumerate(lb.pools):
+        if pool.name in names:
+            yield _err(
+                f"duplicate pool {pool.name!r} (also pools[{names[pool.name]}])", *loc, "pools", i, "name"
+            )
+        names.setdefault(pool.name, i)
+        for j, text in enumerate(pool.addresses):
+            where = (*loc, "pools", i, "addresses", j)
+            first, last = address_range(text)
+            for other, o_first, o_last in ranges:
+                if first.version == o_first.version and int(first) <= int(o_last) and int(o_first) <= int(last):
+                    yield _err(
+                        f"{text} overlaps {format_path(other)}",
+                        *where,
+                        hint="MetalLB refuses overlapping pools",
+                        code="cidr-overlap",
+                    )
+            ranges.append((where, first, last))
+            for net_loc, cidr in networks:
+                net = ipaddress.ip_network(cidr)
+                if net.version == first.version and int(first) <= int(net[-1]) and int(net[0]) <= int(last):
+                    yield _err(
+                        f"{text} overlaps {net} ({format_path(net_loc)})",
+                        *where,
+                        hint="LoadBalancer addresses come from the hosts' network, outside the cluster's networks",
+                        code="cidr-overlap",
+                    )
+            for addr, addr_loc in _host_addresses(cfg):
+                try:
+                    ip = ipaddress.ip_address(addr)
+                except ValueError:
+                    continue
+                if ip.version == first.version and int(first) <= int(ip) <= int(last):
+                    yield _err(
+                        f"{text} contains {ip} ({format_path(addr_loc)})",
+                        *where,
+                        hint="a LoadBalancer address must not be a machine's own",
+                        code="metallb-host-address",
+                    )
+
+
+def check_longhorn(cfg: Config, _: Catalog) -> Iterator[Problem]:
+    lh = cfg.components.longhorn
+    if not lh.enabled or lh.replicas is None:
+        return
+    nodes = len(cfg.workers) or len(cfg.hosts)
+    if lh.replicas > nodes:
+        yield _err(
+            f"{lh.replicas} replicas per volume but only {nodes} node(s) to hold them",
+            "components",
+            "longhorn",
+            "replicas",
+            hint="Longhorn keeps each replica on another node: at most one replica per node",
+        )
+
+
+def check_cert_manager(cfg: Config, _: Catalog) -> Iterator[Problem]:
+    cm = cfg.components.cert_manager
+    loc = ("components", "certManager")
+    for issuer in ("ca", "acme"):
+        section = getattr(cm, issuer)
+        if cm.issuer == issuer and section is None:
+            yield _err(f"issuer {issuer} needs its settings", *loc, issuer, code="issuer-settings")
+        elif cm.issuer != issuer and section is not None:
+            yield _err(
+                f"settings of issuer {issuer} given, but the issuer is {cm.issuer}", *loc, issuer
+            )
+    if cfg.auth.tls == "certManager" and not cm.enabled:
+        yield _err(
+            "Dex TLS from cert-manager needs cert-manager",
+            "auth",
+            "tls",
+            hint="set components.certManager.enabled: true, or auth.tls: none",
+        )
+
+
 CHECKS: tuple[Check, ...] = (
     check_cidrs,
     check_gateway_and_dns,
@@ -581,6 +739,9 @@ CHECKS: tuple[Check, ...] = (
     check_emulation,
     check_shell_and_yaml_safety,
     check_workspace_members,
+    check_metallb,
+    check_longhorn,
+    check_cert_manager,
 )
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from kvinstall.config.models import API_VERSION as KV_API_VERSION
 from kvinstall.config.models import KIND as KV_KIND
+from kvinstall.config.models import address_range
 from kvinstall.config.positions import walk
 from kvinstall.config.problems import Loc, Problem, format_path
 
@@ -471,17 +472,19 @@ class _Converter:
             ip_range = lb.get("ipRange")
             if ip_range is None:
                 self.error((*loc, "metallb", "ipRange"), "required field is missing: the address range")
-            elif not _ip_range(ip_range):
+                return
+            if not _ip_range(ip_range):
                 self.error(
                     (*loc, "metallb", "ipRange"),
                     f"ipRange {ip_range!r} is neither a CIDR (192.168.10.0/24) nor an inclusive range "
                     "(192.168.10.50-192.168.10.100)",
                 )
-            self.refuse(
-                (*loc, "metallb"),
-                "kvinstall does not install MetalLB yet",
-                hint="use loadBalancer: {none: {}} and install MetalLB yourself",
-            )
+                return
+            # KubeV's MetalLB: one pool announced on the hosts' network (layer 2).
+            dst: Loc = ("components", "metallb")
+            self.put((*dst, "enabled"), (*loc, "metallb"), True)
+            self.put((*dst, "pools"), (*loc, "metallb"), [{"name": "default"}])
+            self.put((*dst, "pools", 0, "addresses", 0), (*loc, "metallb", "ipRange"), str(ip_range).strip())
         elif option == "none":
             self.mapping((*loc, "none"), ())
 
@@ -490,11 +493,8 @@ class _Converter:
         option = self.one_of(loc, ("none", "longhorn"), "storage")
         if option == "longhorn":
             self.mapping((*loc, "longhorn"), ())
-            self.refuse(
-                (*loc, "longhorn"),
-                "kvinstall does not install Longhorn yet",
-                hint="use storage: {none: {}} and bring your own StorageClass",
-            )
+            # Longhorn with its StorageClasses: the cluster default and a ReadWriteMany one.
+            self.put(("components", "longhorn", "enabled"), (*loc, "longhorn"), True)
         elif option == "none":
             self.mapping((*loc, "none"), ())
 
@@ -845,18 +845,8 @@ def _ipv4(value: Any) -> bool:
 
 def _ip_range(value: Any) -> bool:
     """MetalLB's two formats: a CIDR, or an inclusive START-END range of one address family."""
-    text = str(value).strip()
-    if "/" in text:
-        try:
-            ipaddress.ip_network(text, strict=False)
-        except ValueError:
-            return False
-        return True
-    start, sep, end = text.partition("-")
-    if not sep:
-        return False
     try:
-        a, b = ipaddress.ip_address(start.strip()), ipaddress.ip_address(end.strip())
+        address_range(str(value))
     except ValueError:
         return False
-    return a.version == b.version and int(a) <= int(b)
+    return True

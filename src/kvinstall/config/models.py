@@ -72,6 +72,35 @@ def _cidr(v: str) -> str:
     return str(net)
 
 
+def address_range(text: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]:
+    """MetalLB's two address formats: a CIDR, or an inclusive START-END range of one family.
+    Returns (first, last); ValueError with a readable message otherwise."""
+    text = text.strip()
+    if "/" in text:
+        try:
+            net = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a network in CIDR form") from None
+        return net[0], net[-1]
+    start, sep, end = text.partition("-")
+    if not sep:
+        raise ValueError(f"{text!r} is neither a CIDR (192.168.10.0/24) nor a range (192.168.10.50-192.168.10.100)")
+    try:
+        a, b = ipaddress.ip_address(start.strip()), ipaddress.ip_address(end.strip())
+    except ValueError:
+        raise ValueError(f"{text!r}: both ends of a range must be IP addresses") from None
+    if a.version != b.version:
+        raise ValueError(f"{text!r} mixes IPv4 and IPv6")
+    if int(a) > int(b):
+        raise ValueError(f"{text!r}: the range ends before it starts")
+    return a, b
+
+
+def _address_range(v: str) -> str:
+    address_range(v)
+    return v.strip()
+
+
 def _version(v: str) -> str:
     if not _VERSION.match(v):
         raise ValueError(f"{v!r} is not a version like v1.2.3")
@@ -93,6 +122,8 @@ CIDR = Annotated[str, AfterValidator(_cidr)]
 Version = Annotated[str, AfterValidator(_version)]
 Quantity = Annotated[str | int, AfterValidator(_quantity)]
 Port = Annotated[int, Field(ge=1, le=65535)]
+AddressRange = Annotated[str, AfterValidator(_address_range)]
+ASN = Annotated[int, Field(ge=1, le=4294967295)]
 
 
 class Model(BaseModel):
@@ -359,12 +390,23 @@ class Network(Model):
     mtu: int | None = Field(
         default=None, ge=576, le=9000, description="Pod interface MTU (default: detected)."
     )
+    kube_proxy_mode: Literal["iptables", "ipvs"] = Field(
+        default="iptables",
+        description="kube-proxy mode (set through KubeOne). With ipvs and MetalLB, strict ARP is turned on, "
+        "as MetalLB's layer 2 mode needs.",
+    )
 
     def effective_gateway(self) -> str:
         return self.gateway or str(next(ipaddress.ip_network(self.pod_cidr).hosts()))
 
     def effective_dns_server(self) -> str:
         return self.dns_server or str(ipaddress.ip_network(self.service_cidr)[10])
+
+
+# The StorageClasses of Longhorn: `longhorn` (created by longhorn-manager from the chart's settings)
+# and kvinstall's ReadWriteMany class of migratable block volumes, for VM live migration.
+LONGHORN_CLASS = "longhorn"
+LONGHORN_RWX_CLASS = "longhorn-rwx"
 
 
 class Storage(Model):
@@ -597,6 +639,12 @@ class Auth(Model):
         "copied to the control planes for the kube-apiserver.",
     )
     static_clients: list[StaticClient] = Field(default_factory=list, description="OAuth2 clients Dex knows.")
+    tls: Literal["none", "certManager"] | None = Field(
+        default=None,
+        description="How Dex serves TLS: certManager (HTTPS with a certificate for the issuer's host from the "
+        "cluster issuer) or none (plain HTTP behind your own TLS proxy). Default: certManager when "
+        "cert-manager is enabled, else none.",
+    )
     basic: BasicAuth = Field(default_factory=BasicAuth, description="Settings of mode basic.")
     oidc: OIDCAuth = Field(default_factory=OIDCAuth, description="Settings of mode oidc.")
 
@@ -621,6 +669,114 @@ class Kyverno(Model):
     policies: Policies = Field(default_factory=Policies, description="Baseline VM policies.")
 
 
+class MetalLBPool(Model):
+    """An address pool MetalLB gives LoadBalancer Services their addresses from."""
+
+    name: DNSLabel = Field(description="Pool name (the IPAddressPool).")
+    addresses: list[AddressRange] = Field(
+        min_length=1,
+        description="Address ranges (192.168.10.50-192.168.10.99) or CIDRs (192.168.10.64/26) on the hosts' network.",
+    )
+    auto_assign: bool = Field(
+        default=True, description="Services get addresses from this pool without asking for it by name."
+    )
+
+
+class BGPPeer(Model):
+    """A router MetalLB announces the pools to over BGP."""
+
+    address: IPAddress = Field(description="The router's address.")
+    asn: ASN = Field(description="The router's AS number.")
+    my_asn: ASN = Field(alias="myASN", description="The AS number the nodes speak as.")
+    port: Port | None = Field(default=None, description="BGP port of the router (default 179).")
+    password: Secret | None = Field(
+        default=None, description="TCP MD5 password of the session, as {valueFrom: {env|file: ...}}."
+    )
+
+
+class MetalLB(Model):
+    enabled: bool = Field(default=False, description="Deploy MetalLB: LoadBalancer Services on bare metal.")
+    version: Version = Field(default="v0.15.3", description="MetalLB version (from the release catalog).")
+    pools: list[MetalLBPool] = Field(
+        default_factory=list, description="Address pools (at least one when enabled)."
+    )
+    l2: bool = Field(
+        default=True, description="Announce the pools' addresses on the hosts' network (ARP/NDP, layer 2)."
+    )
+    bgp_peers: list[BGPPeer] = Field(
+        default_factory=list, alias="bgpPeers", description="Routers to announce the pools to over BGP."
+    )
+    frr_k8s: bool = Field(
+        default=False,
+        alias="frrK8s",
+        description="Run BGP in the frr-k8s daemon instead of an FRR container in each speaker.",
+    )
+
+
+class Longhorn(Model):
+    enabled: bool = Field(
+        default=False, description="Deploy Longhorn: replicated block storage, and a ReadWriteMany class for live migration."
+    )
+    version: Version = Field(default="v1.9.1", description="Longhorn version (from the release catalog).")
+    data_path: str = Field(
+        default="/var/lib/longhorn/", description="Directory on every node that holds the volumes' replicas."
+    )
+    replicas: int | None = Field(
+        default=None, ge=1, le=20, description="Replicas per volume (default: the number of workers, at most 3)."
+    )
+
+    @field_validator("data_path")
+    @classmethod
+    def _absolute(cls, v: str) -> str:
+        if not v.startswith("/") or "\n" in v or "\0" in v:
+            raise ValueError(f"{v!r} is not an absolute path")
+        return v if v.endswith("/") else v + "/"
+
+
+class CAIssuer(Model):
+    cert_file: str = Field(description="The CA certificate (PEM) cert-manager signs with.")
+    key: Secret = Field(description="The CA's private key (PEM), as {valueFrom: {file: PATH}}.")
+
+
+class ACMEIssuer(Model):
+    email: str = Field(description="Account e-mail the ACME server sends expiry notices to.")
+    server: str = Field(
+        default="https://acme-v02.api.letsencrypt.org/directory", description="ACME directory URL."
+    )
+    ingress_class: str = Field(
+        default="nginx", description="Ingress class that serves the HTTP-01 challenges."
+    )
+
+    @field_validator("server")
+    @classmethod
+    def _https(cls, v: str) -> str:
+        if not v.startswith("https://"):
+            raise ValueError(f"{v!r}: the ACME directory must be an https URL")
+        return v
+
+
+class CertManager(Model):
+    enabled: bool = Field(default=False, description="Deploy cert-manager and a cluster issuer.")
+    version: Version = Field(default="v1.18.5", description="cert-manager version (from the release catalog).")
+    issuer: Literal["selfSigned", "ca", "acme"] = Field(
+        default="selfSigned",
+        description="The cluster issuer `kvinstall`: selfSigned (a CA cert-manager creates in the cluster), "
+        "ca (your CA) or acme (e.g. Let's Encrypt).",
+    )
+    ca: CAIssuer | None = Field(default=None, description="Settings of issuer ca.")
+    acme: ACMEIssuer | None = Field(default=None, description="Settings of issuer acme.")
+
+
+class Multus(Model):
+    enabled: bool = Field(
+        default=False, description="Deploy Multus: secondary networks for VMs (Kube-OVN stays the default)."
+    )
+    version: Version = Field(default="v4.2.3", description="Multus version (from the release catalog).")
+    plugin: Literal["thick", "thin"] = Field(
+        default="thick", description="thick (a node daemon answers the CNI calls) or thin (a plain CNI binary)."
+    )
+
+
 class Components(Model):
     kube_ovn: KubeOVN = Field(
         default_factory=KubeOVN, alias="kubeOVN", description="Kube-OVN (the CNI; always on)."
@@ -629,6 +785,12 @@ class Components(Model):
     cdi: CDI = Field(default_factory=CDI, description="Containerized Data Importer.")
     dex: Dex = Field(default_factory=Dex, description="Dex (deployed when auth.mode is not none).")
     kyverno: Kyverno = Field(default_factory=Kyverno, description="Kyverno and the baseline VM policies.")
+    cert_manager: CertManager = Field(
+        default_factory=CertManager, alias="certManager", description="cert-manager (certificates, Dex TLS)."
+    )
+    multus: Multus = Field(default_factory=Multus, description="Multus (secondary networks).")
+    metallb: MetalLB = Field(default_factory=MetalLB, description="MetalLB (LoadBalancer Services).")
+    longhorn: Longhorn = Field(default_factory=Longhorn, description="Longhorn (replicated storage).")
 
 
 # --- workspaces, offline, kubeone -----------------------------------------------------------------
@@ -658,6 +820,38 @@ class Quota(Model):
     persistent_volume_claims: int | None = Field(default=None, ge=0, description="Number of PVCs.")
 
 
+class SecondaryNetwork(Model):
+    """A network a workspace's VMs can attach to besides the default (Kube-OVN) one, through Multus."""
+
+    name: DNSLabel = Field(description="Network name (the NetworkAttachmentDefinition VMs name).")
+    type: Literal["bridge", "macvlan", "kube-ovn"] = Field(
+        description="bridge (a Linux bridge on the hosts), macvlan (a host interface) or kube-ovn (an overlay "
+        "subnet of its own)."
+    )
+    bridge: str | None = Field(default=None, description="type bridge: the host bridge, e.g. br-vms.")
+    vlan: int | None = Field(default=None, ge=1, le=4094, description="type bridge: VLAN id on the bridge.")
+    master: str | None = Field(default=None, description="type macvlan: the host interface, e.g. eth1.")
+    cidr: CIDR | None = Field(default=None, description="type kube-ovn: the subnet's CIDR (Kube-OVN gives addresses).")
+    mtu: int | None = Field(default=None, ge=576, le=9000, description="MTU of the attachment.")
+
+    @model_validator(mode="after")
+    def _fields_of_type(self) -> SecondaryNetwork:
+        needs = {"bridge": "bridge", "macvlan": "master", "kube-ovn": "cidr"}
+        need = needs[self.type]
+        if getattr(self, need) is None:
+            raise ValueError(f"type {self.type} needs {need}")
+        for name in ("bridge", "master", "cidr"):
+            if name != need and getattr(self, name) is not None:
+                raise ValueError(f"{name} is not a setting of type {self.type}")
+        if self.vlan is not None and self.type != "bridge":
+            raise ValueError(f"vlan is not a setting of type {self.type}")
+        for name in ("bridge", "master"):
+            value = getattr(self, name)
+            if value is not None and not re.match(r"^[A-Za-z0-9_.-]{1,15}$", value):
+                raise ValueError(f"{name} {value!r} is not a Linux interface name")
+        return self
+
+
 class Workspace(Model):
     name: DNSLabel = Field(description="Workspace name; also its namespace.")
     members: list[Member] = Field(default_factory=list, description="Users and groups with their role.")
@@ -666,6 +860,9 @@ class Workspace(Model):
         default=None, alias="vpcCIDR", description="CIDR of the workspace's own Kube-OVN VPC."
     )
     labels: Labels = Field(default_factory=dict, description="Labels on the workspace namespace.")
+    secondary_networks: list[SecondaryNetwork] = Field(
+        default_factory=list, description="Networks VMs attach to besides the default one (needs Multus)."
+    )
 
 
 class RegistryCredentials(Model):
@@ -842,6 +1039,19 @@ class Config(Model):
     def dex_enabled(self) -> bool:
         return self.auth.mode != "none"
 
+    def dex_tls(self) -> bool:
+        """Dex serves HTTPS with a certificate from cert-manager (auth.tls, defaulted by cert-manager)."""
+        tls = self.auth.tls or ("certManager" if self.components.cert_manager.enabled else "none")
+        return self.dex_enabled() and tls == "certManager"
+
+    def default_storage_class(self) -> str | None:
+        """storage.defaultClass, else Longhorn's class when Longhorn is on."""
+        return self.storage.default_class or (LONGHORN_CLASS if self.components.longhorn.enabled else None)
+
+    def rwx_storage_class(self) -> str | None:
+        """storage.rwxClass, else Longhorn's ReadWriteMany class when Longhorn is on."""
+        return self.storage.rwx_class or (LONGHORN_RWX_CLASS if self.components.longhorn.enabled else None)
+
     def secrets(self) -> list[tuple[str, Secret]]:
         """Every secret of the config, with its field path (for resolvability checks)."""
         found: list[tuple[str, Secret]] = []
@@ -862,4 +1072,10 @@ class Config(Model):
             # References inside the connector's own settings (an LDAP bindPW, ...).
             for loc, secret in secret_refs(conn.config, ("auth", "oidc", "connectors", i, "config")):
                 found.append((format_path(loc), secret))
+        ca = self.components.cert_manager.ca
+        if ca is not None:
+            found.append(("components.certManager.ca.key", ca.key))
+        for i, peer in enumerate(self.components.metallb.bgp_peers):
+            if peer.password is not None:
+                found.append((f"components.metallb.bgpPeers[{i}].password", peer.password))
         return found

@@ -6,6 +6,7 @@ a `warning` is reported), a remedy, and the hosts it applies to. `evaluate()` ne
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
@@ -19,8 +20,16 @@ if TYPE_CHECKING:
 
 Severity = Literal["error", "warning"]
 AppliesTo = Literal[
-    "all", "controlPlane", "worker", "pciPassthrough", "hardwareVirtualization", "nonRoot", "offline",
+    "all",
+    "controlPlane",
+    "worker",
+    "pciPassthrough",
+    "hardwareVirtualization",
+    "nonRoot",
+    "offline",
     "offlinePackages",
+    "longhorn",
+    "metallbL2",
 ]
 Status = Literal["pass", "fail", "warn", "skipped"]
 
@@ -36,6 +45,7 @@ MIN_KERNEL = (4, 19)
 MIN_CPUS = {"controlPlane": 2, "worker": 4}
 MIN_MEM_GIB = {"controlPlane": 4, "worker": 8}
 MIN_VAR_FREE_GIB = 50
+MIN_LONGHORN_FREE_GIB = 50
 
 
 @dataclass(frozen=True)
@@ -318,6 +328,94 @@ def _distribution(h: HostContext, c: ClusterContext) -> Outcome:
         return True, f"{name}: packages served for it"
     return False, f"{name} is not among the served OS releases ({', '.join(listed) or 'none'})"
 
+
+def _iscsi(h: HostContext, _: ClusterContext) -> Outcome:
+    tools, module = h.facts.storage_tools, h.facts.modules.get("iscsi_tcp", "unknown")
+    if "iscsiadm" not in tools:
+        return False, "iscsiadm not found: no iSCSI initiator"
+    if "initiatorname" not in tools:
+        return False, "/etc/iscsi/initiatorname.iscsi is missing or empty"
+    if module == "missing":
+        return False, "kernel module iscsi_tcp is not available"
+    return True, "iSCSI initiator present" + ("" if module == "unknown" else f", iscsi_tcp {module}")
+
+
+def _nfs(h: HostContext, _: ClusterContext) -> Outcome:
+    return ("nfs" in h.facts.storage_tools), (
+        "NFS client present" if "nfs" in h.facts.storage_tools else "mount.nfs not found: no NFS client"
+    )
+
+
+def _data_path(h: HostContext, c: ClusterContext) -> Outcome:
+    path = c.config.components.longhorn.data_path
+    free, where = h.facts.data_path_free_bytes, h.facts.data_path_dir
+    if free is None:
+        return None, f"free space under {path} unknown"
+    on = "" if where is None or where.rstrip("/") == path.rstrip("/") else f" (on the filesystem of {where})"
+    return (
+        free >= MIN_LONGHORN_FREE_GIB * GiB,
+        f"{free / GiB:.1f} GiB free for {path}{on} (minimum {MIN_LONGHORN_FREE_GIB} GiB)",
+    )
+
+
+def _multipath(h: HostContext, _: ClusterContext) -> Outcome:
+    tools = h.facts.storage_tools
+    if "multipathd" not in tools:
+        return True, "multipathd is not running"
+    if "blacklist-sd" in tools:
+        return True, "multipathd runs, with /etc/multipath.conf blacklisting sd devices"
+    return False, "multipathd runs and may claim the devices of Longhorn volumes (they then fail to mount)"
+
+
+def _pool_ranges(
+    config: Config,
+) -> list[
+    tuple[
+        str, str, ipaddress.IPv4Address | ipaddress.IPv6Address, ipaddress.IPv4Address | ipaddress.IPv6Address
+    ]
+]:
+    from kvinstall.config.models import address_range
+
+    out = []
+    for pool in config.components.metallb.pools:
+        for text in pool.addresses:
+            first, last = address_range(text)
+            out.append((pool.name, text, first, last))
+    return out
+
+
+def _on_network(
+    facts: HostFacts,
+    first: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    last: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> str | None:
+    for device, iface in facts.interfaces:
+        if iface.version == first.version and first in iface.network and last in iface.network:
+            return f"{device} ({iface.network})"
+    return None
+
+
+def _l2_network(h: HostContext, c: ClusterContext) -> Outcome:
+    """Layer 2 announcements reach the hosts' own segment only: each pool range must lie in a network
+    of this host's interfaces (on another host's only: a warning; on no host's: an error)."""
+    if not h.facts.interfaces:
+        return None, "the host's interface addresses are unknown"
+    here, elsewhere, nowhere = [], [], []
+    for pool, text, first, last in _pool_ranges(c.config):
+        found = _on_network(h.facts, first, last)
+        if found is not None:
+            here.append(f"{text} ({pool}) on {found}")
+        elif any(_on_network(o.facts, first, last) for o in c.hosts if o is not h):
+            elsewhere.append(f"{text} ({pool})")
+        else:
+            nowhere.append(f"{text} ({pool})")
+    if nowhere:
+        return False, f"no host has an interface on the network of {', '.join(nowhere)}"
+    if elsewhere:
+        return None, f"this host has no interface on the network of {', '.join(elsewhere)} (other hosts do)"
+    return True, "; ".join(here) or "no pools"
+
+
 _EMULATION = "or set components.kubevirt.useEmulation: true to run VMs without hardware virtualization (slow)"
 
 CHECKS: tuple[Check, ...] = (
@@ -517,6 +615,49 @@ CHECKS: tuple[Check, ...] = (
         "all",
         _reach,
     ),
+    Check(
+        "longhorn.iscsi",
+        "iSCSI initiator for Longhorn volumes (iscsiadm, an initiator name, module iscsi_tcp)",
+        "error",
+        "install open-iscsi (Debian/Ubuntu) or iscsi-initiator-utils (RHEL/Rocky), enable iscsid, and load "
+        "iscsi_tcp (add it to /etc/modules-load.d/)",
+        "longhorn",
+        _iscsi,
+    ),
+    Check(
+        "longhorn.nfs",
+        "NFS client for Longhorn's ReadWriteMany filesystem volumes and NFS backups",
+        "warning",
+        "install nfs-common (Debian/Ubuntu) or nfs-utils (RHEL/Rocky)",
+        "longhorn",
+        _nfs,
+    ),
+    Check(
+        "longhorn.data-path",
+        f"At least {MIN_LONGHORN_FREE_GIB} GiB free for Longhorn's data path (components.longhorn.dataPath)",
+        "warning",
+        "free space, mount a data disk at the data path, or set components.longhorn.dataPath to a larger disk",
+        "longhorn",
+        _data_path,
+    ),
+    Check(
+        "longhorn.multipath",
+        "multipathd does not claim the devices of Longhorn volumes",
+        "error",
+        'add blacklist { devnode "^sd[a-z0-9]+" } to /etc/multipath.conf and restart multipathd, or stop '
+        "and disable multipathd if the host has no multipath storage",
+        "longhorn",
+        _multipath,
+    ),
+    Check(
+        "metallb.l2-network",
+        "MetalLB's layer 2 pools lie on a network of the hosts' interfaces",
+        "error",
+        "choose pool addresses from the hosts' own network (components.metallb.pools), or announce them "
+        "over BGP (components.metallb.bgpPeers, l2: false)",
+        "metallbL2",
+        _l2_network,
+    ),
 )
 CHECKS_BY_ID: Mapping[str, Check] = {c.id: c for c in CHECKS}
 
@@ -540,6 +681,15 @@ def applies_to_host(check: Check, host: Host, user: str, config: Config) -> bool
         return config.offline.enabled
     if a == "offlinePackages":
         return config.offline.enabled and config.offline.package_repository is not None
+    if a == "longhorn":
+        # Where volumes attach and replicas live: the workers (control planes too when there are no
+        # workers, or when they take workloads: taints: []).
+        return config.components.longhorn.enabled and (
+            host.role == "worker" or not config.workers or host.taints == []
+        )
+    if a == "metallbL2":
+        lb = config.components.metallb
+        return lb.enabled and lb.l2
     return user != "root"  # nonRoot
 
 

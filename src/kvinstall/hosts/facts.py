@@ -8,13 +8,14 @@ processes per host. Values from the config (peer addresses) enter the script onl
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 # Kernel modules whose state is reported: Kube-OVN (openvswitch, geneve/vxlan, iptables), KubeVirt
-# (kvm*, vhost_net), PCI passthrough (vfio_pci).
+# (kvm*, vhost_net), PCI passthrough (vfio_pci), Longhorn (iscsi_tcp).
 MODULES = (
     "openvswitch",
     "geneve",
@@ -26,6 +27,7 @@ MODULES = (
     "kvm_intel",
     "kvm_amd",
     "vhost_net",
+    "iscsi_tcp",
 )
 DEVICES = ("/dev/kvm", "/dev/vhost-net", "/dev/net/tun")
 _GREP_FILES = (
@@ -52,9 +54,11 @@ def facts_script(
     check_sudo: bool = False,
     reach_timeout: float = REACH_TIMEOUT_S,
     site: Sequence[Peer] = (),
+    data_path: str | None = None,
 ) -> str:
     """The POSIX sh script that prints every fact, in sections `@@name`. `site`: the offline site's
-    registry and package repository endpoints, probed like the peers."""
+    registry and package repository endpoints, probed like the peers. `data_path`: a directory whose
+    filesystem's free space is reported (the nearest existing parent, before the directory exists)."""
     lines = [
         "exec 2>/dev/null",
         "PATH=$PATH:/usr/sbin:/sbin; export PATH; LC_ALL=C; export LC_ALL",
@@ -81,7 +85,24 @@ def facts_script(
         # A host KubeOne already joined (the marker KubeOne itself uses): its own ports are in use.
         "echo @@node",
         "[ -e /etc/kubernetes/kubelet.conf ] && echo member",
+        # Addresses of the host's interfaces (MetalLB announces on the networks they are on).
+        "echo @@addrs",
+        "ip -o addr show scope global",
+        # What Longhorn needs: the iSCSI initiator (tool and initiator name), the NFS client, and no
+        # multipathd claiming its devices (unless multipath.conf blacklists them).
+        "echo @@storage",
+        "command -v iscsiadm >/dev/null && echo iscsiadm",
+        "[ -s /etc/iscsi/initiatorname.iscsi ] && echo initiatorname",
+        "{ command -v mount.nfs || [ -x /sbin/mount.nfs ] || [ -x /usr/sbin/mount.nfs ]; } >/dev/null && echo nfs",
+        "{ [ -e /run/multipathd.pid ] || [ -S /run/multipathd.socket ] || pidof multipathd; } >/dev/null && echo multipathd",
+        "grep -qsE '^[^#]*devnode[[:space:]]+\"?\\^?sd' /etc/multipath.conf && echo blacklist-sd",
     ]
+    if data_path is not None:
+        lines += [
+            "echo @@datapath",
+            f"p={shlex.quote(data_path)}; "
+            'while [ ! -e "$p" ] && [ "$p" != / ]; do p=$(dirname "$p"); done; echo "$p"; df -Pk "$p"',
+        ]
     if check_sudo:
         lines += ["echo @@sudo", "if sudo -n true; then echo ok; else echo fail; fi"]
     if peers or site:
@@ -147,6 +168,11 @@ class HostFacts:
     listening: frozenset[tuple[str, int]] = frozenset()  # ("tcp"|"udp", port)
     sudo_ok: bool | None = None
     cluster_member: bool = False  # /etc/kubernetes/kubelet.conf exists: already a node of the cluster
+    # Global addresses of the host's interfaces, with their networks (e.g. 10.0.0.5/24 on eth0).
+    interfaces: tuple[tuple[str, ipaddress.IPv4Interface | ipaddress.IPv6Interface], ...] = ()
+    storage_tools: frozenset[str] = frozenset()  # iscsiadm, initiatorname, nfs, multipathd, blacklist-sd
+    data_path_dir: str | None = None  # the existing directory of the data path whose space was measured
+    data_path_free_bytes: int | None = None
     reach: dict[str, bool | None] = field(default_factory=dict)  # "addr:port" -> reachable
     site_reach: dict[str, bool | None] = field(default_factory=dict)  # offline site endpoints, the same way
 
@@ -247,6 +273,21 @@ def parse_df(lines: Sequence[str]) -> int | None:
         return None
 
 
+def parse_addrs(
+    lines: Sequence[str],
+) -> tuple[tuple[str, ipaddress.IPv4Interface | ipaddress.IPv6Interface], ...]:
+    """`ip -o addr show` -> ((device, address/prefix), ...)."""
+    out = []
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 4 and parts[2] in ("inet", "inet6"):
+            try:
+                out.append((parts[1].rstrip(":"), ipaddress.ip_interface(parts[3])))
+            except ValueError:
+                continue
+    return tuple(out)
+
+
 def parse_facts(text: str) -> HostFacts:
     """Parse the output of `facts_script()`. Missing sections leave their fields unknown."""
     sec = split_sections(text)
@@ -295,6 +336,7 @@ def parse_facts(text: str) -> HostFacts:
     sudo_lines = [ln.strip() for ln in sec.get("sudo", []) if ln.strip()]
     reach = _probes(sec.get("reach", []))
     groups = [ln.strip() for ln in sec.get("iommu_groups", []) if ln.strip()]
+    datapath = [ln for ln in sec.get("datapath", []) if ln.strip()]
     return HostFacts(
         hostname=(files.get("/proc/sys/kernel/hostname") or [""])[0].strip(),
         os_id=osr.get("ID", ""),
@@ -316,6 +358,10 @@ def parse_facts(text: str) -> HostFacts:
         time_synced=time_synced,
         var_free_bytes=parse_df(sec.get("df", [])),
         cluster_member=any(ln.strip() == "member" for ln in sec.get("node", [])),
+        interfaces=parse_addrs(sec.get("addrs", [])),
+        storage_tools=frozenset(ln.strip() for ln in sec.get("storage", []) if ln.strip()),
+        data_path_dir=datapath[0].strip() if datapath else None,
+        data_path_free_bytes=parse_df(datapath[1:]) if datapath else None,
         disks=disks,
         listening=frozenset(listening),
         sudo_ok=(sudo_lines[0] == "ok") if sudo_lines else None,

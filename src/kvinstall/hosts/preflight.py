@@ -111,8 +111,11 @@ def gather_facts(
     timeout: float,
     reach_timeout: float = REACH_TIMEOUT_S,
     site: Sequence[Peer] = (),
+    data_path: str | None = None,
 ) -> HostFacts:
-    script = facts_script(peers, check_sudo=conn.target.needs_sudo, reach_timeout=reach_timeout, site=site)
+    script = facts_script(
+        peers, check_sudo=conn.target.needs_sudo, reach_timeout=reach_timeout, site=site, data_path=data_path
+    )
     out = conn.run_script(script, sudo=False, timeout=timeout)
     if "@@end" not in out.stdout:
         # The script always ends with the marker: without it, the output is truncated.
@@ -174,7 +177,11 @@ def run_preflight(
     try:
         # Peers (and the offline site) are probed with the connect timeout the config trusts for SSH.
         reach = config.ssh.connect_timeout
-        gathered = pool.run_all(targets, lambda c: gather_facts(c, peers[c.target.name], timeout, reach, site))
+        lh = config.components.longhorn
+        data_path = lh.data_path if lh.enabled else None
+        gathered = pool.run_all(
+            targets, lambda c: gather_facts(c, peers[c.target.name], timeout, reach, site, data_path)
+        )
         if record_kubeone_keys:
             from kvinstall.hosts.kubeone_view import record_kubeone_keys as record
 

@@ -42,6 +42,11 @@ _ATOMIC: Any = object()
 # Defaults the server fills into atomic structs of built-in kinds, by the struct's field name:
 # an env var's `valueFrom.fieldRef` (ObjectFieldSelector) is stored with apiVersion v1.
 _ATOMIC_DEFAULTS: dict[str, dict[str, Any]] = {"fieldRef": {"apiVersion": "v1"}}
+# Defaults the server fills into each element of an atomic list of built-in kinds, by the list's
+# path: a webhook rule's `scope` ("*") in admission webhook configurations.
+_ATOMIC_ITEM_DEFAULTS: tuple[tuple[re.Pattern[str], dict[str, Any]], ...] = (
+    (re.compile(r"(^|\.)webhooks\[[^\]]*\]\.rules$"), {"scope": "*"}),
+)
 
 
 @dataclass(frozen=True)
@@ -258,6 +263,10 @@ class _Walk:
             defaults = _ATOMIC_DEFAULTS.get(path.rsplit(".", 1)[-1]) if self.typed else None
             if defaults and isinstance(d, dict):
                 d = {**defaults, **d}
+            if self.typed and isinstance(d, list):
+                for pattern, item_defaults in _ATOMIC_ITEM_DEFAULTS:
+                    if pattern.search(path):
+                        d = [{**item_defaults, **x} if isinstance(x, dict) else x for x in d]
             if not _deep_eq(d, live):
                 self.differ(path, live, d)
             return

@@ -169,6 +169,9 @@ def render_manifest(config: Config, *, host_keys: Mapping[str, str] | None = Non
         },
         "containerRuntime": {"containerd": containerd},
     }
+    proxy = kube_proxy(config)
+    if proxy is not None:
+        manifest["clusterNetwork"]["kubeProxy"] = proxy
     if config.kubelet is not None:
         manifest["kubeletConfig"] = kubelet_fields(config.kubelet)
     if config.workers:
@@ -192,6 +195,15 @@ def render_manifest(config: Config, *, host_keys: Mapping[str, str] | None = Non
             oidc["caFile"] = OIDC_CA_PATH
         manifest["features"] = {"openidConnect": {"enable": True, "config": oidc}}
     return manifest
+
+
+def kube_proxy(config: Config) -> dict[str, Any] | None:
+    """clusterNetwork.kubeProxy: nothing for iptables (KubeOne's default, so such manifests stay as they
+    were); IPVS with strict ARP when MetalLB is on: otherwise kube-proxy answers ARP for every Service
+    address from each node's kube-ipvs0 and contradicts MetalLB's layer 2 announcements."""
+    if config.network.kube_proxy_mode != "ipvs":
+        return None
+    return {"ipvs": {"strictARP": config.components.metallb.enabled}}
 
 
 def registries_auth(config: Config) -> dict[str, Any] | None:

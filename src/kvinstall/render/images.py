@@ -3,7 +3,9 @@
 Where images live: the containers, initContainers and ephemeralContainers of every pod template
 (Deployment, DaemonSet, StatefulSet, ReplicaSet, Job, CronJob, Pod), env vars whose name ends with
 `_IMAGE` (operators such as virt-operator and cdi-operator read their operand images from those),
-and a few known fields (Kube-OVN's ConfigMap `ovn-vpc-nat-config` `.data.image`).
+command-line flags named `--<something>-image` (`--engine-image IMG`, `--acme-http01-solver-image=IMG`:
+how longhorn-manager and cert-manager learn the images they deploy), and a few known fields
+(Kube-OVN's ConfigMap `ovn-vpc-nat-config` `.data.image`).
 
 The rewrite keeps the repository path, tag and digest and drops the upstream host, the same mapping
 the mirror uses when it pushes a bundle: docker.io/kubeovn/kube-ovn:v1.16.2 -> SITE/kubeovn/kube-ovn:v1.16.2,
@@ -13,6 +15,7 @@ nginx -> SITE/library/nginx.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -33,6 +36,8 @@ _POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
 _CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 # ConfigMaps whose data holds an image: (name, key).
 _CONFIGMAP_IMAGES = {("ovn-vpc-nat-config", "image")}
+# A flag that takes an image: `--engine-image IMG` or `--acme-http01-solver-image=IMG`.
+_IMAGE_FLAG = re.compile(r"^--[a-z0-9][a-z0-9-]*-image$")
 
 
 # One parser for image references in the whole tool: the mirror's (the same mapping push uses).
@@ -70,6 +75,7 @@ def _visit(obj: KubeObject, fn: Callable[[str], str]) -> None:
                     continue
                 if isinstance(container.get("image"), str):
                     container["image"] = fn(container["image"])
+                _visit_flags(container, fn)
                 for env in container.get("env") or []:
                     if (
                         isinstance(env, dict)
@@ -84,6 +90,23 @@ def _visit(obj: KubeObject, fn: Callable[[str], str]) -> None:
         for cm_name, key in _CONFIGMAP_IMAGES:
             if name == cm_name and isinstance(data.get(key), str):
                 data[key] = fn(data[key])
+
+
+def _visit_flags(container: dict[str, Any], fn: Callable[[str], str]) -> None:
+    for key in ("command", "args"):
+        items = container.get(key)
+        if not isinstance(items, list):
+            continue
+        for i, item in enumerate(items):
+            if not isinstance(item, str):
+                continue
+            flag, eq, value = item.partition("=")
+            if eq and value and _IMAGE_FLAG.match(flag):
+                items[i] = f"{flag}={fn(value)}"
+            elif _IMAGE_FLAG.match(item) and i + 1 < len(items):
+                following = items[i + 1]
+                if isinstance(following, str) and following and not following.startswith("-"):
+                    items[i + 1] = fn(following)
 
 
 def _iter_images(objects: list[KubeObject]) -> Iterator[str]:

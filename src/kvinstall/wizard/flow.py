@@ -23,6 +23,7 @@ from kvinstall.wizard.steps import (
     step_kyverno,
     step_network,
     step_offline,
+    step_services,
     step_storage,
     step_workspaces,
 )
@@ -78,6 +79,17 @@ def _sum_kyverno(d: Data) -> str:
     return f"policies {get_in(ky, ['policies', 'mode'], 'Audit')}"
 
 
+def _sum_services(d: Data) -> str:
+    comps = d.get("components") or {}
+    on = []
+    if get_in(comps, ["metallb", "enabled"]):
+        pools = get_in(comps, ["metallb", "pools"], []) or []
+        on.append("MetalLB " + ", ".join(a for p in pools for a in p.get("addresses", [])))
+    on += [title for key, title in (("longhorn", "Longhorn"), ("certManager", "cert-manager"), ("multus", "Multus"))
+           if get_in(comps, [key, "enabled"])]
+    return ", ".join(on) or "none"
+
+
 def _sum_offline(d: Data) -> str:
     off = d.get("offline") or {}
     if not off.get("enabled"):
@@ -100,6 +112,7 @@ STEPS: tuple[Step, ...] = (
     Step("kubevirt", "KubeVirt", step_kubevirt, _sum_kubevirt),
     Step("auth", "Login", step_auth, _sum_auth),
     Step("kyverno", "Policies", step_kyverno, _sum_kyverno),
+    Step("services", "Platform services", step_services, _sum_services),
     Step("workspaces", "Workspaces", step_workspaces,
          lambda d: ", ".join(w["name"] for w in d.get("workspaces", [])) or "none"),
     Step("offline", "Offline", step_offline, _sum_offline),

@@ -1,5 +1,5 @@
 """The steps after the hosts: cluster, API endpoint, network, storage, KubeVirt (and GPUs), login,
-policies, workspaces, offline. Each is one function `step_x(ctx, data) -> data`; the review screen
+policies, platform services (MetalLB, Longhorn, cert-manager, Multus), workspaces, offline. Each is one function `step_x(ctx, data) -> data`; the review screen
 calls any of them again. Secrets are never asked in clear text: a step asks where kvinstall reads them
 at run time (an environment variable or a file) and writes `valueFrom`."""
 
@@ -15,6 +15,7 @@ from kvinstall.config.models import (
     Connector,
     Host,
     MediatedDevice,
+    MetalLBPool,
     Network,
     Offline,
     PCIHostDevice,
@@ -373,6 +374,45 @@ def step_kyverno(ctx: Ctx, data: Data) -> Data:
             pol.pop("hostDevicesNamespaces", None)
         tidy(d, ["components", "kyverno", "policies"])
     tidy(d, ["components", "kyverno"])
+    tidy(d, ["components"])
+    return d
+
+
+def step_services(ctx: Ctx, data: Data) -> Data:
+    """MetalLB (with its first pool's addresses), Longhorn, cert-manager and Multus: each off unless
+    asked for. Saying no drops the component's section (its settings would be unused)."""
+    d = copy.deepcopy(data)
+    ui = ctx.ui
+    comps = d.setdefault("components", {})
+
+    def wanted(key: str, question: str) -> bool:
+        on = ui.confirm(question, default=bool(get_in(comps, [key, "enabled"])))
+        if not on:
+            comps.pop(key, None)
+        else:
+            comps.setdefault(key, {})["enabled"] = True
+        return on
+
+    if wanted("metallb", "Install MetalLB (LoadBalancer Services on the hosts' network)?"):
+        lb = comps["metallb"]
+        pools = list(lb.get("pools") or [])
+        name = pools[0]["name"] if pools else "default"
+
+        def put_pool(x: Data, answer: str) -> None:
+            set_in(x, ["components", "metallb"], {**lb, "pools": [{"name": name, "addresses": split_list(answer)}]})
+
+        addresses = ui.text(
+            "LoadBalancer addresses (ranges or CIDRs, comma-separated)",
+            default=", ".join(pools[0]["addresses"]) if pools else "",
+            validate=all_of(check_nonempty,
+                            list_check(field_check(MetalLBPool, "addresses", {"name": name}, convert=lambda a: [a])),
+                            cross_check(ctx.catalog, d, put_pool, ("components", "metallb", "pools"))),
+            instruction="(e.g. 192.168.10.200-192.168.10.250: free addresses on the hosts' network)",
+        )  # fmt: skip
+        lb["pools"] = [{"name": name, "addresses": split_list(addresses)}, *pools[1:]]
+    wanted("longhorn", "Install Longhorn (replicated storage; its ReadWriteMany class allows live migration)?")
+    wanted("certManager", "Install cert-manager (certificates; Dex then serves HTTPS with one)?")
+    wanted("multus", "Install Multus (secondary networks for VMs)?")
     tidy(d, ["components"])
     return d
 
