@@ -48,6 +48,7 @@ from unit.test_wizard import (
     MINIMAL,
     NETWORK_DEFAULT,
     OFFLINE_NO,
+    SERVICES_NONE,
     STORAGE_DEFAULT,
     WORKSPACES_NONE,
     WRITE,
@@ -268,20 +269,20 @@ WIZARD_BASTION_OIDC = (
     + S("Done") + T("192.0.2.100") + ENTER + NETWORK_DEFAULT + STORAGE_DEFAULT + KUBEVIRT_DEFAULT
     + S("OIDC") + T("https://dex.example.com/dex") + ENTER + ENTER + ENTER + ENTER
     + T("https://accounts.example.com") + T("kvinstall") + ENTER + T("OIDC_CLIENT_SECRET") + S("Done")
-    + KYVERNO_DEFAULT + WORKSPACES_NONE + OFFLINE_NO + WRITE
+    + KYVERNO_DEFAULT + SERVICES_NONE + WORKSPACES_NONE + OFFLINE_NO + WRITE
 )  # fmt: skip
 WIZARD_OFFLINE_CA_LOGIN = (
     T("airgap") + ENTER + ENTER + T("192.0.2.10") + ENTER + ENTER + ENTER + ENTER + "n" + "n"
     + S("Done") + ENDPOINT_DEFAULT + NETWORK_DEFAULT + STORAGE_DEFAULT + KUBEVIRT_DEFAULT
     + S("Basic") + T("https://dex.example.com/dex") + ENTER + S("Generate")
-    + KYVERNO_DEFAULT + WORKSPACES_NONE
+    + KYVERNO_DEFAULT + SERVICES_NONE + WORKSPACES_NONE
     + "y" + T("registry.example.com:5000") + S("own CA") + T("/etc/kvinstall/ca.pem")
     + "y" + T("puller") + S("environment") + T("KV_REGISTRY_PASSWORD") + WRITE
 )  # fmt: skip
 WIZARD_OFFLINE_PLAIN = (
     T("plain") + ENTER + ENTER + T("192.0.2.10") + ENTER + ENTER + ENTER + ENTER + "n" + "n"
     + S("Done") + ENDPOINT_DEFAULT + NETWORK_DEFAULT + STORAGE_DEFAULT + KUBEVIRT_DEFAULT + AUTH_NONE
-    + KYVERNO_DEFAULT + WORKSPACES_NONE + "y" + T("registry.example.com:5000") + S("Plain") + "n" + WRITE
+    + KYVERNO_DEFAULT + SERVICES_NONE + WORKSPACES_NONE + "y" + T("registry.example.com:5000") + S("Plain") + "n" + WRITE
 )  # fmt: skip
 WIZARD_PATHS = {
     "minimal": MINIMAL + WRITE,
