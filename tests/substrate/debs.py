@@ -31,8 +31,6 @@ its serve.json still names.
 from __future__ import annotations
 
 import contextlib
-import functools
-import http.server
 import ipaddress
 import json
 import os
@@ -81,46 +79,74 @@ def is_loopback(url: str) -> bool:
         return False
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
+# The server runs in a process of its own: nothing the test process does to its own file descriptors
+# or threads can take the mirror's socket away (a shared listening socket once answered another
+# server's HTTP 405 in a full run). Each request is one line "STATUS PATH" on its stdout.
+_SERVER = r"""
+import functools, http.server, sys
+
+class Handler(http.server.SimpleHTTPRequestHandler):
     timeout = 60  # a stuck client cannot hold a server thread for longer
-    hits: list[tuple[int, str]]
 
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        self.hits.append((int(code) if str(code).isdigit() else 0, self.path))
+    def log_request(self, code="-", size="-"):
+        print(f"{code} {self.path}", flush=True)
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # requests are recorded in hits; nothing goes to the test's stderr
+    def log_message(self, format, *args):
+        pass
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=sys.argv[1]))
+server.daemon_threads = True
+print(server.server_address[1], flush=True)
+server.serve_forever(poll_interval=0.2)
+"""
 
 
 @dataclass
 class MirrorServer:
-    """A folder over plain HTTP on 127.0.0.1 (an ephemeral port), answered by threads of this process."""
+    """A folder over plain HTTP on 127.0.0.1 (an ephemeral port), answered by a child process."""
 
     root: Path
     hits: list[tuple[int, str]] = field(default_factory=list)  # (HTTP status, path) of every request
-    _server: http.server.ThreadingHTTPServer | None = None
-    _thread: threading.Thread | None = None
+    _proc: subprocess.Popen[str] | None = None
+    _reader: threading.Thread | None = None
+    _port: int = 0
 
     @property
     def url(self) -> str:
-        assert self._server is not None, "not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        assert self._proc is not None, "not started"
+        return f"http://127.0.0.1:{self._port}"
 
     def __enter__(self) -> MirrorServer:
-        handler = type("Handler", (_Handler,), {"hits": self.hits})
-        self._server = http.server.ThreadingHTTPServer(
-            ("127.0.0.1", 0), functools.partial(handler, directory=str(self.root)))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="debian-mirror", daemon=True)
-        self._thread.start()
+        self._proc = subprocess.Popen([sys.executable, "-c", _SERVER, str(self.root)], stdout=subprocess.PIPE,
+                                      stdin=subprocess.DEVNULL, text=True)  # fmt: skip
+        assert self._proc.stdout is not None
+        first = self._proc.stdout.readline()  # its port, or EOF when it could not start
+        if not first.strip().isdigit():
+            self._proc.kill()
+            self._proc.wait(30)
+            raise RuntimeError(f"the Debian mirror server did not start: {first!r}")
+        self._port = int(first)
+        self._reader = threading.Thread(target=self._read, args=(self._proc.stdout,), name="debian-mirror-log",
+                                        daemon=True)  # fmt: skip
+        self._reader.start()
         return self
 
+    def _read(self, out: Any) -> None:
+        for line in out:
+            if not line.strip():
+                continue
+            code, _, path = line.rstrip("\n").partition(" ")
+            self.hits.append((int(code) if code.isdigit() else 0, path))
+
     def __exit__(self, typ: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        assert self._server is not None and self._thread is not None
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=60)
+        assert self._proc is not None and self._reader is not None
+        self._proc.terminate()
+        try:
+            self._proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(60)
+        self._reader.join(timeout=60)
 
 
 @dataclass(frozen=True)
