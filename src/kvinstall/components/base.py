@@ -82,6 +82,12 @@ class CatalogComponent:
     def images(self, config: Config, catalog: Catalog) -> list[str]:
         return list(self.release(config, catalog).images)
 
+    def _ns(self, config: Config, catalog: Catalog) -> str:
+        """The catalog release's namespace, else the component's own."""
+        own = getattr(self, "namespace", None)
+        assert own is not None, f"{self.name} names no namespace"
+        return self.release(config, catalog).namespace or own
+
 
 def ordered(components: Sequence[Component], config: Config) -> list[Component]:
     """The enabled components, in install order (the order of the sequence given)."""

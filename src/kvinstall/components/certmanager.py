@@ -99,9 +99,6 @@ class CertManagerComponent(CatalogComponent):
     def version(self, config: Config) -> str:
         return config.components.cert_manager.version
 
-    def _ns(self, config: Config, catalog: Catalog) -> str:
-        return self.release(config, catalog).namespace or "cert-manager"
-
     def render(self, config: Config, catalog: Catalog, source: ArtifactSource) -> Rendered:
         rendered = Rendered()
         release = self.release(config, catalog)

@@ -89,9 +89,6 @@ class LonghornComponent(CatalogComponent):
     def version(self, config: Config) -> str:
         return config.components.longhorn.version
 
-    def _ns(self, config: Config, catalog: Catalog) -> str:
-        return self.release(config, catalog).namespace or "longhorn-system"
-
     def render(self, config: Config, catalog: Catalog, source: ArtifactSource) -> Rendered:
         from kvinstall.render.env import render_template
 

@@ -92,9 +92,6 @@ class MetalLBComponent(CatalogComponent):
     def version(self, config: Config) -> str:
         return config.components.metallb.version
 
-    def _ns(self, config: Config, catalog: Catalog) -> str:
-        return self.release(config, catalog).namespace or "metallb-system"
-
     def images(self, config: Config, catalog: Catalog) -> list[str]:
         release = self.release(config, catalog)
         extra = release.gate_images.get(FRR_K8S, ()) if config.components.metallb.frr_k8s else ()
